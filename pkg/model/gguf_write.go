@@ -1,0 +1,445 @@
+package model
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// WriteTensor is one tensor to write: its info and its data, len(Data) bytes
+// in ggml layout (ne[0] fastest, quantized rows as whole blocks).
+type WriteTensor struct {
+	Name string
+	Ne   []int64 // ggml order, 1 to 4 dimensions
+	Type Type
+	Data []byte
+}
+
+// NewKV returns the KV for a Go value, deriving its ValueType: uint8, int8,
+// uint16, int16, uint32, int32, float32, bool, string, uint64, int64 and
+// float64 give scalars; slices of those, []Array and Array give arrays. It
+// panics on any other type (a programming error: GGUF has no plain int).
+func NewKV(key string, value any) KV {
+	if t, ok := scalarType(value); ok {
+		return KV{Key: key, Type: t, Value: value}
+	}
+	if a, ok := value.(Array); ok {
+		return KV{Key: key, Type: ValueArray, Value: a}
+	}
+	if t, ok := sliceType(value); ok {
+		return KV{Key: key, Type: ValueArray, Value: Array{Elem: t, Values: value}}
+	}
+	panic(fmt.Sprintf("model.NewKV(%q): unsupported value type %T", key, value))
+}
+
+// scalarType is the ValueType of a Go scalar.
+func scalarType(v any) (ValueType, bool) {
+	switch v.(type) {
+	case uint8:
+		return ValueUint8, true
+	case int8:
+		return ValueInt8, true
+	case uint16:
+		return ValueUint16, true
+	case int16:
+		return ValueInt16, true
+	case uint32:
+		return ValueUint32, true
+	case int32:
+		return ValueInt32, true
+	case float32:
+		return ValueFloat32, true
+	case bool:
+		return ValueBool, true
+	case string:
+		return ValueString, true
+	case uint64:
+		return ValueUint64, true
+	case int64:
+		return ValueInt64, true
+	case float64:
+		return ValueFloat64, true
+	}
+	return 0, false
+}
+
+// sliceType is the element ValueType of a Go slice allowed in Array.Values.
+func sliceType(v any) (ValueType, bool) {
+	switch v.(type) {
+	case []uint8:
+		return ValueUint8, true
+	case []int8:
+		return ValueInt8, true
+	case []uint16:
+		return ValueUint16, true
+	case []int16:
+		return ValueInt16, true
+	case []uint32:
+		return ValueUint32, true
+	case []int32:
+		return ValueInt32, true
+	case []float32:
+		return ValueFloat32, true
+	case []bool:
+		return ValueBool, true
+	case []string:
+		return ValueString, true
+	case []uint64:
+		return ValueUint64, true
+	case []int64:
+		return ValueInt64, true
+	case []float64:
+		return ValueFloat64, true
+	case []Array:
+		return ValueArray, true
+	}
+	return 0, false
+}
+
+// Write writes a GGUF version 3 file laid out as ggml's gguf_write_to_file
+// does: header, kvs in order, tensor infos in order, zero padding to the
+// alignment, then each tensor's data padded with zeros to the alignment.
+//
+// alignment 0 means: general.alignment from kvs, or 32 when absent. A
+// non-zero alignment must agree with general.alignment when kvs has it;
+// when kvs lacks it and alignment is not 32, a general.alignment u32 pair is
+// appended to the metadata written, so that readers find the alignment.
+//
+// Everything is validated before the first byte is written: keys non-empty
+// and unique, each KV's Value of the Go type its Type calls for,
+// general.alignment a u32 power of two, tensor names unique and shorter than
+// 64 bytes, 1 to 4 non-negative dimensions, a known type, rows a whole number
+// of blocks and len(Data) equal to the tensor's byte size. Arrays of arrays
+// are written as the GGUF spec describes them, but ggml cannot read them.
+func Write(w io.Writer, kvs []KV, tensors []WriteTensor, alignment uint64) error {
+	kvs, align, err := resolveAlignment(kvs, alignment)
+	if err != nil {
+		return err
+	}
+	head, err := encodeMeta(kvs, tensors, align)
+	if err != nil {
+		return err
+	}
+	total := uint64(len(head))
+	for _, t := range tensors {
+		total += pad(uint64(len(t.Data)), align)
+	}
+	bw := bufio.NewWriterSize(w, int(min(total, 1<<20)))
+	if _, err := bw.Write(head); err != nil {
+		return err
+	}
+	var zeros [256]byte
+	for _, t := range tensors {
+		if _, err := bw.Write(t.Data); err != nil {
+			return err
+		}
+		for p := pad(uint64(len(t.Data)), align) - uint64(len(t.Data)); p > 0; {
+			n := min(p, uint64(len(zeros)))
+			if _, err := bw.Write(zeros[:n]); err != nil {
+				return err
+			}
+			p -= n
+		}
+	}
+	return bw.Flush()
+}
+
+// WriteFile writes the GGUF file of Write to path atomically: into a
+// temporary file in the same directory, synced, then renamed over path, so
+// that path holds either its old content or the complete new file.
+func WriteFile(path string, kvs []KV, tensors []WriteTensor, alignment uint64) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = Write(tmp, kvs, tensors, alignment); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// Make the rename itself durable; not every system can sync a directory.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// resolveAlignment applies Write's alignment rules.
+func resolveAlignment(kvs []KV, alignment uint64) ([]KV, uint64, error) {
+	align, have := uint64(DefaultAlignment), false
+	for i, kv := range kvs {
+		if kv.Key != KeyAlignment {
+			continue
+		}
+		v, ok := kv.Value.(uint32)
+		if !ok || kv.Type != ValueUint32 {
+			return nil, 0, fmt.Errorf("kv %d %q: alignment must be a u32, not %s (%T)", i, kv.Key, kv.Type, kv.Value)
+		}
+		align, have = uint64(v), true
+	}
+	if alignment != 0 {
+		if have && align != alignment {
+			return nil, 0, fmt.Errorf("alignment %d disagrees with %s = %d", alignment, KeyAlignment, align)
+		}
+		if alignment > math.MaxUint32 {
+			return nil, 0, fmt.Errorf("alignment %d does not fit in a u32", alignment)
+		}
+		if !have && alignment != DefaultAlignment {
+			kvs = append(kvs[:len(kvs):len(kvs)], NewKV(KeyAlignment, uint32(alignment)))
+		}
+		align = alignment
+	}
+	if align == 0 || align&(align-1) != 0 {
+		return nil, 0, fmt.Errorf("alignment %d is not a power of two", align)
+	}
+	return kvs, align, nil
+}
+
+// encodeMeta validates kvs and tensors and returns the header, metadata,
+// tensor infos and padding: every byte before the data section.
+func encodeMeta(kvs []KV, tensors []WriteTensor, align uint64) ([]byte, error) {
+	le := binary.LittleEndian
+	b := []byte(Magic)
+	b = le.AppendUint32(b, 3)
+	b = le.AppendUint64(b, uint64(len(tensors)))
+	b = le.AppendUint64(b, uint64(len(kvs)))
+
+	seen := make(map[string]int, len(kvs))
+	for i, kv := range kvs {
+		if kv.Key == "" {
+			return nil, fmt.Errorf("kv %d: empty key", i)
+		}
+		if j, dup := seen[kv.Key]; dup {
+			return nil, fmt.Errorf("kv %d %q: duplicate key (first at kv %d)", i, kv.Key, j)
+		}
+		seen[kv.Key] = i
+		b = appendString(b, kv.Key)
+		b = le.AppendUint32(b, uint32(kv.Type))
+		var err error
+		if b, err = appendValue(b, kv.Type, kv.Value, 0); err != nil {
+			return nil, fmt.Errorf("kv %d %q: %w", i, kv.Key, err)
+		}
+	}
+
+	names := make(map[string]int, len(tensors))
+	var offset uint64
+	for i, t := range tensors {
+		size, err := checkTensor(t)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %d %q: %w", i, t.Name, err)
+		}
+		if j, dup := names[t.Name]; dup {
+			return nil, fmt.Errorf("tensor %d %q: duplicate tensor name (first at tensor %d)", i, t.Name, j)
+		}
+		names[t.Name] = i
+		b = appendString(b, t.Name)
+		b = le.AppendUint32(b, uint32(len(t.Ne)))
+		for _, n := range t.Ne {
+			b = le.AppendUint64(b, uint64(n))
+		}
+		b = le.AppendUint32(b, uint32(t.Type))
+		b = le.AppendUint64(b, offset)
+		offset = pad(offset+uint64(size), align)
+	}
+	for uint64(len(b))%align != 0 {
+		b = append(b, 0)
+	}
+	return b, nil
+}
+
+// checkTensor validates a tensor to write and returns its byte size.
+func checkTensor(t WriteTensor) (int64, error) {
+	if len(t.Name) > MaxTensorNameLen {
+		return 0, fmt.Errorf("name is %d bytes, longer than ggml's limit of %d", len(t.Name), MaxTensorNameLen)
+	}
+	size, _, msg := tensorSize(t.Type, t.Ne)
+	if msg != "" {
+		return 0, errors.New(msg)
+	}
+	if int64(len(t.Data)) != size {
+		return 0, fmt.Errorf("%d bytes of data, want %d for shape %v of type %s", len(t.Data), size, t.Ne, t.Type)
+	}
+	return size, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendValue encodes v, which must have the Go type that t calls for.
+func appendValue(b []byte, t ValueType, v any, depth int) ([]byte, error) {
+	le := binary.LittleEndian
+	if t == ValueArray {
+		a, ok := v.(Array)
+		if !ok {
+			return nil, fmt.Errorf("type arr needs a model.Array value, not %T", v)
+		}
+		return appendArray(b, a, depth+1)
+	}
+	if got, ok := scalarType(v); !ok || got != t {
+		return nil, fmt.Errorf("type %s needs a Go %s value, not %T", t, goTypeName(t), v)
+	}
+	switch v := v.(type) {
+	case uint8:
+		b = append(b, v)
+	case int8:
+		b = append(b, uint8(v))
+	case bool:
+		b = append(b, boolByte(v))
+	case uint16:
+		b = le.AppendUint16(b, v)
+	case int16:
+		b = le.AppendUint16(b, uint16(v))
+	case uint32:
+		b = le.AppendUint32(b, v)
+	case int32:
+		b = le.AppendUint32(b, uint32(v))
+	case float32:
+		b = le.AppendUint32(b, math.Float32bits(v))
+	case uint64:
+		b = le.AppendUint64(b, v)
+	case int64:
+		b = le.AppendUint64(b, uint64(v))
+	case float64:
+		b = le.AppendUint64(b, math.Float64bits(v))
+	case string:
+		b = appendString(b, v)
+	}
+	return b, nil
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// appendArray encodes an array: element type, count, elements.
+func appendArray(b []byte, a Array, depth int) ([]byte, error) {
+	if depth > maxArrayDepth {
+		return nil, fmt.Errorf("arrays nested deeper than %d", maxArrayDepth)
+	}
+	if got, ok := sliceType(a.Values); !ok || got != a.Elem {
+		return nil, fmt.Errorf("array of %s needs a []%s, not %T", a.Elem, goTypeName(a.Elem), a.Values)
+	}
+	le := binary.LittleEndian
+	b = le.AppendUint32(b, uint32(a.Elem))
+	b = le.AppendUint64(b, uint64(a.Len()))
+	switch v := a.Values.(type) {
+	case []uint8:
+		b = append(b, v...)
+	case []int8:
+		for _, x := range v {
+			b = append(b, uint8(x))
+		}
+	case []bool:
+		for _, x := range v {
+			b = append(b, boolByte(x))
+		}
+	case []uint16:
+		for _, x := range v {
+			b = le.AppendUint16(b, x)
+		}
+	case []int16:
+		for _, x := range v {
+			b = le.AppendUint16(b, uint16(x))
+		}
+	case []uint32:
+		for _, x := range v {
+			b = le.AppendUint32(b, x)
+		}
+	case []int32:
+		for _, x := range v {
+			b = le.AppendUint32(b, uint32(x))
+		}
+	case []float32:
+		for _, x := range v {
+			b = le.AppendUint32(b, math.Float32bits(x))
+		}
+	case []uint64:
+		for _, x := range v {
+			b = le.AppendUint64(b, x)
+		}
+	case []int64:
+		for _, x := range v {
+			b = le.AppendUint64(b, uint64(x))
+		}
+	case []float64:
+		for _, x := range v {
+			b = le.AppendUint64(b, math.Float64bits(x))
+		}
+	case []string:
+		for _, x := range v {
+			b = appendString(b, x)
+		}
+	case []Array:
+		for i, x := range v {
+			var err error
+			if b, err = appendArray(b, x, depth+1); err != nil {
+				return nil, fmt.Errorf("element %d: %w", i, err)
+			}
+		}
+	}
+	return b, nil
+}
+
+// goTypeName names the Go type that holds values of type t.
+func goTypeName(t ValueType) string {
+	switch t {
+	case ValueUint8:
+		return "uint8"
+	case ValueInt8:
+		return "int8"
+	case ValueUint16:
+		return "uint16"
+	case ValueInt16:
+		return "int16"
+	case ValueUint32:
+		return "uint32"
+	case ValueInt32:
+		return "int32"
+	case ValueFloat32:
+		return "float32"
+	case ValueBool:
+		return "bool"
+	case ValueString:
+		return "string"
+	case ValueArray:
+		return "model.Array"
+	case ValueUint64:
+		return "uint64"
+	case ValueInt64:
+		return "int64"
+	case ValueFloat64:
+		return "float64"
+	}
+	return t.String()
+}
