@@ -6,7 +6,6 @@ package tensor
 
 import (
 	"fmt"
-	"math"
 )
 
 // Tensor is one named activation.
@@ -129,39 +128,14 @@ func SameShape(a, b []int64) bool {
 	return true
 }
 
-// Stats are summary statistics of a tensor.
-type Stats struct {
-	Sum float64 `json:"sum"` // in llama.cpp's order: a float64 accumulator over elements in ggml order
-	Min float64 `json:"min"`
-	Max float64 `json:"max"`
-	NaN int64   `json:"nan"`
-	Inf int64   `json:"inf"`
-}
-
-// ComputeStats sums the values in ggml order into a float64, as llama.cpp's
-// eval-callback does, skipping nothing (a NaN makes the sum NaN). Min and Max
-// ignore NaN.
-func ComputeStats(data []float32) Stats {
-	s := Stats{Min: math.Inf(1), Max: math.Inf(-1)}
+// SumF32 sums data in ggml order into a float32 accumulator, which is how
+// llama.cpp's eval callback (common/debug.cpp, common_debug_print_tensor)
+// computes the "sum =" it prints: the result matches a log's sum to the last
+// printed digit, where a float64 sum generally does not.
+func SumF32(data []float32) float32 {
+	var s float32
 	for _, v := range data {
-		f := float64(v)
-		s.Sum += f
-		switch {
-		case math.IsNaN(f):
-			s.NaN++
-			continue
-		case math.IsInf(f, 0):
-			s.Inf++
-		}
-		if f < s.Min {
-			s.Min = f
-		}
-		if f > s.Max {
-			s.Max = f
-		}
-	}
-	if len(data) == 0 || s.NaN == int64(len(data)) {
-		s.Min, s.Max = 0, 0
+		s += v
 	}
 	return s
 }

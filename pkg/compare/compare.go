@@ -1,0 +1,472 @@
+package compare
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/layerdiff/layerdiff/pkg/tensor"
+)
+
+// Side gives access to one side of a comparison: the graph's nodes in
+// graph order, and each node's tensor by key. Compare asks for one tensor at
+// a time, so a Side may read lazily from disk.
+type Side interface {
+	Nodes() []Node
+	Tensor(key string) (*tensor.Tensor, error)
+}
+
+// TensorList is an in-memory Side holding tensors in graph order.
+type TensorList struct {
+	list  []*tensor.Tensor
+	nodes []Node
+	byKey map[string]int
+}
+
+// NewTensorList makes a Side of tensors in graph order. A tensor with an
+// empty Key is keyed by its Name; a key seen before gets the suffix "#N"
+// (N = 1, 2, … per repeat) so every key is unique.
+func NewTensorList(ts []*tensor.Tensor) *TensorList {
+	l := &TensorList{byKey: make(map[string]int, len(ts))}
+	seen := map[string]int{}
+	for _, t := range ts {
+		if t == nil {
+			continue
+		}
+		n := NodeOf(t)
+		if n.Key == "" {
+			n.Key = n.Name
+		}
+		if _, dup := l.byKey[n.Key]; dup {
+			base := n.Key
+			for {
+				seen[base]++
+				n.Key = base + "#" + strconv.Itoa(seen[base])
+				if _, dup := l.byKey[n.Key]; !dup {
+					break
+				}
+			}
+		}
+		l.byKey[n.Key] = len(l.list)
+		l.list = append(l.list, t)
+		l.nodes = append(l.nodes, n)
+	}
+	return l
+}
+
+// Nodes implements Side.
+func (l *TensorList) Nodes() []Node { return l.nodes }
+
+// Tensor implements Side.
+func (l *TensorList) Tensor(key string) (*tensor.Tensor, error) {
+	i, ok := l.byKey[key]
+	if !ok {
+		return nil, fmt.Errorf("compare: no tensor with key %q", key)
+	}
+	return l.list[i], nil
+}
+
+// Blamer decides which node caused the first divergence. layerdiff's
+// recomputing blamer re-runs the divergent op (and its producers) on the
+// reference's inputs; FirstFail is the fallback that blames the divergent
+// node itself.
+type Blamer interface {
+	// Blame returns the blamed node and the evidence for it. An error is
+	// reported as a warning and leaves the report without blame.
+	Blame(d *Divergence, env *BlameEnv) (*Blame, error)
+}
+
+// BlamerFunc adapts a function to Blamer.
+type BlamerFunc func(d *Divergence, env *BlameEnv) (*Blame, error)
+
+// Blame implements Blamer.
+func (f BlamerFunc) Blame(d *Divergence, env *BlameEnv) (*Blame, error) { return f(d, env) }
+
+// BlameEnv gives a Blamer access to both sides and to the comparison.
+type BlameEnv struct {
+	Ref, Other           Side
+	RefNodes, OtherNodes []Node
+	Alignment            *Alignment
+	// Rows are the report's rows (all of them, in graph order).
+	Rows   []Row
+	Policy *Policy
+	Tokens int
+}
+
+// Counterpart returns the other side's tensor aligned with reference node
+// i, or nil when it has none.
+func (e *BlameEnv) Counterpart(i int) (*tensor.Tensor, error) {
+	if i < 0 || i >= len(e.Alignment.Matches) {
+		return nil, fmt.Errorf("compare: reference node %d out of range", i)
+	}
+	o := e.Alignment.Matches[i].Other
+	if o < 0 {
+		return nil, nil
+	}
+	return e.Other.Tensor(e.OtherNodes[o].Key)
+}
+
+// FirstFail blames the first divergent node itself: with every earlier
+// tensor within tolerance, it is the first op whose output disagrees. Its
+// evidence names the last passing tensor before it.
+var FirstFail Blamer = BlamerFunc(firstFail)
+
+func firstFail(d *Divergence, env *BlameEnv) (*Blame, error) {
+	b := &Blame{Key: d.Key, Name: d.Name, Op: d.Op, Layer: d.Layer, By: "first-fail"}
+	b.Evidence = append(b.Evidence, "first tensor outside tolerance in graph order")
+	prev := -1
+	for i := d.Row - 1; i >= 0; i-- {
+		if env.Rows[i].Status == Pass {
+			prev = i
+			break
+		}
+	}
+	if prev >= 0 {
+		r := env.Rows[prev]
+		nm := "?"
+		if r.Metrics != nil {
+			nm = FormatFloat(float64(r.Metrics.NMSE), 3)
+		}
+		b.Evidence = append(b.Evidence, fmt.Sprintf("the last passing tensor before it is %s (%s), nmse %s", r.Name, nonEmpty(r.Op, "?"), nm))
+	} else {
+		b.Evidence = append(b.Evidence, "no tensor before it was measured and passed")
+	}
+	if d.Token >= 0 {
+		b.Evidence = append(b.Evidence, fmt.Sprintf("first failing token: %d", d.Token))
+	}
+	b.Evidence = append(b.Evidence, "op not recomputed: the inputs' contribution is not separated from the op's own error")
+	return b, nil
+}
+
+// Options control Compare.
+type Options struct {
+	// Policy judges each tensor; nil means DefaultPolicy("ggml").
+	Policy *Policy
+	// Meta is copied into the report (Mode and NTokens are filled in).
+	Meta Meta
+	// Tokens is the prompt length T for per-token slicing; 0 means
+	// len(Meta.Tokens), or else the embedding's last dimension.
+	Tokens int
+	// Filter keeps a reference node when it returns true; nil keeps all.
+	// Dropped nodes become rows with status skipped.
+	Filter func(Node) bool
+	// Blamer fills Report.Blame; nil means FirstFail.
+	Blamer Blamer
+	// Worst is how many worst elements of the first divergence to keep
+	// (default 10; negative keeps none).
+	Worst int
+	// Aliases is the alignment name table; nil means DefaultAliases.
+	Aliases []Alias
+	// Warnings from earlier stages (readers) are copied into the report.
+	Warnings []string
+}
+
+// Compare aligns the other side to the reference, measures and judges every
+// reference tensor in graph order, and returns the report. Bad data (a
+// tensor that cannot be read, a shape without correspondence) becomes row
+// statuses and warnings; an error is returned only when the reference has
+// no nodes.
+func Compare(ref, other Side, opts Options) (*Report, error) {
+	refNodes, otherNodes := ref.Nodes(), other.Nodes()
+	if len(refNodes) == 0 {
+		return nil, fmt.Errorf("compare: the reference has no tensors")
+	}
+	pol := opts.Policy
+	if pol == nil {
+		pol = MustPolicy(ModeGGML)
+	}
+	aliases := opts.Aliases
+	if aliases == nil {
+		aliases = DefaultAliases
+	}
+	nWorst := opts.Worst
+	if nWorst == 0 {
+		nWorst = 10
+	}
+	rep := &Report{Schema: SchemaVersion, Meta: opts.Meta, Policy: pol}
+	rep.Meta.Mode = pol.Mode
+	rep.Warnings = append(rep.Warnings, opts.Warnings...)
+	if a, b := opts.Meta.Reference.ModelSHA256, opts.Meta.Other.ModelSHA256; a != "" && b != "" && a != b {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("reference made from a different model file (sha256 %s, other side %s)", a, b))
+	}
+
+	T := opts.Tokens
+	if T == 0 {
+		T = len(opts.Meta.Tokens)
+	}
+	if T == 0 {
+		T = inferTokens(refNodes, aliases)
+	}
+	rep.Meta.NTokens = T
+	if T == 0 {
+		rep.Warnings = append(rep.Warnings, "prompt length unknown: no per-token slicing (first failing token not reported)")
+	}
+
+	al := Align(refNodes, otherNodes, aliases)
+	var sharedNF, partialRows, readErrs int
+	firstShared := ""
+	for i, rn := range refNodes {
+		row := Row{Index: i, Key: rn.Key, Name: rn.Name, Op: rn.Op, Layer: al.RefLayers[i], Ne: rn.Ne, FirstFailToken: -1}
+		if opts.Filter != nil && !opts.Filter(rn) {
+			row.Status = Skipped
+			row.Reasons = []string{"filtered out"}
+			rep.Skipped = append(rep.Skipped, Dropped{Side: "reference", Key: rn.Key, Name: rn.Name, Op: rn.Op, Layer: row.Layer, Reason: "filtered out"})
+			rep.Tensors = append(rep.Tensors, row)
+			continue
+		}
+		m := al.Matches[i]
+		if m.Other < 0 {
+			reason := "no counterpart on the other side"
+			if in := describe([]Node{rn}, aliases)[0]; in.permuted {
+				reason = "permuted view without a counterpart (its element order differs from the data it shows)"
+			}
+			row.Status = Unmeasured
+			row.Reasons = []string{reason}
+			rep.Unmatched = append(rep.Unmatched, Dropped{Side: "reference", Key: rn.Key, Name: rn.Name, Op: rn.Op, Layer: row.Layer, Reason: reason})
+			rep.Tensors = append(rep.Tensors, row)
+			continue
+		}
+		on := otherNodes[m.Other]
+		row.Other = &Counterpart{Key: on.Key, Name: on.Name, Op: on.Op, Ne: on.Ne, Match: m.How}
+		if m.Note != "" {
+			row.Notes = append(row.Notes, m.Note)
+		}
+		if readErr := measureRow(&row, ref, other, rn, on, T, pol, nWorst, rep); readErr {
+			readErrs++
+		}
+		if row.Metrics != nil && row.Metrics.SharedNonFinite > 0 {
+			sharedNF++
+			if firstShared == "" {
+				firstShared = row.Name
+			}
+		}
+		if row.Partial {
+			partialRows++
+		}
+		rep.Tensors = append(rep.Tensors, row)
+	}
+	for _, j := range al.UnmatchedOther {
+		on := otherNodes[j]
+		rep.Unmatched = append(rep.Unmatched, Dropped{Side: "other", Key: on.Key, Name: on.Name, Op: on.Op, Layer: al.OtherLayers[j], Reason: "no reference node matches"})
+	}
+	if sharedNF > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("NaN/Inf at the same positions on both sides in %s (first: %s); shared NaN/Inf passes unless fail_shared_nonfinite is set", plural(sharedNF, "tensor"), firstShared))
+	}
+	if partialRows > 0 {
+		rep.Warnings = append(rep.Warnings, plural(partialRows, "tensor")+" compared on a text log's printed elements and sums only")
+	}
+	if readErrs > 0 {
+		rep.Warnings = append(rep.Warnings, plural(readErrs, "tensor")+" could not be read (see their rows)")
+	}
+
+	for _, r := range rep.Tensors {
+		rep.Summary.Tensors++
+		switch r.Status {
+		case Pass:
+			rep.Summary.Pass++
+		case Fail:
+			rep.Summary.Fail++
+		case Unmeasured:
+			rep.Summary.Unmeasured++
+		case Skipped:
+			rep.Summary.Skipped++
+		}
+	}
+	rep.Summary.UnmatchedOther = len(al.UnmatchedOther)
+	switch {
+	case rep.Summary.Fail > 0:
+		rep.Verdict = VerdictFail
+	case rep.Summary.Pass > 0:
+		rep.Verdict = VerdictPass
+	default:
+		rep.Verdict = VerdictUnmeasured
+		rep.Warnings = append(rep.Warnings, "no tensor could be compared")
+	}
+
+	if d := rep.FirstDivergence; d != nil {
+		bl := opts.Blamer
+		if bl == nil {
+			bl = FirstFail
+		}
+		env := &BlameEnv{Ref: ref, Other: other, RefNodes: refNodes, OtherNodes: otherNodes, Alignment: al, Rows: rep.Tensors, Policy: pol, Tokens: T}
+		b, err := bl.Blame(d, env)
+		switch {
+		case err != nil:
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("blame: %v", err))
+		case b != nil:
+			rep.Blame = b
+		}
+	}
+	return rep, nil
+}
+
+// inferTokens takes T from the embedding node's shape {n_embd, T}.
+func inferTokens(nodes []Node, aliases []Alias) int {
+	for _, n := range nodes {
+		base, _ := tensor.SplitName(n.Name)
+		if canonicalBase(base, n.Op, aliases) == "inp_embd" {
+			tr := tensor.Trim(n.Ne)
+			if len(tr) == 2 && tr[1] > 0 && tr[1] <= math.MaxInt32 {
+				return int(tr[1])
+			}
+			if len(tr) == 1 {
+				return 1
+			}
+		}
+	}
+	return 0
+}
+
+// dataProblem checks that a tensor carries data consistent with its shape.
+func dataProblem(t *tensor.Tensor) string {
+	if t.Data == nil && t.Partial == nil {
+		return "no data"
+	}
+	if t.Data != nil && int64(len(t.Data)) != tensor.Numel(t.Ne) {
+		return fmt.Sprintf("%d values for shape %s (%d elements)", len(t.Data), fmtShape(t.Ne), tensor.Numel(t.Ne))
+	}
+	if t.Data == nil && t.Partial != nil && len(t.Partial.Index) != len(t.Partial.Values) {
+		return fmt.Sprintf("partial data with %d indices but %d values", len(t.Partial.Index), len(t.Partial.Values))
+	}
+	return ""
+}
+
+// measureRow fills a matched row: reads both tensors, plans the shape
+// correspondence, measures and judges. It reports whether a tensor could
+// not be read.
+func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWorst int, rep *Report) (readErr bool) {
+	unmeasured := func(reason string) {
+		row.Status = Unmeasured
+		row.Reasons = append(row.Reasons, reason)
+	}
+	rt, err := ref.Tensor(rn.Key)
+	if err != nil || rt == nil {
+		unmeasured(fmt.Sprintf("cannot read reference tensor %s: %v", rn.Key, err))
+		return true
+	}
+	ot, err := other.Tensor(on.Key)
+	if err != nil || ot == nil {
+		unmeasured(fmt.Sprintf("cannot read other tensor %s: %v", on.Key, err))
+		return true
+	}
+	if p := dataProblem(rt); p != "" {
+		unmeasured("reference has " + p)
+		return false
+	}
+	if p := dataProblem(ot); p != "" {
+		unmeasured("other side has " + p)
+		return false
+	}
+	// Shapes from the tensors themselves (a Side's Nodes may be lighter).
+	rn.Ne, on.Ne = rt.Ne, ot.Ne
+	row.Ne = rt.Ne
+	plan, err := PlanTransform(rn, on, T)
+	if err != nil {
+		row.Status = Fail
+		row.Reasons = append(row.Reasons, err.Error())
+		row.Tolerance = ptrTol(pol.Resolve(rn.Name, rn.Op))
+		noteFirstDivergence(row, rep, nil)
+		return false
+	}
+	row.Transform = plan.Kind
+	if plan.Note != "" {
+		row.Notes = append(row.Notes, plan.Note)
+	}
+	row.Tokens = plan.TokenCount
+	tol := pol.Resolve(rn.Name, rn.Op)
+	row.Tolerance = ptrTol(tol)
+	lay := plan.Layout()
+
+	var meas measurement
+	switch {
+	case rt.Data != nil && ot.Data != nil:
+		a := rt.Data[:plan.RefCount]
+		b := plan.OtherData(ot.Data, ot.Ne)
+		if int64(len(b)) != plan.RefCount {
+			unmeasured("internal: transformed data length mismatch")
+			return false
+		}
+		meas = measureFull(a, b, lay, tol, nWorst)
+		if tol.Logits {
+			if nv := plan.Ne[0]; nv > 0 && int64(len(a))%nv == 0 {
+				meas.Metrics.Logits = MeasureLogits(a, b, int(nv), plan.TokenBase, float64(tol.NearTieGap))
+			}
+		}
+	case rt.Data == nil && ot.Data != nil:
+		row.Partial = true
+		b := plan.OtherData(ot.Data, ot.Ne)
+		k := partialVsFull(rt.Partial, b)
+		if plan.Kind == FirstRows && k.hasRefSum {
+			k.hasRefSum = false
+			row.Notes = append(row.Notes, "sum not checked: the printed sum covers the whole cache")
+		}
+		meas = measurePartial(k, lay, tol, nWorst)
+	default:
+		row.Partial = true
+		if plan.Kind != SameShape && plan.Kind != Flat {
+			unmeasured(fmt.Sprintf("the other side is partial; shape rule %s needs its full data", plan.Kind))
+			return false
+		}
+		var k *known
+		if rt.Data != nil {
+			k = fullVsPartial(rt.Data, ot.Partial)
+		} else {
+			k = partialVsPartial(rt.Partial, ot.Partial, plan.RefCount)
+		}
+		meas = measurePartial(k, lay, tol, nWorst)
+	}
+	row.Metrics = &meas.Metrics
+	j := Judge(row.Metrics, tol)
+	row.Status = j.Status
+	row.Reasons = append(row.Reasons, j.Reasons...)
+	row.Notes = append(row.Notes, j.Notes...)
+	if j.Status != Fail {
+		return false
+	}
+	// Per-token verdicts.
+	logitFail := map[int]bool{}
+	if tol.Logits && row.Metrics.Logits != nil {
+		for _, t := range row.Metrics.Logits.Tokens {
+			if logitTokenFails(t, tol) {
+				logitFail[t.Token] = true
+			}
+		}
+	}
+	for i := range meas.PerToken {
+		ts := &meas.PerToken[i]
+		ts.Fail = tokenFails(*ts, tol, row.Partial) || logitFail[ts.Token]
+		if ts.Fail && row.FirstFailToken < 0 {
+			row.FirstFailToken = ts.Token
+		}
+	}
+	if len(meas.PerToken) == 0 && len(logitFail) > 0 {
+		for _, t := range row.Metrics.Logits.Tokens {
+			if logitFail[t.Token] {
+				row.FirstFailToken = t.Token
+				break
+			}
+		}
+	}
+	row.PerToken = meas.PerToken
+	noteFirstDivergence(row, rep, meas.Worst)
+	return false
+}
+
+func ptrTol(t Tolerance) *Tolerance { return &t }
+
+func noteFirstDivergence(row *Row, rep *Report, worst []Element) {
+	if rep.FirstDivergence != nil {
+		return
+	}
+	rep.FirstDivergence = &Divergence{Row: row.Index, Key: row.Key, Name: row.Name, Op: row.Op, Layer: row.Layer, Token: row.FirstFailToken,
+		Reasons: append([]string(nil), row.Reasons...)}
+	rep.Worst = worst
+}
+
+// plural formats a count with a noun, adding "s" unless the count is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

@@ -1,0 +1,264 @@
+package compare
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// SchemaVersion is the version of the JSON report schema (docs/report-json.md).
+// It changes only when a field changes meaning or is removed.
+const SchemaVersion = 1
+
+// Verdict is the outcome of a whole comparison.
+type Verdict string
+
+// Verdicts.
+const (
+	// VerdictPass: at least one tensor was compared and none failed.
+	VerdictPass Verdict = "pass"
+	// VerdictFail: at least one tensor failed.
+	VerdictFail Verdict = "fail"
+	// VerdictUnmeasured: nothing could be compared (no tensor matched, or no
+	// reference data): not a pass.
+	VerdictUnmeasured Verdict = "unmeasured"
+)
+
+// Report is the result of Compare, the one value every renderer prints.
+// Its JSON form is the stable contract documented in docs/report-json.md.
+type Report struct {
+	Schema  int     `json:"schema"`
+	Verdict Verdict `json:"verdict"`
+	Meta    Meta    `json:"meta"`
+	Summary Summary `json:"summary"`
+	// FirstDivergence is the first failing tensor in graph order; nil when
+	// none failed.
+	FirstDivergence *Divergence `json:"first_divergence"`
+	// Blame is the node a Blamer holds responsible; nil when none failed.
+	Blame *Blame `json:"blame"`
+	// Worst are the largest differences of the first divergent tensor,
+	// largest first.
+	Worst []Element `json:"worst"`
+	// Tensors has one row per reference node, in graph order.
+	Tensors []Row `json:"tensors"`
+	// Unmatched lists nodes without a counterpart: reference nodes (also
+	// rows with status unmeasured) and the other side's nodes (not rows).
+	Unmatched []Dropped `json:"unmatched"`
+	// Skipped lists reference nodes the caller's filter dropped.
+	Skipped  []Dropped `json:"skipped"`
+	Warnings []string  `json:"warnings"`
+	// Policy is the tolerance policy the rows were judged with.
+	Policy *Policy `json:"policy,omitempty"`
+}
+
+// Meta describes what was compared.
+type Meta struct {
+	Reference Source `json:"reference"`
+	Other     Source `json:"other"`
+	// Tokens are the prompt's token ids, when known.
+	Tokens []int32 `json:"tokens,omitempty"`
+	Prompt string  `json:"prompt,omitempty"`
+	// NTokens is the prompt length T used for per-token slicing (0 unknown).
+	NTokens int `json:"n_tokens"`
+	// Mode is the tolerance policy's mode.
+	Mode string `json:"mode"`
+	// Tool identifies the program that wrote the report ("layerdiff v0.1").
+	Tool string `json:"tool,omitempty"`
+	// Created is a timestamp the caller may set; renderers print it only
+	// when present, so golden files stay deterministic.
+	Created string `json:"created,omitempty"`
+}
+
+// Source describes one side of a comparison.
+type Source struct {
+	// Label names the engine: "llama.cpp ec98e2002", "layerdiff forward (ggml)".
+	Label string `json:"label"`
+	// Format is how the tensors were obtained: "dump", "eval-callback log",
+	// "forward".
+	Format      string `json:"format,omitempty"`
+	Path        string `json:"path,omitempty"`
+	Model       string `json:"model,omitempty"`
+	ModelSHA256 string `json:"model_sha256,omitempty"`
+}
+
+// Summary counts rows by status.
+type Summary struct {
+	Tensors    int `json:"tensors"`
+	Pass       int `json:"pass"`
+	Fail       int `json:"fail"`
+	Unmeasured int `json:"unmeasured"`
+	Skipped    int `json:"skipped"`
+	// UnmatchedOther counts the other side's nodes no reference node uses.
+	UnmatchedOther int `json:"unmatched_other"`
+}
+
+// Divergence locates the first failing tensor.
+type Divergence struct {
+	Row   int    `json:"row"` // index into Report.Tensors
+	Key   string `json:"key"`
+	Name  string `json:"name"`
+	Op    string `json:"op"`
+	Layer int    `json:"layer"`
+	// Token is the first prompt position whose slice fails, −1 when the
+	// tensor has no token axis or no single token fails.
+	Token   int      `json:"token"`
+	Reasons []string `json:"reasons"`
+}
+
+// Blame names the node held responsible for the first divergence.
+type Blame struct {
+	Key      string   `json:"key"`
+	Name     string   `json:"name"`
+	Op       string   `json:"op"`
+	Layer    int      `json:"layer"`
+	Evidence []string `json:"evidence"`
+	// By names the Blamer ("first-fail", "recompute").
+	By string `json:"by"`
+}
+
+// Row is the comparison of one reference node.
+type Row struct {
+	Index int     `json:"index"` // position in the reference graph
+	Key   string  `json:"key"`
+	Name  string  `json:"name"`
+	Op    string  `json:"op"`
+	Layer int     `json:"layer"` // −1 outside layers
+	Ne    []int64 `json:"ne"`
+	// Other is the matched node on the other side; nil when unmatched.
+	Other *Counterpart `json:"other,omitempty"`
+	// Transform is the shape rule used (see PlanTransform): "same", "flat",
+	// "last-rows", "first-rows", "gqa-heads"; "" when not compared.
+	Transform string `json:"transform,omitempty"`
+	// Tokens is the number of token slices compared (0: no token axis).
+	Tokens int `json:"tokens"`
+	// Partial is true when a side is a text log (printed elements only).
+	Partial bool   `json:"partial,omitempty"`
+	Status  Status `json:"status"`
+	// Reasons say why the row failed, or why it is unmeasured or skipped.
+	Reasons []string `json:"reasons,omitempty"`
+	// Notes are alignment and shape notes and facts about passing rows.
+	Notes     []string   `json:"notes,omitempty"`
+	Metrics   *Metrics   `json:"metrics,omitempty"`
+	Tolerance *Tolerance `json:"tolerance,omitempty"`
+	// FirstFailToken is the first failing token position, −1 if none.
+	FirstFailToken int `json:"first_fail_token"`
+	// PerToken holds per-token statistics, kept for failing rows only.
+	PerToken []TokenStat `json:"per_token,omitempty"`
+}
+
+// Counterpart is the other side's node matched to a row.
+type Counterpart struct {
+	Key   string  `json:"key"`
+	Name  string  `json:"name"`
+	Op    string  `json:"op,omitempty"`
+	Ne    []int64 `json:"ne"`
+	Match string  `json:"match"` // Match.How
+}
+
+// Dropped is a node left out of the comparison.
+type Dropped struct {
+	Side   string `json:"side"` // "reference" or "other"
+	Key    string `json:"key"`
+	Name   string `json:"name"`
+	Op     string `json:"op,omitempty"`
+	Layer  int    `json:"layer"`
+	Reason string `json:"reason"`
+}
+
+// normalized returns a shallow copy of r whose list fields are non-nil, so
+// that they encode as [] and a report read back encodes identically.
+func (r *Report) normalized() *Report {
+	c := *r
+	if c.Worst == nil {
+		c.Worst = []Element{}
+	}
+	if c.Tensors == nil {
+		c.Tensors = []Row{}
+	}
+	if c.Unmatched == nil {
+		c.Unmatched = []Dropped{}
+	}
+	if c.Skipped == nil {
+		c.Skipped = []Dropped{}
+	}
+	if c.Warnings == nil {
+		c.Warnings = []string{}
+	}
+	if c.FirstDivergence != nil && c.FirstDivergence.Reasons == nil {
+		d := *c.FirstDivergence
+		d.Reasons = []string{}
+		c.FirstDivergence = &d
+	}
+	if c.Blame != nil && c.Blame.Evidence == nil {
+		b := *c.Blame
+		b.Evidence = []string{}
+		c.Blame = &b
+	}
+	return &c
+}
+
+// WriteJSON writes r as indented JSON (docs/report-json.md) followed by a
+// newline.
+func WriteJSON(w io.Writer, r *Report) error {
+	b, err := json.MarshalIndent(r.normalized(), "", "  ")
+	if err != nil {
+		return fmt.Errorf("compare: encode report: %w", err)
+	}
+	b = append(b, '\n')
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("compare: write report: %w", err)
+	}
+	return nil
+}
+
+// maxReportBytes bounds what ReadJSON accepts.
+const maxReportBytes = 1 << 30
+
+// ReadJSON reads a report written by WriteJSON (for `layerdiff report
+// --in`). Unknown fields are ignored (a newer writer may add some); a
+// schema newer than SchemaVersion is an error. name is used in error
+// messages.
+func ReadJSON(rd io.Reader, name string) (*Report, error) {
+	data, err := io.ReadAll(io.LimitReader(rd, maxReportBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("compare: read report %s: %w", name, err)
+	}
+	if len(data) > maxReportBytes {
+		return nil, fmt.Errorf("compare: report %s: larger than %d bytes", name, maxReportBytes)
+	}
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("compare: report %s: offset %d: %w", name, se.Offset, err)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("compare: report %s: offset %d: field %s: %w", name, te.Offset, te.Field, err)
+		}
+		return nil, fmt.Errorf("compare: report %s: %w", name, err)
+	}
+	if r.Schema == 0 {
+		return nil, fmt.Errorf("compare: report %s: no \"schema\" field: not a layerdiff report", name)
+	}
+	if r.Schema > SchemaVersion {
+		return nil, fmt.Errorf("compare: report %s: schema %d is newer than this layerdiff understands (%d)", name, r.Schema, SchemaVersion)
+	}
+	switch r.Verdict {
+	case VerdictPass, VerdictFail, VerdictUnmeasured:
+	default:
+		return nil, fmt.Errorf("compare: report %s: verdict %q is not pass, fail or unmeasured", name, r.Verdict)
+	}
+	for i := range r.Tensors {
+		switch r.Tensors[i].Status {
+		case Pass, Fail, Unmeasured, Skipped:
+		default:
+			return nil, fmt.Errorf("compare: report %s: tensors[%d] (%s): status %q is invalid", name, i, r.Tensors[i].Name, r.Tensors[i].Status)
+		}
+	}
+	if d := r.FirstDivergence; d != nil && (d.Row < 0 || d.Row >= len(r.Tensors)) {
+		return nil, fmt.Errorf("compare: report %s: first_divergence.row %d outside tensors (%d rows)", name, d.Row, len(r.Tensors))
+	}
+	return &r, nil
+}
