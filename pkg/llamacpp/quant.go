@@ -34,8 +34,9 @@ func TypeSize(t int) int { Init(); return int(C.ggml_type_size(C.enum_ggml_type(
 
 // QuantizeChunk quantizes nrows rows of nPerRow values with ggml's reference
 // quantizer (ggml_quantize_chunk), as llama.cpp does when it writes a model.
-// imatrix may be nil; types that need one (IQ2_XXS, IQ2_XS, IQ1_S, IQ1_M)
-// get a flat importance matrix of ones.
+// Types whose quantizer requires an importance matrix
+// (ggml_quantize_requires_imatrix: IQ2_XXS, IQ2_XS, IQ1_S) get a flat one of
+// ones.
 func QuantizeChunk(t int, src []float32, nrows, nPerRow int) ([]byte, error) {
 	Init()
 	if nrows*nPerRow != len(src) {
