@@ -1,7 +1,12 @@
 # Source this file to build or test the llama.cpp-backed parts of layerdiff by
 # hand: it sets the cgo flags the Makefile uses (same flags = Go build cache hit).
 #   . scripts/env.sh && go test -tags llamacpp ./pkg/llamacpp
-_ld_ollama=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+# LAYERDIFF_CFLAGS overrides the C/C++ optimisation flags (default: native).
+_ld_ollama=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama 2>/dev/null)
+if [ -z "$_ld_ollama" ] || [ ! -d "$_ld_ollama" ]; then
+	go mod download github.com/ollama/ollama
+	_ld_ollama=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+fi
 export CGO_ENABLED=1
 export CGO_CPPFLAGS="-I${_ld_ollama}/llama/llama.cpp/include -I${_ld_ollama}/ml/backend/ggml/ggml/include"
 export CGO_CFLAGS="${LAYERDIFF_CFLAGS:--O3 -march=native}"

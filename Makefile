@@ -1,0 +1,43 @@
+# layerdiff — see README.md.
+#
+#   make build      bin/layerdiff with the in-build llama.cpp (native CPU flags)
+#   make portable   the same, llama.cpp built for baseline x86-64 (LAYERDIFF_CFLAGS=-O3)
+#   make test       every test, including those that run llama.cpp
+#   make demo       the main job end to end on a generated model
+#   make fuzz       every fuzz target for FUZZTIME each
+#   make bench      benchmarks (see BENCHMARKS.md)
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+ENV := . scripts/env.sh &&
+FUZZTIME ?= 30s
+DEMO ?= out/demo
+
+.PHONY: build portable test vet demo fuzz bench clean
+
+build:
+	$(ENV) $(GO) build -tags llamacpp -o bin/layerdiff ./cmd/layerdiff
+
+portable:
+	LAYERDIFF_CFLAGS=-O3 $(MAKE) build
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(ENV) $(GO) vet -tags llamacpp ./...
+
+test: vet
+	$(ENV) $(GO) test -tags llamacpp -timeout 60m ./...
+
+demo: build
+	scripts/demo.sh $(DEMO)
+
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf bin out
