@@ -74,7 +74,7 @@ func SplitName(name string) (base string, layer int) {
 	for j > 0 && s[j-1] >= '0' && s[j-1] <= '9' {
 		j--
 	}
-	if j < len(s) && j > 0 && s[j-1] == '-' && len(s)-j <= 6 {
+	if j < len(s) && j > 1 && s[j-1] == '-' && len(s)-j <= 6 {
 		l := 0
 		for _, c := range s[j:] {
 			l = l*10 + int(c-'0')
