@@ -55,8 +55,7 @@ func (t *Tensor) Numel() int64 { return Numel(t.Ne) }
 // "ffn_up-3" or "Qcur-3 (reshaped)"), returning -1 for names without one
 // (inp_embd, result_norm).
 func Layer(name string) int {
-	base, layer := SplitName(name)
-	_ = base
+	_, layer := SplitName(name)
 	return layer
 }
 
