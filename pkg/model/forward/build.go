@@ -1,0 +1,371 @@
+package forward
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/layerdiff/layerdiff/pkg/model"
+)
+
+// The graph of one decode of a prompt, built as llama.cpp ec98e2002 builds
+// it (src/models/llama.cpp, qwen2.cpp, qwen3.cpp and llama-graph.cpp:
+// build_inp_embd, build_norm, build_attn, build_attn_mha, build_ffn,
+// build_inp_out_ids; llama-kv-cache.cpp: get_k, get_v, cpy_k, cpy_v).
+
+// built is a graph ready to run plus its inputs.
+type built struct {
+	g                     *graph
+	tokens, pos           *node // I32 {T}
+	kIdxs, vIdxs          *node // I64
+	kqMask                *node // F32 {n_kv, T}
+	outIDs                *node // I32 {n_outputs}
+	cacheK, cacheV        []*node
+	kvSize, nKV, nTokens  int
+	vTrans                bool
+	out                   *node
+	weights               map[string]*node
+	nEmbdKGQA, nEmbdVGQA  int64
+	headK, headV, headsKV int64
+	flashAttn             bool
+}
+
+// weight returns the leaf of a model tensor, creating it once.
+func (b *built) weight(m *Model, ti *model.TensorInfo) (*node, error) {
+	if ti == nil {
+		return nil, nil
+	}
+	if n, ok := b.weights[ti.Name]; ok {
+		return n, nil
+	}
+	data, err := m.File.TensorData(ti)
+	if err != nil {
+		return nil, err
+	}
+	ne := make([]int64, len(ti.Ne))
+	copy(ne, ti.Ne)
+	n := b.g.weightLeaf(ti.Name, ti.Type, data, ne)
+	b.weights[ti.Name] = n
+	return n, nil
+}
+
+// kvPadding is the KV cache padding of this llama.cpp version (256, see
+// llama_kv_cache::get_n_kv and llama_context's n_ctx rounding).
+const kvPadding = 256
+
+// buildGraph builds the graph for nTokens tokens at positions 0..T-1 in an
+// empty KV cache of kvSize cells, with every position an output (as
+// layerdiff's llama.cpp dumps request).
+func (m *Model) buildGraph(nTokens, kvSize int, flashAttn bool, kvType model.Type) (*built, error) {
+	h := &m.Hparams
+	if nTokens <= 0 {
+		return nil, fmt.Errorf("no tokens")
+	}
+	if kvSize < nTokens {
+		return nil, fmt.Errorf("%d tokens do not fit a KV cache of %d cells", nTokens, kvSize)
+	}
+	g := &graph{layer: -1}
+	T := int64(nTokens)
+	hd := int64(h.HeadDimK)
+	b := &built{g: g, weights: map[string]*node{}, kvSize: kvSize, nTokens: nTokens, flashAttn: flashAttn}
+	b.nKV = min(kvSize, max(kvPadding, (nTokens+kvPadding-1)/kvPadding*kvPadding))
+	b.vTrans = !flashAttn
+	b.nEmbdKGQA = hd * int64(h.NHeadKV)
+	b.nEmbdVGQA = int64(h.HeadDimV) * int64(h.NHeadKV)
+	b.headK, b.headV, b.headsKV = hd, int64(h.HeadDimV), int64(h.NHeadKV)
+	nKV := int64(b.nKV)
+
+	w := func(ti *model.TensorInfo) *node {
+		n, err := b.weight(m, ti)
+		if err != nil {
+			panic(buildError{err})
+		}
+		return n
+	}
+	var out *node
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				be, ok := r.(buildError)
+				if !ok {
+					panic(r)
+				}
+				err = be.err
+			}
+		}()
+		// KV cache buffers.
+		for il := 0; il < h.NLayer; il++ {
+			k := g.leaf(kvType, b.nEmbdKGQA, int64(kvSize), 1)
+			g.setName(k, fmt.Sprintf("cache_k_l%d", il))
+			v := g.leaf(kvType, b.nEmbdVGQA, int64(kvSize), 1)
+			g.setName(v, fmt.Sprintf("cache_v_l%d", il))
+			b.cacheK = append(b.cacheK, k)
+			b.cacheV = append(b.cacheV, v)
+		}
+
+		// build_inp_embd
+		b.tokens = g.leaf(model.I32, T)
+		inpL := g.getRows(w(m.TokEmbd), b.tokens)
+		g.cb(inpL, "inp_embd", -1)
+		// build_inp_pos
+		b.pos = g.leaf(model.I32, T)
+		// build_attn_inp_kv
+		b.kIdxs = g.leaf(model.I64, T)
+		if b.vTrans {
+			b.vIdxs = g.leaf(model.I64, T*b.nEmbdVGQA)
+		} else {
+			b.vIdxs = g.leaf(model.I64, T)
+		}
+		b.kqMask = g.leaf(model.F32, nKV, T, 1, 1)
+		kqMaskCnv := b.kqMask
+		if flashAttn {
+			kqMaskCnv = g.cast(b.kqMask, model.F16)
+		}
+		kqScale := float32(1 / float32(math.Sqrt(float64(float32(hd)))))
+		// build_inp_out_ids
+		b.outIDs = g.leaf(model.I32, T)
+
+		var ropeFreqs *node
+		if h.RopeFreqs != nil {
+			ti, _ := m.File.Tensor("rope_freqs.weight")
+			ropeFreqs = w(ti)
+		}
+		rp := ropeParams{
+			nDims: int32(h.NRot), mode: int32(h.RopeType), nCtxOrig: int32(h.NCtxOrig),
+			freqBase: h.RopeBase, freqScale: h.RopeScale, extFactor: 0, attnFactor: h.AttnFactor,
+			betaFast: 32, betaSlow: 1,
+		}
+
+		buildNorm := func(cur *node, mw *node, il int) *node {
+			cur = g.rmsNorm(cur, h.NormRMSEps)
+			if mw != nil {
+				g.cb(cur, "norm", il)
+				cur = g.mul(cur, mw)
+			}
+			return cur
+		}
+
+		for il := 0; il < h.NLayer; il++ {
+			g.layer = il
+			L := &m.Layers[il]
+			inpSA := inpL
+			cur := buildNorm(inpL, w(L.AttnNorm), il)
+			g.cb(cur, "attn_norm", il)
+
+			Q := g.mulMat(w(L.Wq), cur)
+			g.cb(Q, "Qcur", il)
+			if L.Bq != nil {
+				Q = g.add(Q, w(L.Bq))
+				g.cb(Q, "Qcur", il)
+			}
+			K := g.mulMat(w(L.Wk), cur)
+			g.cb(K, "Kcur", il)
+			if L.Bk != nil {
+				K = g.add(K, w(L.Bk))
+				g.cb(K, "Kcur", il)
+			}
+			V := g.mulMat(w(L.Wv), cur)
+			g.cb(V, "Vcur", il)
+			if L.Bv != nil {
+				V = g.add(V, w(L.Bv))
+				g.cb(V, "Vcur", il)
+			}
+			Q = g.reshape(Q, hd, int64(h.NHead), T)
+			K = g.reshape(K, hd, int64(h.NHeadKV), T)
+			V = g.reshape(V, hd, int64(h.NHeadKV), T)
+			if h.Arch == ArchQwen3 {
+				Q = buildNorm(Q, w(L.QNorm), il)
+				g.cb(Q, "Qcur_normed", il)
+				Q = g.rope(Q, b.pos, nil, rp)
+				K = buildNorm(K, w(L.KNorm), il)
+				g.cb(K, "Kcur_normed", il)
+				K = g.rope(K, b.pos, nil, rp)
+			} else {
+				Q = g.rope(Q, b.pos, ropeFreqs, rp)
+				K = g.rope(K, b.pos, ropeFreqs, rp)
+			}
+			g.cb(Q, "Qcur", il)
+			g.cb(K, "Kcur", il)
+			g.cb(V, "Vcur", il)
+
+			cur = b.buildAttn(w(L.Wo), w(L.Bo), Q, K, V, kqMaskCnv, kqScale, il)
+			if h.Arch == ArchLlama {
+				g.cb(cur, "attn_out", il)
+			}
+			if il == h.NLayer-1 {
+				cur = g.getRows(cur, b.outIDs)
+				inpSA = g.getRows(inpSA, b.outIDs)
+			}
+			ffnInp := g.add(cur, inpSA)
+			g.cb(ffnInp, "ffn_inp", il)
+
+			cur = buildNorm(ffnInp, w(L.FFNNorm), il)
+			g.cb(cur, "ffn_norm", il)
+			cur = b.buildFFN(cur, w(L.FFNUp), w(L.FFNUpB), w(L.FFNGate), w(L.FFNGateB), w(L.FFNDown), w(L.FFNDownB), il)
+			g.cb(cur, "ffn_out", il)
+			cur = g.add(cur, ffnInp)
+			if h.Arch == ArchLlama {
+				g.cb(cur, "ffn_out", il)
+			}
+			g.cb(cur, "l_out", il)
+			inpL = cur
+		}
+		g.layer = -1
+		cur := buildNorm(inpL, w(m.OutputNorm), -1)
+		g.cb(cur, "result_norm", -1)
+		cur = g.mulMat(w(m.Output), cur)
+		if m.OutputB != nil {
+			cur = g.add(cur, w(m.OutputB))
+		}
+		g.cb(cur, "result_output", -1)
+		g.expand(cur)
+		out = cur
+		return nil
+	}()
+	if err != nil {
+		return nil, err
+	}
+	b.out = out
+	return b, nil
+}
+
+type buildError struct{ err error }
+
+// buildAttn is llm_graph_context::build_attn with a KV cache.
+func (b *built) buildAttn(wo, bo, q, k, v, kqMask *node, kqScale float32, il int) *node {
+	g := b.g
+	// these nodes are added together so that they are not reordered
+	g.expand(q)
+	g.expand(v)
+	g.expand(k)
+	g.expand(b.cpyK(k, il))
+	g.expand(b.cpyV(v, il))
+	kc := b.getK(il)
+	vc := b.getV(il)
+	cur := b.buildAttnMHA(q, kc, vc, kqMask, kqScale, il)
+	g.cb(cur, "kqv_out", il)
+	if wo != nil {
+		cur = g.mulMat(wo, cur)
+	}
+	if bo != nil {
+		cur = g.add(cur, bo)
+	}
+	return cur
+}
+
+// cpyK is llama_kv_cache::cpy_k.
+func (b *built) cpyK(kCur *node, il int) *node {
+	g := b.g
+	nEmbdGQA := kCur.ne[0] * kCur.ne[1]
+	kCur = g.view2d(kCur, nEmbdGQA, kCur.ne[2], kCur.nb[2], 0)
+	return g.setRows(b.cacheK[il], kCur, b.kIdxs)
+}
+
+// cpyV is llama_kv_cache::cpy_v.
+func (b *built) cpyV(vCur *node, il int) *node {
+	g := b.g
+	nEmbdGQA := vCur.ne[0] * vCur.ne[1]
+	nTokens := vCur.ne[2]
+	if !b.vTrans {
+		vCur = g.view2d(vCur, nEmbdGQA, nTokens, vCur.nb[2], 0)
+		return g.setRows(b.cacheV[il], vCur, b.vIdxs)
+	}
+	if typeSize(vCur.typ)*nEmbdGQA == vCur.nb[2] {
+		vCur = g.reshape(vCur, nEmbdGQA, nTokens)
+	} else {
+		vCur = g.cont(vCur, nEmbdGQA, nTokens)
+	}
+	c := b.cacheV[il]
+	vView := g.reshape(c, 1, c.nelements())
+	vCur = g.reshape(vCur, 1, vCur.nelements())
+	return g.setRows(vView, vCur, b.vIdxs)
+}
+
+// getK is llama_kv_cache::get_k.
+func (b *built) getK(il int) *node {
+	c := b.cacheK[il]
+	hd, nh := b.headK, b.headsKV
+	ts := typeSize(c.typ)
+	kv := int64(b.kvSize)
+	return b.g.view4d(c, hd, nh, int64(b.nKV), 1,
+		ts*hd, ts*b.nEmbdKGQA, ts*b.nEmbdKGQA*kv, 0)
+}
+
+// getV is llama_kv_cache::get_v.
+func (b *built) getV(il int) *node {
+	c := b.cacheV[il]
+	hd, nh := b.headV, b.headsKV
+	ts := typeSize(c.typ)
+	kv := int64(b.kvSize)
+	if !b.vTrans {
+		return b.g.view4d(c, hd, nh, int64(b.nKV), 1,
+			ts*hd, ts*b.nEmbdVGQA, ts*b.nEmbdVGQA*kv, 0)
+	}
+	return b.g.view4d(c, int64(b.nKV), nh, hd, 1,
+		ts*kv*hd, ts*kv, ts*kv*b.nEmbdVGQA, 0)
+}
+
+// buildAttnMHA is llm_graph_context::build_attn_mha.
+func (b *built) buildAttnMHA(q, k, v, kqMask *node, kqScale float32, il int) *node {
+	g := b.g
+	vTrans := v.nb[1] > v.nb[2]
+	q = g.view4d(q, q.ne[0], q.ne[1], q.ne[2], 1, q.nb[1], q.nb[2], q.nb[3], 0)
+	q = g.permute(q, 0, 2, 1, 3)
+	k = g.permute(k, 0, 2, 1, 3)
+	v = g.permute(v, 0, 2, 1, 3)
+	var cur *node
+	if b.flashAttn {
+		if vTrans {
+			v = g.transpose(v)
+		}
+		if k.typ == model.F32 {
+			k = g.cast(k, model.F16)
+		}
+		if v.typ == model.F32 {
+			v = g.cast(v, model.F16)
+		}
+		cur = g.flashAttnExt(q, k, v, kqMask, kqScale, 0, 0)
+		g.cb(cur, "__fattn__", il)
+		cur = g.reshape(cur, cur.ne[0]*cur.ne[1], cur.ne[2]*cur.ne[3])
+	} else {
+		kq := g.mulMat(k, q)
+		g.cb(kq, "kq", il)
+		kq = g.softMaxExt(kq, kqMask, kqScale, 0)
+		g.cb(kq, "kq_soft_max", il)
+		if !vTrans {
+			v = g.cont(g.transpose(v), v.ne[1], v.ne[0], v.ne[2], v.ne[3])
+			g.cb(v, "v_cont", il)
+		}
+		kqv := g.mulMat(v, kq)
+		g.cb(kqv, "kqv", il)
+		cur = g.permute(kqv, 0, 2, 1, 3)
+		cur = g.cont(cur, cur.ne[0]*cur.ne[1], cur.ne[2]*cur.ne[3])
+	}
+	g.expand(cur)
+	return cur
+}
+
+// buildFFN is llm_graph_context::build_ffn with LLM_FFN_SILU and
+// LLM_FFN_PAR (a gated SwiGLU feed-forward).
+func (b *built) buildFFN(cur, up, upB, gate, gateB, down, downB *node, il int) *node {
+	g := b.g
+	tmp := g.mulMat(up, cur)
+	g.cb(tmp, "ffn_up", il)
+	if upB != nil {
+		tmp = g.add(tmp, upB)
+		g.cb(tmp, "ffn_up_b", il)
+	}
+	cur = g.mulMat(gate, cur)
+	g.cb(cur, "ffn_gate", il)
+	if gateB != nil {
+		cur = g.add(cur, gateB)
+		g.cb(cur, "ffn_gate_b", il)
+	}
+	cur = g.swigluSplit(cur, tmp)
+	g.cb(cur, "ffn_swiglu", il)
+	cur = g.mulMat(down, cur)
+	if downB != nil {
+		g.cb(cur, "ffn_down", il)
+		cur = g.add(cur, downB)
+	}
+	return cur
+}

@@ -1,0 +1,40 @@
+// Package forward runs LLaMA-family models (architectures llama, qwen2 and
+// qwen3) in Go, reproducing llama.cpp's CPU arithmetic bit for bit and naming
+// every activation as llama.cpp's compute graph does.
+//
+// # Use
+//
+//	f, err := model.Open("model.gguf") // weights stay mapped
+//	m, err := forward.Load(f)          // hyperparameters and tensor checks
+//	var c forward.Collector            // or any Recorder
+//	logits, err := m.Run(tokens, forward.DefaultOptions(), &c)
+//
+// Run evaluates the tokens as one batch at positions 0..len-1 in an empty KV
+// cache with every position an output, as layerdiff's llama.cpp dumps do.
+// The graph is built with the same ggml constructor calls as llama.cpp's model
+// builders, so the nodes a Recorder sees are exactly the nodes of llama.cpp's
+// eval callback: same names (including views, " (copy)" and "node_N"), same
+// ops, same shapes in ggml order, same order. A Recorder chooses what it keeps
+// (Want is asked before a node's data is copied out): Filter selects by name,
+// layer and token position; Collector keeps everything with dump-style keys.
+// An Injector can replace any node's value before later nodes read it.
+//
+// # Numerics
+//
+// NumericsGGML (the default) is the arithmetic of the llama.cpp compiled into
+// layerdiff (Version) on x86-64 with AVX2, FMA and F16C: activations
+// quantized to each weight's vec_dot_type, the kernel ggml actually runs for
+// each shape (AVX2 vec_dot, llamafile tinyBLAS), their lane structure and
+// fused multiply-adds (including the ones GCC contracts), glibc's expf,
+// sincosf and powf, ggml's vectorised exp and SiLU, the F16 KV cache and the
+// F16 flash-attention accumulator. On the test fixtures every tensor is
+// bit-identical to llama.cpp's (docs/numerics.md lists what was covered and
+// how). NumericsF64 computes every op in float64 from dequantized weights
+// and unquantized activations: the exact reference against which llama.cpp's
+// own error can be measured.
+//
+// Weights are read from the mapped file and dequantized row by row; only
+// activations and the KV cache are allocated, and each activation is freed
+// after its last use. Large ops run on Options.Threads goroutines; results do
+// not depend on the thread count.
+package forward

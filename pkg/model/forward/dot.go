@@ -1,0 +1,609 @@
+package forward
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// Dot-product kernels of ggml-cpu as they run on x86-64 with AVX2, FMA and
+// F16C (ggml-cpu/arch/x86/quants.c, vec.cpp, llamafile/sgemm.cpp). Each
+// reproduces the kernel's lanes: which products are summed in which integer
+// or float32 lane, which multiply-adds are fused (including the ones GCC
+// contracts from intrinsics or scalar code), and the order of the final
+// horizontal sums. x is the weight row (src0), y the activation row already
+// converted to the vec_dot_type, n the number of values.
+
+func ldF16(b []byte) float32 { return f16Table[binary.LittleEndian.Uint16(b)] }
+
+// dotQ0 is the shared shape of ggml_vec_dot_{q4_0,q5_0,q8_0}_q8_0 and of
+// llamafile's tinyBLAS_Q0_AVX for those types (both give the same bits):
+// per block of 32, eight int32 lanes each summing 4 consecutive products
+// (maddubs + madd), then acc[l] = fma(dx*dy, float(lane), acc[l]), and the
+// horizontal sum hsum_float_8. unpack writes the 32 int8 weights of block
+// xb and returns its scale.
+func dotQ0(n int, x, y []byte, bsize int, unpack func(xb []byte, q *[32]int8) float32) float32 {
+	var acc [8]float32
+	var q [32]int8
+	nb := n / 32
+	for ib := 0; ib < nb; ib++ {
+		xb := x[ib*bsize : (ib+1)*bsize]
+		yb := y[ib*34 : ib*34+34]
+		dx := unpack(xb, &q)
+		d := dx * ldF16(yb)
+		yq := yb[2:34]
+		for l := 0; l < 8; l++ {
+			s := int32(q[4*l])*int32(int8(yq[4*l])) + int32(q[4*l+1])*int32(int8(yq[4*l+1])) +
+				int32(q[4*l+2])*int32(int8(yq[4*l+2])) + int32(q[4*l+3])*int32(int8(yq[4*l+3]))
+			acc[l] = fma32(d, float32(s), acc[l])
+		}
+	}
+	return hsum8(&acc)
+}
+
+func unpackQ8_0(xb []byte, q *[32]int8) float32 {
+	for i := 0; i < 32; i++ {
+		q[i] = int8(xb[2+i])
+	}
+	return ldF16(xb)
+}
+
+func unpackQ4_0(xb []byte, q *[32]int8) float32 {
+	for i := 0; i < 16; i++ {
+		b := xb[2+i]
+		q[i] = int8(b&0xF) - 8
+		q[i+16] = int8(b>>4) - 8
+	}
+	return ldF16(xb)
+}
+
+func unpackQ5_0(xb []byte, q *[32]int8) float32 {
+	qh := binary.LittleEndian.Uint32(xb[2:6])
+	for i := 0; i < 16; i++ {
+		b := xb[6+i]
+		q[i] = int8(b&0xF|byte((qh>>i)&1)<<4) - 16
+		q[i+16] = int8(b>>4|byte((qh>>(i+16))&1)<<4) - 16
+	}
+	return ldF16(xb)
+}
+
+// kvaluesIQ4NL is kvalues_iq4nl (ggml-common.h).
+var kvaluesIQ4NL = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
+func unpackIQ4NL(xb []byte, q *[32]int8) float32 {
+	for i := 0; i < 16; i++ {
+		b := xb[2+i]
+		q[i] = kvaluesIQ4NL[b&0xF]
+		q[i+16] = kvaluesIQ4NL[b>>4]
+	}
+	return ldF16(xb)
+}
+
+// dotQ8_0 is dotQ0 for Q8_0 weights, written out for speed.
+func dotQ8_0(n int, x, y []byte) float32 {
+	var acc [8]float32
+	nb := n / 32
+	for ib := 0; ib < nb; ib++ {
+		xb := (*[34]byte)(x[ib*34 : ib*34+34])
+		yb := (*[34]byte)(y[ib*34 : ib*34+34])
+		d := ldF16(xb[:]) * ldF16(yb[:])
+		for l := 0; l < 8; l++ {
+			o := 2 + 4*l
+			s := int32(int8(xb[o]))*int32(int8(yb[o])) + int32(int8(xb[o+1]))*int32(int8(yb[o+1])) +
+				int32(int8(xb[o+2]))*int32(int8(yb[o+2])) + int32(int8(xb[o+3]))*int32(int8(yb[o+3]))
+			acc[l] = fma32(d, float32(s), acc[l])
+		}
+	}
+	return hsum8(&acc)
+}
+
+// dotQ4_0 is dotQ0 for Q4_0 weights, written out for speed: bytes 0-15 of
+// the block are the low nibbles (values 0-15), 16-31 the high ones.
+func dotQ4_0(n int, x, y []byte) float32 {
+	var acc [8]float32
+	nb := n / 32
+	for ib := 0; ib < nb; ib++ {
+		xb := (*[18]byte)(x[ib*18 : ib*18+18])
+		yb := (*[34]byte)(y[ib*34 : ib*34+34])
+		d := ldF16(xb[:]) * ldF16(yb[:])
+		for l := 0; l < 4; l++ {
+			o := 2 + 4*l
+			s := (int32(xb[o]&0xF)-8)*int32(int8(yb[o])) + (int32(xb[o+1]&0xF)-8)*int32(int8(yb[o+1])) +
+				(int32(xb[o+2]&0xF)-8)*int32(int8(yb[o+2])) + (int32(xb[o+3]&0xF)-8)*int32(int8(yb[o+3]))
+			acc[l] = fma32(d, float32(s), acc[l])
+		}
+		for l := 4; l < 8; l++ {
+			o := 2 + 4*(l-4)
+			p := 2 + 4*l
+			s := (int32(xb[o]>>4)-8)*int32(int8(yb[p])) + (int32(xb[o+1]>>4)-8)*int32(int8(yb[p+1])) +
+				(int32(xb[o+2]>>4)-8)*int32(int8(yb[p+2])) + (int32(xb[o+3]>>4)-8)*int32(int8(yb[p+3]))
+			acc[l] = fma32(d, float32(s), acc[l])
+		}
+	}
+	return hsum8(&acc)
+}
+func dotQ5_0(n int, x, y []byte) float32 { return dotQ0(n, x, y, 22, unpackQ5_0) }
+
+// dotIQ4NLTiny is tinyBLAS_Q0_AVX for IQ4_NL (prompts).
+func dotIQ4NLTiny(n int, x, y []byte) float32 { return dotQ0(n, x, y, 18, unpackIQ4NL) }
+
+// dotIQ4NL is ggml_vec_dot_iq4_nl_q8_0 (AVX2): blocks in pairs into two
+// accumulators (d = dy*dx), added before the horizontal sum; an odd last
+// block is added in scalar code, fused: sumf = fma(d, sumi, sumf).
+func dotIQ4NL(n int, x, y []byte) float32 {
+	var acc1, acc2 [8]float32
+	var q [32]int8
+	nb := n / 32
+	ib := 0
+	lanes := func(ib int, acc *[8]float32) {
+		xb := x[ib*18 : ib*18+18]
+		yb := y[ib*34 : ib*34+34]
+		unpackIQ4NL(xb, &q)
+		d := ldF16(yb) * ldF16(xb)
+		yq := yb[2:34]
+		for l := 0; l < 8; l++ {
+			s := int32(q[4*l])*int32(int8(yq[4*l])) + int32(q[4*l+1])*int32(int8(yq[4*l+1])) +
+				int32(q[4*l+2])*int32(int8(yq[4*l+2])) + int32(q[4*l+3])*int32(int8(yq[4*l+3]))
+			acc[l] = fma32(d, float32(s), acc[l])
+		}
+	}
+	for ; ib+1 < nb; ib += 2 {
+		lanes(ib, &acc1)
+		lanes(ib+1, &acc2)
+	}
+	var sum [8]float32
+	for l := range sum {
+		sum[l] = acc1[l] + acc2[l]
+	}
+	sumf := hsum8(&sum)
+	for ; ib < nb; ib++ {
+		xb := x[ib*18 : ib*18+18]
+		yb := y[ib*34 : ib*34+34]
+		unpackIQ4NL(xb, &q)
+		d := ldF16(yb) * ldF16(xb)
+		var s int32
+		for j := 0; j < 32; j++ {
+			s += int32(q[j]) * int32(int8(yb[2+j]))
+		}
+		sumf = fma32(d, float32(s), sumf)
+	}
+	return sumf
+}
+
+// dotQ4_1 is ggml_vec_dot_q4_1_q8_1 (AVX2): unsigned nibbles times int8 in
+// eight lanes, acc = fma(d0*d1, lanes, acc), plus summs, the fused running
+// sum of m*s, after the horizontal sum.
+func dotQ4_1(n int, x, y []byte) float32 {
+	var acc [8]float32
+	var summs float32
+	var q [32]int32
+	nb := n / 32
+	for ib := 0; ib < nb; ib++ {
+		xb := x[ib*20 : ib*20+20]
+		yb := y[ib*36 : ib*36+36]
+		d0, m := ldF16(xb), ldF16(xb[2:])
+		d1, s := ldF16(yb), ldF16(yb[2:])
+		summs = fma32(m, s, summs)
+		d := d0 * d1
+		for i := 0; i < 16; i++ {
+			b := xb[4+i]
+			q[i] = int32(b & 0xF)
+			q[i+16] = int32(b >> 4)
+		}
+		yq := yb[4:36]
+		for l := 0; l < 8; l++ {
+			v := q[4*l]*int32(int8(yq[4*l])) + q[4*l+1]*int32(int8(yq[4*l+1])) +
+				q[4*l+2]*int32(int8(yq[4*l+2])) + q[4*l+3]*int32(int8(yq[4*l+3]))
+			acc[l] = fma32(d, float32(v), acc[l])
+		}
+	}
+	return hsum8(&acc) + summs
+}
+
+// dotQ5_1 is ggml_vec_dot_q5_1_q8_1 (AVX2): as dotQ4_1 with the fifth bit
+// and acc = fma(lanes, dx*dy, acc).
+func dotQ5_1(n int, x, y []byte) float32 {
+	var acc [8]float32
+	var summs float32
+	var q [32]int32
+	nb := n / 32
+	for ib := 0; ib < nb; ib++ {
+		xb := x[ib*24 : ib*24+24]
+		yb := y[ib*36 : ib*36+36]
+		dx, m := ldF16(xb), ldF16(xb[2:])
+		dy, s := ldF16(yb), ldF16(yb[2:])
+		summs = fma32(m, s, summs)
+		qh := binary.LittleEndian.Uint32(xb[4:8])
+		for i := 0; i < 16; i++ {
+			b := xb[8+i]
+			q[i] = int32(b&0xF) | int32((qh>>i)&1)<<4
+			q[i+16] = int32(b>>4) | int32((qh>>(i+16))&1)<<4
+		}
+		d := dx * dy
+		yq := yb[4:36]
+		for l := 0; l < 8; l++ {
+			v := q[4*l]*int32(int8(yq[4*l])) + q[4*l+1]*int32(int8(yq[4*l+1])) +
+				q[4*l+2]*int32(int8(yq[4*l+2])) + q[4*l+3]*int32(int8(yq[4*l+3]))
+			acc[l] = fma32(float32(v), d, acc[l])
+		}
+	}
+	return hsum8(&acc) + summs
+}
+
+// q8K reads a block_q8_K: f32 d, 256 int8 quants, 16 int16 bsums.
+func q8K(yb []byte) (d float32, q []byte, bsums []byte) {
+	return math.Float32frombits(binary.LittleEndian.Uint32(yb)), yb[4:260], yb[260:292]
+}
+
+// scaleMinK4 is get_scale_min_k4: the 6-bit scale and min of sub-block j.
+func scaleMinK4(j int, s []byte) (uint8, uint8) {
+	if j < 4 {
+		return s[j] & 63, s[j+4] & 63
+	}
+	return (s[j+4] & 0xF) | ((s[j-4] >> 6) << 4), (s[j+4] >> 4) | ((s[j] >> 6) << 4)
+}
+
+// dotQ4_K is ggml_vec_dot_q4_K_q8_K (AVX2). Per super-block: int32 lane l
+// sums scale*Σ q4*q8 over bytes 4l..4l+3 of each 32-value chunk; acc[l] =
+// fma(d, lane, acc[l]) with d = y.d*x.d; the mins go to four lanes acc_m[i]
+// = fma(-y.d*x.dmin, m[2i]*(b[4i]+b[4i+1]) + m[2i+1]*(b[4i+2]+b[4i+3]),
+// acc_m[i]) from the Q8_K block sums b. Result hsum8(acc) + hsum4(acc_m).
+func dotQ4_K(n int, x, y []byte) float32 {
+	var acc [8]float32
+	var accm [4]float32
+	nb := n / 256
+	for i := 0; i < nb; i++ {
+		xb := x[i*144 : i*144+144]
+		yd, yq, bs := q8K(y[i*292 : i*292+292])
+		d := yd * ldF16(xb)
+		dmin := -yd * ldF16(xb[2:])
+		sc := xb[4:16]
+		qs := xb[16:144]
+		var scales, mins [8]int32
+		for j := 0; j < 8; j++ {
+			s, m := scaleMinK4(j, sc)
+			scales[j], mins[j] = int32(s), int32(m)
+		}
+		var bsum [16]int32
+		for k := range bsum {
+			bsum[k] = int32(int16(binary.LittleEndian.Uint16(bs[2*k:])))
+		}
+		for k := 0; k < 4; k++ {
+			p := mins[2*k]*(bsum[4*k]+bsum[4*k+1]) + mins[2*k+1]*(bsum[4*k+2]+bsum[4*k+3])
+			accm[k] = fma32(dmin, float32(p), accm[k])
+		}
+		var lane [8]int32
+		for j := 0; j < 4; j++ {
+			q4 := qs[32*j : 32*j+32]
+			q8l := yq[64*j : 64*j+32]
+			q8h := yq[64*j+32 : 64*j+64]
+			for l := 0; l < 8; l++ {
+				var sl, sh int32
+				for b := 4 * l; b < 4*l+4; b++ {
+					sl += int32(q4[b]&0xF) * int32(int8(q8l[b]))
+					sh += int32(q4[b]>>4) * int32(int8(q8h[b]))
+				}
+				lane[l] += scales[2*j]*sl + scales[2*j+1]*sh
+			}
+		}
+		for l := 0; l < 8; l++ {
+			acc[l] = fma32(d, float32(lane[l]), acc[l])
+		}
+	}
+	return hsum8(&acc) + hsum4(&accm)
+}
+
+// dotQ6_K is ggml_vec_dot_q6_K_q8_K (AVX2): int32 lane l sums
+// scale*Σ (q6-32)*q8 over bytes 4l..4l+3 of each 32-value chunk (the scale
+// changes every 16 values); acc[l] = fma(y.d*x.d, lane, acc[l]).
+func dotQ6_K(n int, x, y []byte) float32 {
+	var acc [8]float32
+	nb := n / 256
+	var q6 [256]int32
+	for i := 0; i < nb; i++ {
+		xb := x[i*210 : i*210+210]
+		yd, yq, _ := q8K(y[i*292 : i*292+292])
+		ql := xb[0:128]
+		qh := xb[128:192]
+		sc := xb[192:208]
+		d := yd * ldF16(xb[208:])
+		for h := 0; h < 2; h++ {
+			l4 := ql[64*h:]
+			hh := qh[32*h:]
+			o := q6[128*h:]
+			for b := 0; b < 32; b++ {
+				o[b] = int32(l4[b]&0xF|(hh[b]&3)<<4) - 32
+				o[b+32] = int32(l4[b+32]&0xF|((hh[b]>>2)&3)<<4) - 32
+				o[b+64] = int32(l4[b]>>4|((hh[b]>>4)&3)<<4) - 32
+				o[b+96] = int32(l4[b+32]>>4|((hh[b]>>6)&3)<<4) - 32
+			}
+		}
+		var lane [8]int32
+		for c := 0; c < 8; c++ { // 32-value chunks
+			for l := 0; l < 8; l++ {
+				var s int32
+				for b := 4 * l; b < 4*l+4; b++ {
+					e := 32*c + b
+					s += q6[e] * int32(int8(yq[e]))
+				}
+				lane[l] += int32(int8(sc[(32*c+4*l)/16])) * s
+			}
+		}
+		for l := 0; l < 8; l++ {
+			acc[l] = fma32(d, float32(lane[l]), acc[l])
+		}
+	}
+	return hsum8(&acc)
+}
+
+// dotF32Tiny is llamafile's tinyBLAS<8, __m256> for float32 (prompts):
+// lane i accumulates fma(a[l+i], b[l+i]) over steps of 8; then hsum.
+func dotF32Tiny(a, b []float32) float32 {
+	var acc [8]float32
+	for l := 0; l+8 <= len(a); l += 8 {
+		for i := 0; i < 8; i++ {
+			acc[i] = fma32(a[l+i], b[l+i], acc[i])
+		}
+	}
+	return hsum8(&acc)
+}
+
+// vecDotF32 is ggml_vec_dot_f32 (AVX2) as GCC compiles it: four 8-lane
+// FMA accumulators over steps of 32, GGML_F32x8_REDUCE into a float; the
+// leftovers are added in order, in blocks of 8 and then 4 with rounded
+// products (GCC's vectorised in-order reduction), the last 0-3 fused.
+func vecDotF32(a, b []float32) float32 {
+	n := len(a)
+	np := n &^ 31
+	var sum [4][8]float32
+	for i := 0; i < np; i += 32 {
+		for j := 0; j < 4; j++ {
+			for k := 0; k < 8; k++ {
+				e := i + 8*j + k
+				sum[j][k] = fma32(a[e], b[e], sum[j][k])
+			}
+		}
+	}
+	sumf := reduceF32x8(&sum)
+	i := np
+	r := n - np
+	for ; r >= 8; r -= 8 {
+		for k := 0; k < 8; k++ {
+			sumf += float32(a[i+k] * b[i+k])
+		}
+		i += 8
+	}
+	if r >= 4 {
+		for k := 0; k < 4; k++ {
+			sumf += float32(a[i+k] * b[i+k])
+		}
+		i += 4
+	}
+	for ; i < n; i++ {
+		sumf = fma32(a[i], b[i], sumf)
+	}
+	return sumf
+}
+
+// dotF16Tiny is tinyBLAS<8> for float16 (F16C loads, FMA lanes).
+func dotF16Tiny(a, b []uint16) float32 {
+	var acc [8]float32
+	for l := 0; l+8 <= len(a); l += 8 {
+		for i := 0; i < 8; i++ {
+			acc[i] = fma32(f16Table[a[l+i]], f16Table[b[l+i]], acc[i])
+		}
+	}
+	return hsum8(&acc)
+}
+
+// vecDotF16 is ggml_vec_dot_f16 (AVX2+F16C): four 8-lane FMA accumulators
+// over steps of 32, reduced into a double; leftovers add their (exact)
+// float products in double; the result is rounded to float.
+func vecDotF16(a, b []uint16) float32 {
+	n := len(a)
+	np := n &^ 31
+	var sum [4][8]float32
+	for i := 0; i < np; i += 32 {
+		for j := 0; j < 4; j++ {
+			for k := 0; k < 8; k++ {
+				e := i + 8*j + k
+				sum[j][k] = fma32(f16Table[a[e]], f16Table[b[e]], sum[j][k])
+			}
+		}
+	}
+	sumf := float64(reduceF32x8(&sum))
+	for i := np; i < n; i++ {
+		sumf += float64(float32(f16Table[a[i]] * f16Table[b[i]]))
+	}
+	return float32(sumf)
+}
+
+func bf16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// dotBF16Tiny is tinyBLAS<8> for bfloat16 on AVX2.
+func dotBF16Tiny(a, b []uint16) float32 {
+	var acc [8]float32
+	for l := 0; l+8 <= len(a); l += 8 {
+		for i := 0; i < 8; i++ {
+			acc[i] = fma32(bf16(a[l+i]), bf16(b[l+i]), acc[i])
+		}
+	}
+	return hsum8(&acc)
+}
+
+// vecDotBF16 is ggml_vec_dot_bf16 (AVX2, GCC fuses the mul+add): four
+// 8-lane accumulators over steps of 32, (c1+c3)+(c2+c4), hsum into a
+// double, leftovers in double.
+func vecDotBF16(a, b []uint16) float32 {
+	n := len(a)
+	var c [4][8]float32
+	i := 0
+	for ; i+32 <= n; i += 32 {
+		for j := 0; j < 4; j++ {
+			for k := 0; k < 8; k++ {
+				e := i + 8*j + k
+				c[j][k] = fma32(bf16(a[e]), bf16(b[e]), c[j][k])
+			}
+		}
+	}
+	var s [8]float32
+	for k := 0; k < 8; k++ {
+		s[k] = (c[0][k] + c[2][k]) + (c[1][k] + c[3][k])
+	}
+	sumf := float64(hsum8(&s))
+	for ; i < n; i++ {
+		sumf += float64(float32(bf16(a[i]) * bf16(b[i])))
+	}
+	return float32(sumf)
+}
+
+// dotQ2_K is ggml_vec_dot_q2_K_q8_K (AVX2). Per super-block the mins come
+// first: acc[l] = fma(-y.d*x.dmin, m[2l]*b[2l] + m[2l+1]*b[2l+1], acc[l])
+// with the 4-bit mins m and the Q8_K sums b; then int32 lane l sums
+// scale*Σ q2*q8 over bytes 4l..4l+3 of each 32-value chunk and acc[l] =
+// fma(y.d*x.d, lane, acc[l]).
+func dotQ2_K(n int, x, y []byte) float32 {
+	var acc [8]float32
+	nb := n / 256
+	for i := 0; i < nb; i++ {
+		xb := x[i*84 : i*84+84]
+		yd, yq, bs := q8K(y[i*292 : i*292+292])
+		sc := xb[0:16]
+		qs := xb[16:80]
+		d := yd * ldF16(xb[80:])
+		dmin := -yd * ldF16(xb[82:])
+		for l := 0; l < 8; l++ {
+			b0 := int32(int16(binary.LittleEndian.Uint16(bs[4*l:])))
+			b1 := int32(int16(binary.LittleEndian.Uint16(bs[4*l+2:])))
+			p := int32(sc[2*l]>>4)*b0 + int32(sc[2*l+1]>>4)*b1
+			acc[l] = fma32(dmin, float32(p), acc[l])
+		}
+		var lane [8]int32
+		for h := 0; h < 2; h++ {
+			q2 := qs[32*h : 32*h+32]
+			for k := 0; k < 4; k++ {
+				for l := 0; l < 8; l++ {
+					var s int32
+					for b := 4 * l; b < 4*l+4; b++ {
+						e := 128*h + 32*k + b
+						s += int32((q2[b]>>(2*k))&3) * int32(int8(yq[e]))
+					}
+					lane[l] += int32(sc[8*h+2*k+l/4]&0xF) * s
+				}
+			}
+		}
+		for l := 0; l < 8; l++ {
+			acc[l] = fma32(d, float32(lane[l]), acc[l])
+		}
+	}
+	return hsum8(&acc)
+}
+
+// q3KScales decodes the 16 signed 6-bit scales of a Q3_K block.
+func q3KScales(s []byte) [16]int32 {
+	a0 := binary.LittleEndian.Uint32(s[0:])
+	a1 := binary.LittleEndian.Uint32(s[4:])
+	a2 := binary.LittleEndian.Uint32(s[8:])
+	const k1, k2 = 0x03030303, 0x0f0f0f0f
+	w := [4]uint32{
+		(a0 & k2) | (((a2 >> 0) & k1) << 4),
+		(a1 & k2) | (((a2 >> 2) & k1) << 4),
+		((a0 >> 4) & k2) | (((a2 >> 4) & k1) << 4),
+		((a1 >> 4) & k2) | (((a2 >> 6) & k1) << 4),
+	}
+	var out [16]int32
+	for i := 0; i < 16; i++ {
+		out[i] = int32(int8(byte(w[i/4]>>(8*(i%4))))) - 32
+	}
+	return out
+}
+
+// dotQ3_K is ggml_vec_dot_q3_K_q8_K (AVX2): int32 lane l sums
+// scale*Σ (q3low - (hbit ? 0 : 4))*q8 over bytes 4l..4l+3 of each 32-value
+// chunk; acc[l] = fma(y.d*x.d, lane, acc[l]).
+func dotQ3_K(n int, x, y []byte) float32 {
+	var acc [8]float32
+	nb := n / 256
+	for i := 0; i < nb; i++ {
+		xb := x[i*110 : i*110+110]
+		yd, yq, _ := q8K(y[i*292 : i*292+292])
+		hm := xb[0:32]
+		qs := xb[32:96]
+		scales := q3KScales(xb[96:108])
+		d := yd * ldF16(xb[108:])
+		var lane [8]int32
+		for h := 0; h < 2; h++ {
+			q3 := qs[32*h : 32*h+32]
+			for k := 0; k < 4; k++ {
+				bit := uint(4*h + k)
+				for l := 0; l < 8; l++ {
+					var s int32
+					for b := 4 * l; b < 4*l+4; b++ {
+						e := 128*h + 32*k + b
+						v := int32((q3[b] >> (2 * k)) & 3)
+						if hm[b]&(1<<bit) == 0 {
+							v -= 4
+						}
+						s += v * int32(int8(yq[e]))
+					}
+					lane[l] += scales[8*h+2*k+l/4] * s
+				}
+			}
+		}
+		for l := 0; l < 8; l++ {
+			acc[l] = fma32(d, float32(lane[l]), acc[l])
+		}
+	}
+	return hsum8(&acc)
+}
+
+// dotQ5_K is ggml_vec_dot_q5_K_q8_K (AVX2): as dotQ4_K with the fifth bits,
+// but the mins are summed as integers and added to a scalar, fused: summs
+// = fma(-y.d*x.dmin, Σ m*b, summs); the result is hsum8(acc) + summs.
+func dotQ5_K(n int, x, y []byte) float32 {
+	var acc [8]float32
+	var summs float32
+	nb := n / 256
+	for i := 0; i < nb; i++ {
+		xb := x[i*176 : i*176+176]
+		yd, yq, bs := q8K(y[i*292 : i*292+292])
+		d := yd * ldF16(xb)
+		dmin := -yd * ldF16(xb[2:])
+		sc := xb[4:16]
+		qh := xb[16:48]
+		qs := xb[48:176]
+		var scales, mins [8]int32
+		for j := 0; j < 8; j++ {
+			s, m := scaleMinK4(j, sc)
+			scales[j], mins[j] = int32(s), int32(m)
+		}
+		var bsum [16]int32
+		for k := range bsum {
+			bsum[k] = int32(int16(binary.LittleEndian.Uint16(bs[2*k:])))
+		}
+		var ps int32
+		for k := 0; k < 8; k++ {
+			ps += mins[k] * (bsum[2*k] + bsum[2*k+1])
+		}
+		summs = fma32(dmin, float32(ps), summs)
+		var lane [8]int32
+		for j := 0; j < 4; j++ {
+			q5 := qs[32*j : 32*j+32]
+			q8l := yq[64*j : 64*j+32]
+			q8h := yq[64*j+32 : 64*j+64]
+			for l := 0; l < 8; l++ {
+				var sl, sh int32
+				for b := 4 * l; b < 4*l+4; b++ {
+					lo := int32(q5[b]&0xF) | int32((qh[b]>>(2*j))&1)<<4
+					hi := int32(q5[b]>>4) | int32((qh[b]>>(2*j+1))&1)<<4
+					sl += lo * int32(int8(q8l[b]))
+					sh += hi * int32(int8(q8h[b]))
+				}
+				lane[l] += scales[2*j]*sl + scales[2*j+1]*sh
+			}
+		}
+		for l := 0; l < 8; l++ {
+			acc[l] = fma32(d, float32(lane[l]), acc[l])
+		}
+	}
+	return hsum8(&acc) + summs
+}

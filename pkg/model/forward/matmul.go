@@ -1,0 +1,239 @@
+package forward
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/layerdiff/layerdiff/pkg/model"
+)
+
+// parallelFor splits [0, n) into contiguous ranges run on up to threads
+// goroutines. Every index is computed the same way whatever the split, so
+// results never depend on the thread count.
+func parallelFor(n, threads int, f func(lo, hi int)) {
+	if threads < 1 {
+		threads = 1
+	}
+	if threads > n {
+		threads = n
+	}
+	if threads <= 1 {
+		if n > 0 {
+			f(0, n)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + threads - 1) / threads
+	for lo := 0; lo < n; lo += chunk {
+		hi := lo + chunk
+		if hi > n {
+			hi = n
+		}
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			f(lo, hi)
+		}(lo, hi)
+	}
+	wg.Wait()
+}
+
+// matKernel names the ggml kernel a MUL_MAT uses, for documentation and
+// tests.
+type matKernel int
+
+const (
+	kernVecDot   matKernel = iota // ggml_vec_dot_* (type_traits_cpu[t].vec_dot)
+	kernTinyBLAS                  // llamafile_sgemm (tinyBLAS / tinyBLAS_Q0_AVX)
+)
+
+// chooseKernel repeats ggml_compute_forward_mul_mat's dispatch on this
+// build (GGML_USE_LLAMAFILE, AVX2, no repack buffers): llamafile_sgemm is
+// tried for n >= 2 columns, first with the float32 src1 (only F32 weights
+// accept it, when src1 is contiguous), then with src1 converted to the
+// vec_dot_type. tinyBLAS needs k%8 == 0 and m%4 == 0 for F32/F16/BF16; the
+// Q0 kernel (Q8_0, Q4_0, Q5_0, IQ4_NL) takes any shape.
+func chooseKernel(t model.Type, m, n, k int64, src1Contiguous bool) matKernel {
+	if n < 2 {
+		return kernVecDot
+	}
+	switch t {
+	case model.F32:
+		if src1Contiguous && k%8 == 0 && m%4 == 0 {
+			return kernTinyBLAS
+		}
+	case model.F16, model.BF16:
+		if k%8 == 0 && m%4 == 0 {
+			return kernTinyBLAS
+		}
+	case model.Q8_0, model.Q4_0, model.Q5_0, model.IQ4_NL:
+		return kernTinyBLAS
+	}
+	return kernVecDot
+}
+
+// quantDot returns the dot kernel of a block-quantized weight type.
+func quantDot(t model.Type, kern matKernel) (func(n int, x, y []byte) float32, error) {
+	switch t {
+	case model.Q8_0:
+		return dotQ8_0, nil
+	case model.Q4_0:
+		return dotQ4_0, nil
+	case model.Q5_0:
+		return dotQ5_0, nil
+	case model.IQ4_NL:
+		if kern == kernTinyBLAS {
+			return dotIQ4NLTiny, nil
+		}
+		return dotIQ4NL, nil
+	case model.Q4_1:
+		return dotQ4_1, nil
+	case model.Q5_1:
+		return dotQ5_1, nil
+	case model.Q4_K:
+		return dotQ4_K, nil
+	case model.Q6_K:
+		return dotQ6_K, nil
+	case model.Q2_K:
+		return dotQ2_K, nil
+	case model.Q3_K:
+		return dotQ3_K, nil
+	case model.Q5_K:
+		return dotQ5_K, nil
+	}
+	return nil, fmt.Errorf("no dot product for weight type %s", t)
+}
+
+// actRows holds src1's rows converted to the vec_dot_type, indexed by
+// i11 + ne11*(i12 + ne12*i13).
+type actRows struct {
+	b   [][]byte
+	f32 [][]float32
+	u16 [][]uint16
+}
+
+// mulMatGGML is ggml_compute_forward_mul_mat: dst[i1][i0] = dot(src0 row
+// i0, src1 row i1), with src0 broadcast over dims 2 and 3.
+func (e *executor) mulMatGGML(dst *node) error {
+	a, b := dst.src[0], dst.src[1]
+	if b.typ != model.F32 {
+		return fmt.Errorf("%s: src1 %s has type %s, want f32", dst.name, b.name, b.typ)
+	}
+	ne00, ne01 := a.ne[0], a.ne[1]
+	ne11, ne12, ne13 := b.ne[1], b.ne[2], b.ne[3]
+	if b.ne[0] != ne00 {
+		return fmt.Errorf("%s: inner dimensions differ: %s has %d, %s has %d", dst.name, a.name, ne00, b.name, b.ne[0])
+	}
+	r2, r3 := ne12/a.ne[2], ne13/a.ne[3]
+	vdt := model.VecDotType(a.typ)
+	kern := chooseKernel(a.typ, ne01, ne11, ne00, b.isContiguous())
+
+	// Convert the activations (from_float of the vec_dot_type).
+	var act actRows
+	tmp := make([]float32, ne00)
+	for i13 := int64(0); i13 < ne13; i13++ {
+		for i12 := int64(0); i12 < ne12; i12++ {
+			for i11 := int64(0); i11 < ne11; i11++ {
+				x := b.rowF32(i11, i12, i13, tmp)
+				switch vdt {
+				case model.F32:
+					act.f32 = append(act.f32, append([]float32(nil), x...))
+				case model.F16:
+					u := make([]uint16, len(x))
+					for i, v := range x {
+						u[i] = toF16(v)
+					}
+					act.u16 = append(act.u16, u)
+				case model.BF16:
+					u := make([]uint16, len(x))
+					for i, v := range x {
+						u[i] = model.F32ToBF16(v)
+					}
+					act.u16 = append(act.u16, u)
+				default:
+					rb, err := vdt.RowBytes(ne00)
+					if err != nil {
+						return fmt.Errorf("%s: %w", dst.name, err)
+					}
+					q := make([]byte, rb)
+					if err := model.QuantizeRow(vdt, x, q, model.QuantCPU); err != nil {
+						return fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err)
+					}
+					act.b = append(act.b, q)
+				}
+			}
+		}
+	}
+
+	var qdot func(n int, x, y []byte) float32
+	if a.typ.Quantized() {
+		var err error
+		if qdot, err = quantDot(a.typ, kern); err != nil {
+			return fmt.Errorf("%s: %w", dst.name, err)
+		}
+	}
+	out, off := dst.base()
+	nmat := a.ne[2] * a.ne[3]
+	parallelFor(int(ne01*nmat), e.threads, func(lo, hi int) {
+		rowF32 := make([]float32, ne00)
+		rowU16 := make([]uint16, ne00)
+		for r := lo; r < hi; r++ {
+			i01 := int64(r) % ne01
+			i02 := (int64(r) / ne01) % a.ne[2]
+			i03 := int64(r) / ne01 / a.ne[2]
+			// prepare the src0 row
+			var xb []byte
+			var xf []float32
+			var xh []uint16
+			switch {
+			case a.typ.Quantized():
+				xb = a.weightRow(i01, i02, i03)
+			case a.weight != nil && a.typ == model.F32:
+				wr := a.weightRow(i01, i02, i03)
+				for i := range rowF32 {
+					rowF32[i] = math.Float32frombits(binary.LittleEndian.Uint32(wr[4*i:]))
+				}
+				xf = rowF32
+			case a.weight != nil: // F16, BF16
+				wr := a.weightRow(i01, i02, i03)
+				for i := range rowU16 {
+					rowU16[i] = binary.LittleEndian.Uint16(wr[2*i:])
+				}
+				xh = rowU16
+			case a.typ == model.F32:
+				xf = a.rowF32(i01, i02, i03, rowF32)
+			case a.typ == model.F16:
+				xh = a.rowF16(i01, i02, i03)
+			}
+			for i13 := i03 * r3; i13 < (i03+1)*r3; i13++ {
+				for i12 := i02 * r2; i12 < (i02+1)*r2; i12++ {
+					for i11 := int64(0); i11 < ne11; i11++ {
+						col := i11 + ne11*(i12+ne12*i13)
+						var v float32
+						switch {
+						case qdot != nil:
+							v = qdot(int(ne00), xb, act.b[col])
+						case a.typ == model.F32 && kern == kernTinyBLAS:
+							v = dotF32Tiny(xf, act.f32[col])
+						case a.typ == model.F32:
+							v = vecDotF32(xf, act.f32[col])
+						case a.typ == model.F16 && kern == kernTinyBLAS:
+							v = dotF16Tiny(xh, act.u16[col])
+						case a.typ == model.F16:
+							v = vecDotF16(xh, act.u16[col])
+						case a.typ == model.BF16 && kern == kernTinyBLAS:
+							v = dotBF16Tiny(xh, act.u16[col])
+						default:
+							v = vecDotBF16(xh, act.u16[col])
+						}
+						out.f32[off+dst.elemOffset(i01, i11, i12, i13)] = v
+					}
+				}
+			}
+		}
+	})
+	return nil
+}

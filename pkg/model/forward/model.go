@@ -1,0 +1,447 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/layerdiff/layerdiff/pkg/model"
+)
+
+// Arch is a supported model architecture (general.architecture).
+type Arch string
+
+// Supported architectures.
+const (
+	ArchLlama Arch = "llama" // TinyLlama, Llama 2/3/3.1/3.2, Mistral: GQA, RoPE NORM
+	ArchQwen2 Arch = "qwen2" // Q/K/V biases, RoPE NEOX
+	ArchQwen3 Arch = "qwen3" // per-head Q/K RMS norm, RoPE NEOX
+)
+
+// RoPE modes (ggml's GGML_ROPE_TYPE_*).
+const (
+	RopeNorm = 0 // pairs (x[2i], x[2i+1])
+	RopeNeox = 2 // pairs (x[i], x[i+n_dims/2])
+)
+
+// ErrUnsupported is wrapped by the errors Load returns for models it cannot
+// run (architecture, tensor type, hyperparameter).
+var ErrUnsupported = errors.New("unsupported model")
+
+// Hparams are the hyperparameters as llama.cpp's load_hparams and
+// llama_context read them, with the same defaults.
+type Hparams struct {
+	Arch        Arch
+	NCtxTrain   int     // {arch}.context_length
+	NEmbd       int     // {arch}.embedding_length
+	NLayer      int     // {arch}.block_count
+	NHead       int     // {arch}.attention.head_count
+	NHeadKV     int     // {arch}.attention.head_count_kv, default NHead
+	NFF         int     // {arch}.feed_forward_length
+	HeadDimK    int     // {arch}.attention.key_length, default NEmbd/NHead
+	HeadDimV    int     // {arch}.attention.value_length, default NEmbd/NHead
+	NRot        int     // {arch}.rope.dimension_count, default HeadDimK
+	NormRMSEps  float32 // {arch}.attention.layer_norm_rms_epsilon (required)
+	RopeType    int     // RopeNorm (llama) or RopeNeox (qwen2, qwen3)
+	RopeBase    float32 // {arch}.rope.freq_base, default 10000
+	RopeScale   float32 // 1/{arch}.rope.scaling.factor (linear), default 1
+	RopeScaling string  // {arch}.rope.scaling.type, default "linear"
+	NCtxOrig    int     // {arch}.rope.scaling.original_context_length, default NCtxTrain
+	AttnFactor  float32 // {arch}.rope.scaling.attn_factor, default 1
+	NVocab      int     // rows of token_embd.weight
+	// RopeFreqs is rope_freqs.weight (Llama 3.1 and later), nil if absent.
+	RopeFreqs []float32
+}
+
+// Layer holds the tensors of one block. Optional tensors are nil.
+type Layer struct {
+	AttnNorm, Wq, Wk, Wv, Wo *model.TensorInfo
+	Bq, Bk, Bv, Bo           *model.TensorInfo
+	QNorm, KNorm             *model.TensorInfo // qwen3
+	FFNNorm                  *model.TensorInfo
+	FFNGate, FFNUp, FFNDown  *model.TensorInfo
+	FFNGateB, FFNUpB         *model.TensorInfo
+	FFNDownB                 *model.TensorInfo
+}
+
+// Model is a loaded model: hyperparameters and the tensor infos of a GGUF
+// file whose data stays mapped (rows are read and dequantized on the fly).
+type Model struct {
+	File       *model.File
+	Hparams    Hparams
+	TokEmbd    *model.TensorInfo
+	OutputNorm *model.TensorInfo
+	// Output is output.weight, or token_embd.weight when the model ties
+	// them (TiedOutput).
+	Output     *model.TensorInfo
+	OutputB    *model.TensorInfo // qwen2 output.bias, usually nil
+	TiedOutput bool
+	Layers     []Layer
+}
+
+// maxDim bounds every hyperparameter so that products stay far from int
+// overflow; real models are orders of magnitude smaller.
+const maxDim = 1 << 24
+
+// Load reads the hyperparameters and tensor infos of f. It checks every
+// tensor's presence, shape and type, and returns an error naming the first
+// problem (wrapping ErrUnsupported for unsupported models).
+func Load(f *model.File) (*Model, error) {
+	if f == nil {
+		return nil, errors.New("forward: Load of a nil file")
+	}
+	arch := f.Arch()
+	m := &Model{File: f}
+	switch Arch(arch) {
+	case ArchLlama, ArchQwen2, ArchQwen3:
+	case "":
+		return nil, fmt.Errorf("%s: no general.architecture: %w", f.Path, ErrUnsupported)
+	default:
+		return nil, fmt.Errorf("%s: architecture %q: %w (supported: llama, qwen2, qwen3)", f.Path, arch, ErrUnsupported)
+	}
+	if err := m.loadHparams(Arch(arch)); err != nil {
+		return nil, err
+	}
+	if err := m.loadTensors(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Model) key(k string) string { return string(m.Hparams.Arch) + "." + k }
+
+// getUint reads an unsigned integer key into dst; absent keys keep dst and
+// return false (unless required).
+func (m *Model) getUint(k string, dst *int, required bool) error {
+	key := m.key(k)
+	if !m.File.Has(key) {
+		if required {
+			return fmt.Errorf("%s: missing metadata key %s", m.File.Path, key)
+		}
+		return nil
+	}
+	v, err := m.File.Uint(key)
+	if err != nil {
+		// llama.cpp accepts arrays for some keys (per-layer counts);
+		// take the value of layer 0 when all layers agree.
+		vs, aerr := m.File.Int32s(key)
+		if aerr != nil || len(vs) == 0 {
+			return fmt.Errorf("%s: metadata %s: %w", m.File.Path, key, err)
+		}
+		for _, x := range vs {
+			if x != vs[0] {
+				return fmt.Errorf("%s: metadata %s varies across layers (%v): %w", m.File.Path, key, vs, ErrUnsupported)
+			}
+		}
+		v = uint64(vs[0])
+	}
+	if v > maxDim {
+		return fmt.Errorf("%s: metadata %s = %d is out of range", m.File.Path, key, v)
+	}
+	*dst = int(v)
+	return nil
+}
+
+func (m *Model) getFloat(k string, dst *float32, required bool) error {
+	key := m.key(k)
+	if !m.File.Has(key) {
+		if required {
+			return fmt.Errorf("%s: missing metadata key %s", m.File.Path, key)
+		}
+		return nil
+	}
+	v, err := m.File.Float(key)
+	if err != nil {
+		return fmt.Errorf("%s: metadata %s: %w", m.File.Path, key, err)
+	}
+	*dst = float32(v)
+	return nil
+}
+
+func (m *Model) loadHparams(arch Arch) error {
+	h := &m.Hparams
+	h.Arch = arch
+	for _, k := range []struct {
+		name     string
+		dst      *int
+		required bool
+	}{
+		{"context_length", &h.NCtxTrain, true},
+		{"embedding_length", &h.NEmbd, true},
+		{"block_count", &h.NLayer, true},
+		{"feed_forward_length", &h.NFF, false},
+		{"attention.head_count", &h.NHead, false},
+	} {
+		if err := m.getUint(k.name, k.dst, k.required); err != nil {
+			return err
+		}
+	}
+	if h.NHead <= 0 {
+		return fmt.Errorf("%s: %s is %d: %w", m.File.Path, m.key("attention.head_count"), h.NHead, ErrUnsupported)
+	}
+	h.NHeadKV = h.NHead
+	if err := m.getUint("attention.head_count_kv", &h.NHeadKV, false); err != nil {
+		return err
+	}
+	if h.NHeadKV <= 0 || h.NHead%h.NHeadKV != 0 {
+		return fmt.Errorf("%s: %d heads are not a multiple of %d KV heads", m.File.Path, h.NHead, h.NHeadKV)
+	}
+	if h.NEmbd <= 0 || h.NLayer <= 0 {
+		return fmt.Errorf("%s: embedding length %d, block count %d", m.File.Path, h.NEmbd, h.NLayer)
+	}
+	h.HeadDimK = h.NEmbd / h.NHead
+	h.HeadDimV = h.NEmbd / h.NHead
+	if err := m.getUint("attention.key_length", &h.HeadDimK, false); err != nil {
+		return err
+	}
+	if err := m.getUint("attention.value_length", &h.HeadDimV, false); err != nil {
+		return err
+	}
+	h.NRot = h.HeadDimK
+	if err := m.getUint("rope.dimension_count", &h.NRot, false); err != nil {
+		return err
+	}
+	// llm_build_llama/qwen2/qwen3 assert these.
+	if h.HeadDimK != h.HeadDimV || h.NRot != h.HeadDimK {
+		return fmt.Errorf("%s: key length %d, value length %d, rope dimensions %d differ: %w", m.File.Path, h.HeadDimK, h.HeadDimV, h.NRot, ErrUnsupported)
+	}
+	if h.HeadDimK <= 0 || h.HeadDimK%2 != 0 {
+		return fmt.Errorf("%s: head dimension %d is not even", m.File.Path, h.HeadDimK)
+	}
+	if err := m.getFloat("attention.layer_norm_rms_epsilon", &h.NormRMSEps, true); err != nil {
+		return err
+	}
+	h.RopeBase = 10000
+	if err := m.getFloat("rope.freq_base", &h.RopeBase, false); err != nil {
+		return err
+	}
+	h.RopeScaling = "linear"
+	if key := m.key("rope.scaling.type"); m.File.Has(key) {
+		s, err := m.File.String(key)
+		if err != nil {
+			return fmt.Errorf("%s: metadata %s: %w", m.File.Path, key, err)
+		}
+		h.RopeScaling = s
+	}
+	switch h.RopeScaling {
+	case "none", "linear":
+	default:
+		return fmt.Errorf("%s: rope scaling %q: %w (supported: none, linear, and llama3 frequency factors)", m.File.Path, h.RopeScaling, ErrUnsupported)
+	}
+	var ropeScale float32
+	if err := m.getFloat("rope.scaling.factor", &ropeScale, false); err != nil {
+		return err
+	}
+	if ropeScale == 0 {
+		if err := m.getFloat("rope.scale_linear", &ropeScale, false); err != nil {
+			return err
+		}
+	}
+	h.RopeScale = 1
+	if ropeScale != 0 {
+		h.RopeScale = 1 / ropeScale
+	}
+	if h.RopeScaling == "none" {
+		h.RopeScale = 1
+	}
+	h.NCtxOrig = h.NCtxTrain
+	if err := m.getUint("rope.scaling.original_context_length", &h.NCtxOrig, false); err != nil {
+		return err
+	}
+	if h.NCtxOrig == 0 {
+		h.NCtxOrig = h.NCtxTrain
+	}
+	h.AttnFactor = 1
+	if err := m.getFloat("rope.scaling.attn_factor", &h.AttnFactor, false); err != nil {
+		return err
+	}
+	switch arch {
+	case ArchLlama:
+		h.RopeType = RopeNorm
+	default:
+		h.RopeType = RopeNeox
+	}
+	return nil
+}
+
+// supportedWeight reports the weight types the ggml numerics implement.
+func supportedWeight(t model.Type) bool {
+	switch t {
+	case model.F32, model.F16, model.BF16, model.Q4_0, model.Q4_1, model.Q5_0, model.Q5_1, model.Q8_0,
+		model.Q2_K, model.Q3_K, model.Q4_K, model.Q5_K, model.Q6_K, model.IQ4_NL:
+		return true
+	}
+	return false
+}
+
+func (m *Model) tensor(name string, required bool, ne ...int64) (*model.TensorInfo, error) {
+	ti, ok := m.File.Tensor(name)
+	if !ok {
+		if required {
+			return nil, fmt.Errorf("%s: missing tensor %q", m.File.Path, name)
+		}
+		return nil, nil
+	}
+	want := ne
+	got := ti.Ne
+	for len(got) > len(want) && got[len(got)-1] == 1 {
+		got = got[:len(got)-1]
+	}
+	if len(got) != len(want) {
+		return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v", m.File.Path, name, ti.Ne, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v", m.File.Path, name, ti.Ne, want)
+		}
+	}
+	if !supportedWeight(ti.Type) {
+		return nil, fmt.Errorf("%s: tensor %q has type %s: %w", m.File.Path, name, ti.Type, ErrUnsupported)
+	}
+	if ti.Type.BlockSize() > 1 && ne[0]%int64(ti.Type.BlockSize()) != 0 {
+		return nil, fmt.Errorf("%s: tensor %q: row of %d values is not a multiple of the %s block size", m.File.Path, name, ne[0], ti.Type)
+	}
+	if _, err := m.File.TensorData(ti); err != nil {
+		return nil, err
+	}
+	return ti, nil
+}
+
+// f32Tensor requires a small F32 tensor (norm weights, biases).
+func (m *Model) f32Tensor(name string, required bool, ne ...int64) (*model.TensorInfo, error) {
+	ti, err := m.tensor(name, required, ne...)
+	if err != nil || ti == nil {
+		return ti, err
+	}
+	if ti.Type != model.F32 {
+		return nil, fmt.Errorf("%s: tensor %q has type %s, want f32: %w", m.File.Path, name, ti.Type, ErrUnsupported)
+	}
+	return ti, nil
+}
+
+func (m *Model) loadTensors() error {
+	h := &m.Hparams
+	emb, ok := m.File.Tensor("token_embd.weight")
+	if !ok {
+		return fmt.Errorf("%s: missing tensor %q", m.File.Path, "token_embd.weight")
+	}
+	if len(emb.Ne) < 2 || emb.Ne[0] != int64(h.NEmbd) || emb.Ne[1] <= 0 || emb.Ne[1] > maxDim {
+		return fmt.Errorf("%s: tensor %q has shape %v, want {%d, n_vocab}", m.File.Path, "token_embd.weight", emb.Ne, h.NEmbd)
+	}
+	h.NVocab = int(emb.Ne[1])
+	E, V := int64(h.NEmbd), int64(h.NVocab)
+	var err error
+	if m.TokEmbd, err = m.tensor("token_embd.weight", true, E, V); err != nil {
+		return err
+	}
+	if m.OutputNorm, err = m.f32Tensor("output_norm.weight", true, E); err != nil {
+		return err
+	}
+	if m.Output, err = m.tensor("output.weight", false, E, V); err != nil {
+		return err
+	}
+	if m.Output == nil {
+		m.Output, m.TiedOutput = m.TokEmbd, true
+	}
+	if h.Arch == ArchQwen2 {
+		if m.OutputB, err = m.f32Tensor("output.bias", false, V); err != nil {
+			return err
+		}
+	}
+	if h.Arch == ArchLlama {
+		rf, err := m.f32Tensor("rope_freqs.weight", false, int64(h.NRot/2))
+		if err != nil {
+			return err
+		}
+		if rf != nil {
+			data, err := m.File.TensorData(rf)
+			if err != nil {
+				return err
+			}
+			h.RopeFreqs = make([]float32, h.NRot/2)
+			for i := range h.RopeFreqs {
+				h.RopeFreqs[i] = math.Float32frombits(le32(data[4*i:]))
+			}
+		}
+	}
+	hd := int64(h.HeadDimK)
+	q := hd * int64(h.NHead)
+	kv := hd * int64(h.NHeadKV)
+	ff := int64(h.NFF)
+	m.Layers = make([]Layer, h.NLayer)
+	for il := range m.Layers {
+		L := &m.Layers[il]
+		p := fmt.Sprintf("blk.%d.", il)
+		type req struct {
+			dst      **model.TensorInfo
+			name     string
+			f32      bool
+			required bool
+			ne       []int64
+		}
+		reqs := []req{
+			{&L.AttnNorm, "attn_norm.weight", true, true, []int64{E}},
+			{&L.Wq, "attn_q.weight", false, true, []int64{E, q}},
+			{&L.Wk, "attn_k.weight", false, true, []int64{E, kv}},
+			{&L.Wv, "attn_v.weight", false, true, []int64{E, kv}},
+			{&L.Wo, "attn_output.weight", false, true, []int64{q, E}},
+			{&L.FFNNorm, "ffn_norm.weight", true, true, []int64{E}},
+		}
+		if ff <= 0 {
+			if t, ok := m.File.Tensor(p + "ffn_up.weight"); ok && len(t.Ne) >= 2 {
+				ff = t.Ne[1]
+				h.NFF = int(ff)
+			}
+		}
+		reqs = append(reqs,
+			req{&L.FFNGate, "ffn_gate.weight", false, true, []int64{E, ff}},
+			req{&L.FFNUp, "ffn_up.weight", false, true, []int64{E, ff}},
+			req{&L.FFNDown, "ffn_down.weight", false, true, []int64{ff, E}},
+		)
+		switch h.Arch {
+		case ArchLlama:
+			reqs = append(reqs,
+				req{&L.Bq, "attn_q.bias", true, false, []int64{q}},
+				req{&L.Bk, "attn_k.bias", true, false, []int64{kv}},
+				req{&L.Bv, "attn_v.bias", true, false, []int64{kv}},
+				req{&L.Bo, "attn_output.bias", true, false, []int64{E}},
+				req{&L.FFNGateB, "ffn_gate.bias", true, false, []int64{ff}},
+				req{&L.FFNDownB, "ffn_down.bias", true, false, []int64{E}},
+				req{&L.FFNUpB, "ffn_up.bias", true, false, []int64{ff}},
+			)
+		case ArchQwen2:
+			reqs = append(reqs,
+				req{&L.Bq, "attn_q.bias", true, false, []int64{q}},
+				req{&L.Bk, "attn_k.bias", true, false, []int64{kv}},
+				req{&L.Bv, "attn_v.bias", true, false, []int64{kv}},
+			)
+		case ArchQwen3:
+			reqs = append(reqs,
+				req{&L.QNorm, "attn_q_norm.weight", true, true, []int64{hd}},
+				req{&L.KNorm, "attn_k_norm.weight", true, true, []int64{hd}},
+			)
+		}
+		for _, r := range reqs {
+			var ti *model.TensorInfo
+			if r.f32 {
+				ti, err = m.f32Tensor(p+r.name, r.required, r.ne...)
+			} else {
+				ti, err = m.tensor(p+r.name, r.required, r.ne...)
+			}
+			if err != nil {
+				return err
+			}
+			*r.dst = ti
+		}
+		if m.File.Has(m.key("expert_count")) {
+			if n, err := m.File.Uint(m.key("expert_count")); err == nil && n > 0 {
+				return fmt.Errorf("%s: mixture-of-experts models (%d experts): %w", m.File.Path, n, ErrUnsupported)
+			}
+		}
+	}
+	return nil
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}

@@ -1,0 +1,303 @@
+package forward
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/tensor"
+)
+
+func parseTiny(t *testing.T, b []byte) *model.File {
+	t.Helper()
+	f, err := model.Parse(bytes.NewReader(b), int64(len(b)), "tiny.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestLoadHparams(t *testing.T) {
+	cfg := defaultTiny("qwen3")
+	cfg.headDim = 32 // qwen3 allows head_dim*heads != embd
+	cfg.tied = true
+	m := tinyModel(t, cfg)
+	h := m.Hparams
+	want := Hparams{Arch: ArchQwen3, NCtxTrain: 512, NEmbd: 256, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 512,
+		HeadDimK: 32, HeadDimV: 32, NRot: 32, NormRMSEps: 1e-5, RopeType: RopeNeox, RopeBase: 10000, RopeScale: 1,
+		RopeScaling: "linear", NCtxOrig: 512, AttnFactor: 1, NVocab: 512}
+	if h.RopeFreqs != nil {
+		t.Errorf("RopeFreqs = %v", h.RopeFreqs)
+	}
+	h.RopeFreqs = nil
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("hparams\n got %+v\nwant %+v", h, want)
+	}
+	if !m.TiedOutput || m.Output != m.TokEmbd {
+		t.Errorf("tied output not detected")
+	}
+	// defaults: no rope base, no head_count_kv
+	cfg = defaultTiny("llama")
+	cfg.kvHeads = cfg.heads
+	cfg.omit = "llama.rope.freq_base"
+	cfg.ropeFreqs = true
+	m = tinyModel(t, cfg)
+	if m.Hparams.RopeBase != 10000 || m.Hparams.RopeType != RopeNorm || len(m.Hparams.RopeFreqs) != 32 {
+		t.Errorf("llama defaults: %+v", m.Hparams)
+	}
+	// the llama arch with optional biases builds Q/K/V adds
+	cfg = defaultTiny("llama")
+	cfg.biases = true
+	m = tinyModel(t, cfg)
+	if m.Layers[0].Bq == nil || m.Layers[1].Bv == nil {
+		t.Errorf("llama biases not loaded")
+	}
+	var c Collector
+	if _, err := m.Run([]int32{1, 2}, DefaultOptions(), &c); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, nd := range c.Nodes {
+		if nd.Name == "Qcur-0" && nd.Op == "ADD" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d Qcur-0 ADD nodes, want 1", n)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	f32 := model.F32
+	cases := []struct {
+		name   string
+		mutate func(c *tinyConfig)
+		kvs    func(b []byte) []byte
+		want   string
+		unsup  bool
+	}{
+		{name: "missing eps", mutate: func(c *tinyConfig) { c.omit = "llama.attention.layer_norm_rms_epsilon" }, want: "layer_norm_rms_epsilon"},
+		{name: "missing tensor", mutate: func(c *tinyConfig) { c.omit = "blk.1.ffn_up.weight" }, want: `"blk.1.ffn_up.weight"`},
+		{name: "missing block count", mutate: func(c *tinyConfig) { c.omit = "llama.block_count" }, want: "block_count"},
+		{name: "missing qwen3 norm", mutate: func(c *tinyConfig) { c.arch = "qwen3"; c.omit = "blk.0.attn_k_norm.weight" }, want: "attn_k_norm"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := defaultTiny("llama")
+			cfg.weight = f32
+			c.mutate(&cfg)
+			f := parseTiny(t, tinyGGUF(t, cfg))
+			_, err := Load(f)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Load: %v, want an error naming %s", err, c.want)
+			}
+			if !strings.Contains(err.Error(), "tiny.gguf") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+// writeGGUF writes kvs and tensors to memory and parses them.
+func writeGGUF(t *testing.T, kvs []model.KV, ts []model.WriteTensor) *model.File {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := model.Write(&buf, kvs, ts, 0); err != nil {
+		t.Fatal(err)
+	}
+	return parseTiny(t, buf.Bytes())
+}
+
+func TestLoadUnsupported(t *testing.T) {
+	f := writeGGUF(t, []model.KV{model.NewKV("general.architecture", "gemma2")}, nil)
+	if _, err := Load(f); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "gemma2") {
+		t.Errorf("gemma2: %v", err)
+	}
+	f = writeGGUF(t, nil, nil)
+	if _, err := Load(f); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("no architecture: %v", err)
+	}
+	if _, err := Load(nil); err == nil {
+		t.Error("Load(nil) succeeded")
+	}
+	// an unsupported weight type names the tensor and the type
+	b := tinyGGUF(t, defaultTiny("llama"))
+	f = parseTiny(t, b)
+	var ts []model.WriteTensor
+	for i := range f.Tensors {
+		ti := &f.Tensors[i]
+		data, err := f.TensorData(ti)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := model.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data}
+		if ti.Name == "blk.0.attn_q.weight" {
+			w.Type = model.IQ2_XXS
+			w.Data = make([]byte, ti.Ne[1]*ti.Ne[0]/256*int64(model.IQ2_XXS.BlockBytes()))
+		}
+		ts = append(ts, w)
+	}
+	f2 := writeGGUF(t, f.KVs, ts)
+	_, err := Load(f2)
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "blk.0.attn_q.weight") || !strings.Contains(err.Error(), "iq2_xxs") {
+		t.Errorf("iq2_xxs weight: %v", err)
+	}
+	// YaRN scaling
+	kvs := append(append([]model.KV(nil), f.KVs...), model.NewKV("llama.rope.scaling.type", "yarn"))
+	var plain []model.WriteTensor
+	for i := range f.Tensors {
+		ti := &f.Tensors[i]
+		data, _ := f.TensorData(ti)
+		plain = append(plain, model.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
+	}
+	if _, err := Load(writeGGUF(t, kvs, plain)); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "yarn") {
+		t.Errorf("yarn: %v", err)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	m := tinyModel(t, defaultTiny("llama"))
+	for _, c := range []struct {
+		toks []int32
+		opts Options
+		want string
+	}{
+		{nil, DefaultOptions(), "no tokens"},
+		{[]int32{1, 512}, DefaultOptions(), "outside the vocabulary"},
+		{[]int32{-1}, DefaultOptions(), "outside the vocabulary"},
+		{[]int32{1}, Options{Numerics: "f128", KVType: model.F16}, "numerics"},
+		{[]int32{1}, Options{KVType: model.Q8_0}, "KV cache type"},
+	} {
+		if _, err := m.Run(c.toks, c.opts, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Run(%v, %+v): %v, want %q", c.toks, c.opts, err, c.want)
+		}
+	}
+	// a recorder error stops the run
+	stop := errors.New("stop")
+	_, err := m.Run([]int32{1}, DefaultOptions(), RecorderFunc(func(*Node, *tensor.Tensor) error { return stop }))
+	if !errors.Is(err, stop) {
+		t.Errorf("recorder error: %v", err)
+	}
+}
+
+func TestRecorders(t *testing.T) {
+	m := tinyModel(t, defaultTiny("qwen2"))
+	toks := []int32{1, 2, 3, 4}
+	var all Collector
+	if _, err := m.Run(toks, DefaultOptions(), &all); err != nil {
+		t.Fatal(err)
+	}
+	// keys of repeated names
+	if all.Get("norm-0") == nil || all.Get("norm-0#1") == nil || all.Get("norm-0#2") != nil {
+		t.Errorf("norm-0 keys: %v %v", all.Get("norm-0"), all.Get("norm-0#1"))
+	}
+	var sel Collector
+	f := &Filter{Names: regexp.MustCompile(`^(l_out|kq_soft_max|Qcur|__fattn__|result_output)`), Layers: []int{1}, OutsideLayers: true, SkipViews: true, Tokens: []int{3, 1}, Next: &sel}
+	opts := DefaultOptions()
+	if _, err := m.Run(toks, opts, f); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for i, n := range sel.Nodes {
+		names = append(names, n.Name)
+		full := all.Get(n.Name)
+		if n.Name == "Qcur-1" && n.Op == "MUL_MAT" {
+			full = all.Get("Qcur-1")
+		}
+		tt := sel.Tensors[i]
+		switch n.Name {
+		case "l_out-1", "result_output":
+			// {n, T}: rows 3 and 1
+			w := full.Ne[0]
+			if tt.Ne[1] != 2 || !equal(tt.Data[:w], full.Data[3*w:4*w]) || !equal(tt.Data[w:], full.Data[w:2*w]) {
+				t.Errorf("%s: token selection wrong (ne %v)", n.Name, tt.Ne)
+			}
+		case "__fattn__-1":
+			// {d, heads, T}
+			if n.TokenDim != 2 || tt.Ne[2] != 2 {
+				t.Errorf("%s: token dim %d, ne %v", n.Name, n.TokenDim, tt.Ne)
+			}
+		}
+	}
+	want := "Qcur-1 Qcur-1 Qcur-1 __fattn__-1 l_out-1 result_output"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("selected %s, want %s", got, want)
+	}
+	// token dims of the attention scores without flash attention
+	opts.FlashAttn = false
+	var c Collector
+	if _, err := m.Run(toks, opts, &Filter{Names: regexp.MustCompile(`^kq`), Next: &c}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		want := 1
+		if strings.HasSuffix(n.Name, "(permuted)") {
+			want = 2 // {d, heads, T}
+		}
+		if n.TokenDim != want {
+			t.Errorf("%s %v: token dim %d, want %d", n.Name, n.Ne, n.TokenDim, want)
+		}
+	}
+	if _, err := SelectTokens(&c.Nodes[0], c.Tensors[0], []int{9}); err == nil {
+		t.Error("selecting token 9 of 4 succeeded")
+	}
+}
+
+func equal(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestAliasesFor(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		want string
+	}{
+		{"inp_embd", "embd"},
+		{"Qcur-12 (reshaped)", "Qcur-12"},
+		{"__fattn__-3", "node_N"},
+		{"attn_out-7", "kqv_out-7"},
+		{"kqv_out-7", "kqv_merged_cont-7"},
+		{"ffn_up-0", ""},
+	} {
+		if got := strings.Join(AliasesFor(c.name), ","); got != c.want {
+			t.Errorf("AliasesFor(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// FuzzLoad feeds mutated GGUF files to Load and, when they load, runs one
+// token: neither may panic.
+func FuzzLoad(f *testing.F) {
+	small := defaultTiny("llama")
+	small.embd, small.ff, small.heads, small.kvHeads, small.vocab, small.layers = 64, 64, 2, 1, 300, 1
+	f.Add(tinyGGUF(f, small))
+	small.arch = "qwen3"
+	f.Add(tinyGGUF(f, small))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		mf, err := model.Parse(bytes.NewReader(b), int64(len(b)), "fuzz.gguf")
+		if err != nil {
+			return
+		}
+		m, err := Load(mf)
+		if err != nil {
+			return
+		}
+		h := m.Hparams
+		if int64(h.NEmbd)*int64(h.NLayer)*int64(max(h.NFF, h.NEmbd)) > 1<<22 || h.NVocab > 1<<16 {
+			return // too large to run in a fuzz iteration
+		}
+		_, _ = m.Run([]int32{0}, DefaultOptions(), nil)
+	})
+}

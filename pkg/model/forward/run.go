@@ -1,0 +1,306 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+
+	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/tensor"
+)
+
+// Numerics modes of Options.Numerics.
+const (
+	// NumericsGGML reproduces llama.cpp's CPU arithmetic (x86-64, AVX2,
+	// FMA, F16C; llama.cpp ec98e2002): activations quantized to the
+	// weight's vec_dot_type, ggml's kernels and their rounding, F16 KV
+	// cache. The default.
+	NumericsGGML = "ggml"
+	// NumericsF64 is the exact computation: dequantized weights, float64
+	// accumulation in every op, no activation quantization, float32 KV
+	// cache and libm-accurate exp, sin, cos. Activations are stored as
+	// float32 between ops.
+	NumericsF64 = "f64"
+)
+
+// Options configure Run.
+type Options struct {
+	// Numerics is NumericsGGML ("" means the same) or NumericsF64.
+	Numerics string
+	// FlashAttn builds the flash-attention graph (llama.cpp's CPU default,
+	// "auto" resolves to on); false builds kq, kq_soft_max and kqv.
+	FlashAttn bool
+	// KVType is the type of the K and V cache: model.F16 (llama.cpp's
+	// default) or model.F32. The zero value is F32: start from
+	// DefaultOptions. NumericsF64 keeps the graph of this type but stores
+	// the cache unrounded.
+	KVType model.Type
+	// NCtx is the number of KV cache cells (llama.cpp's n_ctx); 0 means
+	// the number of tokens rounded up to 256, llama.cpp's padding.
+	NCtx int
+	// Threads is the number of goroutines for the large ops; 0 means
+	// runtime.NumCPU(). Results do not depend on it.
+	Threads int
+	// Inject, when not nil, may replace the value of a node after it is
+	// computed and recorded, before later nodes read it.
+	Inject Injector
+}
+
+// DefaultOptions are llama.cpp's defaults on the CPU: ggml numerics, flash
+// attention on, F16 KV cache.
+func DefaultOptions() Options {
+	return Options{Numerics: NumericsGGML, FlashAttn: true, KVType: model.F16}
+}
+
+// Node describes a graph node as llama.cpp's eval callback sees it.
+type Node struct {
+	Index int        // position in graph order (the callback order)
+	Name  string     // llama.cpp's tensor name, e.g. "attn_norm-0"
+	Op    string     // ggml_op_desc, e.g. "MUL_MAT", "SWIGLU", "FLASH_ATTN_EXT"
+	Layer int        // layer the node belongs to, -1 outside the layers
+	Ne    [4]int64   // shape in ggml order
+	Type  model.Type // F32, or F16 for the KV cache nodes
+	View  bool       // RESHAPE, VIEW, PERMUTE, TRANSPOSE (data shared with a source)
+	// TokenDim is the dimension of Ne that indexes token positions, or -1
+	// (weights, KV cache): 1 for activations {n, T} and attention scores
+	// {n_kv, T, heads}, 2 for per-head tensors {d, heads, T}.
+	TokenDim int
+}
+
+// Recorder receives the nodes of a run in graph order. Want is asked
+// before a node's data is materialized, so a Recorder that keeps a few
+// tensors costs little; Record gets the data (in ggml order, as float32) of
+// every wanted node. An error from Record stops the run.
+type Recorder interface {
+	Want(n *Node) bool
+	Record(n *Node, t *tensor.Tensor) error
+}
+
+// Injector replaces node values during a run: with llama.cpp's, to measure
+// one op in isolation, or with a perturbed value (layerdiff run --inject).
+// Inject is called with a node's computed value (in ggml order; the
+// Injector may modify it in place) before the Recorder sees the node, and
+// returns the data the Recorder and later nodes get instead (len = the
+// node's element count), or ok = false to keep the computed value. Views and
+// F16 nodes are never offered.
+type Injector interface {
+	Inject(n *Node, computed []float32) (data []float32, ok bool)
+}
+
+// Run evaluates tokens (positions 0..len-1, one batch, an empty KV cache,
+// every position an output) and hands every node to rec (which may be nil).
+// It returns the logits, {n_vocab, len(tokens)}.
+func (m *Model) Run(tokens []int32, opts Options, rec Recorder) (*tensor.Tensor, error) {
+	if len(tokens) == 0 {
+		return nil, errors.New("forward: no tokens")
+	}
+	for i, t := range tokens {
+		if t < 0 || int(t) >= m.Hparams.NVocab {
+			return nil, fmt.Errorf("forward: token %d (position %d) outside the vocabulary of %d", t, i, m.Hparams.NVocab)
+		}
+	}
+	numerics := opts.Numerics
+	if numerics == "" {
+		numerics = NumericsGGML
+	}
+	if numerics != NumericsGGML && numerics != NumericsF64 {
+		return nil, fmt.Errorf("forward: numerics %q (want %q or %q)", opts.Numerics, NumericsGGML, NumericsF64)
+	}
+	if opts.KVType != model.F16 && opts.KVType != model.F32 {
+		return nil, fmt.Errorf("forward: KV cache type %s (want f16 or f32)", opts.KVType)
+	}
+	kvSize := opts.NCtx
+	if kvSize == 0 {
+		kvSize = (len(tokens) + kvPadding - 1) / kvPadding * kvPadding
+	}
+	kvSize = (kvSize + kvPadding - 1) / kvPadding * kvPadding
+	if kvSize < len(tokens) {
+		return nil, fmt.Errorf("forward: %d tokens do not fit a context of %d", len(tokens), opts.NCtx)
+	}
+	b, err := m.buildGraph(len(tokens), kvSize, opts.FlashAttn, opts.KVType)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %s: %w", m.File.Path, err)
+	}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	e := &executor{threads: threads, exact: numerics == NumericsF64}
+	b.tokenDims()
+	if err := e.setInputs(b, tokens); err != nil {
+		return nil, err
+	}
+	if err := e.run(b, rec, opts.Inject); err != nil {
+		return nil, err
+	}
+	logits := &tensor.Tensor{Key: b.out.name, Name: b.out.name, Op: b.out.op.String(), Ne: tensor.Trim(b.out.ne[:]), Data: b.out.toF32()}
+	return logits, nil
+}
+
+// executor runs a graph.
+type executor struct {
+	threads int
+	exact   bool
+}
+
+// setInputs fills the input leaves as llama.cpp's set_input functions do
+// for one sequence starting at position 0 in an empty cache.
+func (e *executor) setInputs(b *built, tokens []int32) error {
+	for _, n := range []*node{b.tokens, b.pos, b.kIdxs, b.vIdxs, b.kqMask, b.outIDs} {
+		e.alloc(n)
+	}
+	T := len(tokens)
+	copy(b.tokens.buf.i32, tokens)
+	for i := 0; i < T; i++ {
+		b.pos.buf.i32[i] = int32(i)
+		b.kIdxs.buf.i64[i] = int64(i)
+		b.outIDs.buf.i32[i] = int32(i)
+	}
+	if b.vTrans {
+		nv := b.nEmbdVGQA
+		for i := int64(0); i < int64(T); i++ {
+			for j := int64(0); j < nv; j++ {
+				b.vIdxs.buf.i64[i*nv+j] = j*int64(b.kvSize) + i
+			}
+		}
+	} else {
+		for i := 0; i < T; i++ {
+			b.vIdxs.buf.i64[i] = int64(i)
+		}
+	}
+	mask := b.kqMask.buf.f32
+	for i := 0; i < T; i++ {
+		for j := 0; j < b.nKV; j++ {
+			v := float32(0)
+			if j > i {
+				v = float32(math.Inf(-1))
+			}
+			mask[i*b.nKV+j] = v
+		}
+	}
+	for _, c := range b.cacheK {
+		e.alloc(c)
+	}
+	for _, c := range b.cacheV {
+		e.alloc(c)
+	}
+	return nil
+}
+
+// alloc gives a tensor memory; in exact mode F16 tensors are stored as F32.
+func (e *executor) alloc(n *node) {
+	if n.viewSrc != nil || n.buf != nil {
+		return
+	}
+	if e.exact && n.typ == model.F16 {
+		n.buf = &buffer{f32: make([]float32, n.nelements())}
+		return
+	}
+	n.alloc()
+}
+
+// run executes the nodes in graph order, records them and releases memory
+// that no later node reads.
+func (e *executor) run(b *built, rec Recorder, inj Injector) error {
+	nodes := b.g.nodes
+	// last use of every storage owner
+	last := map[*node]int{}
+	for i, n := range nodes {
+		if s, _ := n.storage(); s != n {
+			last[s] = max(last[s], i)
+		}
+		for _, s := range n.src {
+			if s == nil {
+				continue
+			}
+			own, _ := s.storage()
+			last[own] = max(last[own], i)
+		}
+	}
+	pinned := map[*node]bool{b.out: true}
+	for _, c := range b.cacheK {
+		pinned[c] = true
+	}
+	for _, c := range b.cacheV {
+		pinned[c] = true
+	}
+	release := map[int][]*node{}
+	for i, n := range nodes {
+		if n.viewSrc != nil || pinned[n] {
+			continue
+		}
+		at := max(i, last[n])
+		release[at] = append(release[at], n)
+	}
+	for i, n := range nodes {
+		if n.viewSrc == nil {
+			e.alloc(n)
+		}
+		if err := e.compute(n); err != nil {
+			return fmt.Errorf("forward: node %d %q (%s): %w", i, n.name, n.op, err)
+		}
+		info := n.info()
+		if inj != nil && !info.View && n.viewSrc == nil && n.typ == model.F32 {
+			if data, ok := inj.Inject(&info, n.buf.f32); ok {
+				if int64(len(data)) != n.nelements() {
+					return fmt.Errorf("forward: injected %d values into %q of %d elements", len(data), n.name, n.nelements())
+				}
+				copy(n.buf.f32, data)
+			}
+		}
+		if rec != nil && rec.Want(&info) {
+			t := &tensor.Tensor{Key: n.name, Name: n.name, Op: n.op.String(), Ne: tensor.Trim(n.ne[:]), Data: n.toF32()}
+			if err := rec.Record(&info, t); err != nil {
+				return err
+			}
+		}
+		for _, own := range release[i] {
+			own.buf = nil
+		}
+	}
+	return nil
+}
+
+// info describes n for Recorders.
+func (n *node) info() Node {
+	return Node{Index: n.index, Name: n.name, Op: n.op.String(), Layer: n.layer, Ne: n.ne, Type: n.typ, View: n.op.isViewOp(), TokenDim: n.tokDim}
+}
+
+// compute runs one node.
+func (e *executor) compute(n *node) error {
+	if e.exact {
+		return e.computeExact(n)
+	}
+	switch n.op {
+	case opReshape, opView, opPermute, opTranspose:
+		return nil
+	case opGetRows:
+		return e.getRowsGGML(n)
+	case opRMSNorm:
+		e.rmsNormGGML(n)
+	case opMul, opAdd:
+		e.binaryGGML(n)
+	case opScale:
+		e.scaleGGML(n)
+	case opMulMat:
+		return e.mulMatGGML(n)
+	case opRope:
+		return e.ropeGGML(n)
+	case opSetRows:
+		return e.setRowsGGML(n)
+	case opCpy:
+		e.cpyGGML(n)
+	case opCont:
+		e.contGGML(n)
+	case opFlashAttnExt:
+		return e.flashAttnGGML(n)
+	case opSoftMax:
+		e.softMaxGGML(n)
+	case opSwiglu:
+		e.swigluGGML(n)
+	default:
+		return fmt.Errorf("op %s is not implemented", n.op)
+	}
+	return nil
+}
