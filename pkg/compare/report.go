@@ -115,6 +115,42 @@ type Blame struct {
 	Evidence []string `json:"evidence"`
 	// By names the Blamer ("first-fail", "recompute").
 	By string `json:"by"`
+	// Hints are tested hypotheses about what makes the blamed node differ
+	// (a sign flip, a RoPE mode, an RMS epsilon); only those whose test
+	// succeeded are listed. Absent when none did.
+	Hints []Hint `json:"hints,omitempty"`
+}
+
+// Hint is one diagnosis hypothesis whose test succeeded, with the numbers
+// the test measured: a residual NMSE and, for fitted quantities, the value
+// fitted to each side next to the model's.
+type Hint struct {
+	// Kind names the hypothesis: "sign-flip", "scale", "swapped-halves",
+	// "transposed", "permuted", "position-shift", "f16-rounding",
+	// "rope-mode", "rope-base", "rope-freq-scale", "rope-position",
+	// "rope-freq-factors", "rms-eps", "weight-transposed", "bos",
+	// "token-shift", "token-mismatch" (docs/report-json.md describes each
+	// test).
+	Kind string `json:"kind"`
+	// Text states the finding and its numbers in one sentence.
+	Text string `json:"text"`
+	// Value is the hint's number: the fitted factor (scale, sign-flip),
+	// the quantity fitted to the reference (rope-base, rope-freq-scale,
+	// rms-eps, rope-mode), a position offset (position-shift,
+	// rope-position, bos, token-shift), a count of positions
+	// (token-mismatch); 0 when the kind has none.
+	Value Float `json:"value"`
+	// Ours is the same quantity fitted to the other side, and Model the
+	// model's value of it; absent when they do not apply.
+	Ours  *Float `json:"ours,omitempty"`
+	Model *Float `json:"model,omitempty"`
+	// NMSE is the residual of the hypothesis: the NMSE between the output
+	// it explains and its prediction (0 when exact).
+	NMSE Float `json:"nmse"`
+	// Baseline is the NMSE the hypothesis improves on: the other side
+	// against the reference, or the prediction with the model's own
+	// parameters.
+	Baseline Float `json:"baseline"`
 }
 
 // Row is the comparison of one reference node.

@@ -69,6 +69,12 @@ func (o Options) Markdown(w io.Writer, r *compare.Report) error {
 		if len(b.Evidence) > 0 {
 			bw.WriteString("\n")
 		}
+		for _, h := range b.Hints {
+			fmt.Fprintf(bw, "- **Hint (%s):** %s\n", mdEscape(h.Kind), mdEscape(h.Text))
+		}
+		if len(b.Hints) > 0 {
+			bw.WriteString("\n")
+		}
 	}
 
 	mdHead(bw, []string{"", "reference", "other"}, nil)

@@ -145,6 +145,9 @@ func (o Options) Text(w io.Writer, r *compare.Report) error {
 		for _, e := range b.Evidence {
 			kv("", "  "+e)
 		}
+		for _, h := range b.Hints {
+			kv("hint", h.Text)
+		}
 	}
 	bw.WriteString("\n")
 

@@ -1,0 +1,19 @@
+//go:build !llamacpp
+
+package main
+
+import (
+	"errors"
+	"io"
+)
+
+var errNoLlama = errors.New("this layerdiff was built without llama.cpp; build it with `make build`")
+
+// llama is the in-build llama.cpp; in this build there is none.
+var llama llamaBackend = noLlama{}
+
+type noLlama struct{}
+
+func (noLlama) QuantizeModel(in, out string, ftype, threads int) error { return errNoLlama }
+
+func (noLlama) Dump(dumpRequest, io.Writer) error { return errNoLlama }

@@ -1,0 +1,70 @@
+// Command layerdiff finds where an LLM inference engine stops agreeing with
+// llama.cpp. See README.md for the commands and their exit codes:
+// 0 everything within tolerance, 1 divergence found, 2 bad input or usage.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is the layerdiff version written into dumps and reports.
+var version = "0.1.0-dev"
+
+// Exit codes.
+const (
+	exitAgree      = 0
+	exitDivergence = 1
+	exitBadInput   = 2
+)
+
+// divergenceError reports a completed comparison that found a divergence:
+// the output is complete, the exit code is 1.
+type divergenceError struct{ msg string }
+
+func (e *divergenceError) Error() string { return e.msg }
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+func run(args []string) int {
+	app := newApp()
+	err := app.Run(permuteArgs(app, args))
+	if err == nil {
+		return exitAgree
+	}
+	var div *divergenceError
+	if errors.As(err, &div) {
+		if div.msg != "" {
+			fmt.Fprintln(os.Stderr, "layerdiff:", div.msg)
+		}
+		return exitDivergence
+	}
+	fmt.Fprintln(os.Stderr, "layerdiff:", err)
+	return exitBadInput
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "layerdiff",
+		Usage:   "find the first layer and operation where an inference engine stops agreeing with llama.cpp",
+		Version: version,
+		// Errors are printed once, by run.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return fmt.Errorf("usage: %w", err)
+		},
+		Commands: []*cli.Command{
+			fixtureCommand(),
+			inspectCommand(),
+			dumpCommand(),
+			runCommand(),
+			compareCommand(),
+			reportCommand(),
+		},
+	}
+}

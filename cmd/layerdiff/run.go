@@ -1,0 +1,74 @@
+package main
+
+import (
+	"regexp"
+
+	"github.com/layerdiff/layerdiff/pkg/pipeline"
+	"github.com/layerdiff/layerdiff/pkg/reference"
+	"github.com/urfave/cli/v2"
+)
+
+func runCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "ref", Required: true, Usage: "reference: a dump `DIR`, a .npy directory, an eval-callback/llama-debug log, or a --save-logits directory"},
+		&cli.StringFlag{Name: "model", Required: true, Usage: "GGUF `FILE` to run with layerdiff's forward pass"},
+		&cli.StringFlag{Name: "prompt", Usage: "`TEXT` to tokenize when the reference has no token ids"},
+		&cli.StringFlag{Name: "tokens", Usage: "comma-separated token `IDS`"},
+		&cli.BoolFlag{Name: "no-bos", Usage: "do not add BOS when tokenizing the prompt"},
+		&cli.StringFlag{Name: "numerics", Value: "ggml", Usage: "ggml (llama.cpp's CPU arithmetic) or f64 (exact)"},
+		&cli.StringFlag{Name: "flash-attn", Value: "auto", Usage: "auto (as the reference), on or off"},
+		&cli.StringFlag{Name: "kv-type", Value: "f16", Usage: "KV cache type: f16 or f32"},
+		&cli.IntFlag{Name: "threads", Usage: "threads (0: all cores)"},
+		&cli.StringSliceFlag{Name: "inject", Usage: "perturb an activation: `NAME:KIND=VALUE` (scale, add, swap, transpose, sign, shift); repeatable"},
+		&cli.BoolFlag{Name: "isolate", Usage: "recompute every op from the reference's inputs, not only up to the first divergence"},
+	}
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run layerdiff's forward pass and compare every activation with a reference",
+		ArgsUsage: " ",
+		Flags:     append(append(flags, policyFlags()...), outputFlags()...),
+		Action: func(c *cli.Context) error {
+			if err := checkOutputs(c); err != nil {
+				return err
+			}
+			ref, err := reference.Open(c.String("ref"))
+			if err != nil {
+				return err
+			}
+			pol, err := policyFrom(c, c.String("numerics"))
+			if err != nil {
+				return err
+			}
+			filter, err := filterFrom(c)
+			if err != nil {
+				return err
+			}
+			o := pipeline.RunOptions{
+				CompareOptions: pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version},
+				Prompt:         c.String("prompt"), NoBOS: c.Bool("no-bos"),
+				Numerics: c.String("numerics"), FlashAttn: c.String("flash-attn"), KVType: c.String("kv-type"),
+				Threads: c.Int("threads"), Isolate: c.Bool("isolate"),
+			}
+			if s := c.String("tokens"); s != "" {
+				if o.Tokens, err = parseTokens(s); err != nil {
+					return err
+				}
+			}
+			for _, s := range c.StringSlice("inject") {
+				inj, err := pipeline.ParseInjection(s)
+				if err != nil {
+					return err
+				}
+				o.Inject = append(o.Inject, inj)
+			}
+			if f := c.String("filter"); f != "" {
+				o.NodeFilter = regexp.MustCompile(f) // validated by filterFrom
+			}
+			rep, err := pipeline.Run(ref, c.String("model"), o)
+			if err != nil {
+				return err
+			}
+			return emit(c, rep)
+		},
+	}
+}

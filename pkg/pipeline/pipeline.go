@@ -1,0 +1,110 @@
+// Package pipeline wires layerdiff's stages together: a reference (any
+// format pkg/reference reads) and the other side (layerdiff's own forward
+// pass, or a second reference) become compare.Sides, compare aligns, measures
+// and judges them, and the Report goes to a renderer. The CLI is a thin layer
+// over the functions here.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/layerdiff/layerdiff/pkg/compare"
+	"github.com/layerdiff/layerdiff/pkg/reference"
+	"github.com/layerdiff/layerdiff/pkg/tensor"
+)
+
+// refSide adapts a reference.Source to compare.Side. Nodes without data are
+// still listed (compare reports them unmeasured when loading fails).
+type refSide struct {
+	src   reference.Source
+	nodes []compare.Node
+}
+
+// SideOf makes a compare.Side of a reference source.
+func SideOf(src reference.Source) compare.Side {
+	s := &refSide{src: src}
+	for _, n := range src.Nodes() {
+		s.nodes = append(s.nodes, compare.Node{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne})
+	}
+	return s
+}
+
+func (s *refSide) Nodes() []compare.Node { return s.nodes }
+
+func (s *refSide) Tensor(key string) (*tensor.Tensor, error) { return s.src.Load(key) }
+
+// sourceMeta describes a reference for the report.
+func sourceMeta(src reference.Source, label string) compare.Source {
+	info := src.Describe()
+	if label == "" {
+		label = "reference"
+		if info.SystemInfo != "" || info.Kind == reference.KindDump {
+			label = "llama.cpp"
+		}
+	}
+	return compare.Source{Label: label, Format: info.Format, Path: info.Path, Model: info.ModelPath, ModelSHA256: info.ModelSHA256}
+}
+
+// CompareOptions configure Compare and Run.
+type CompareOptions struct {
+	Policy   *compare.Policy
+	Filter   func(compare.Node) bool
+	Blamer   compare.Blamer
+	Tool     string // e.g. "layerdiff 0.1.0"
+	Warnings []string
+}
+
+// Compare compares two references: A is the reference, B the other side
+// (llama.cpp CPU vs GPU, two llama.cpp versions, another engine's dumps).
+// Token ids known on both sides must agree.
+func Compare(a, b reference.Source, o CompareOptions) (*compare.Report, error) {
+	ia, ib := a.Describe(), b.Describe()
+	if len(ia.Tokens) > 0 && len(ib.Tokens) > 0 && !sameTokens(ia.Tokens, ib.Tokens) {
+		return nil, &TokenMismatchError{A: ia.Path, B: ib.Path, TokA: ia.Tokens, TokB: ib.Tokens}
+	}
+	toks := ia.Tokens
+	if len(toks) == 0 {
+		toks = ib.Tokens
+	}
+	warn := append([]string(nil), o.Warnings...)
+	warn = append(warn, ia.Warnings...)
+	warn = append(warn, ib.Warnings...)
+	meta := compare.Meta{
+		Reference: sourceMeta(a, ""),
+		Other:     sourceMeta(b, "other"),
+		Tokens:    toks,
+		Prompt:    ia.Prompt,
+		Tool:      o.Tool,
+	}
+	return compare.Compare(SideOf(a), SideOf(b), compare.Options{
+		Policy: o.Policy, Meta: meta, Filter: o.Filter, Blamer: o.Blamer, Warnings: warn,
+	})
+}
+
+// TokenMismatchError says that two sides evaluated different tokens; its
+// message shows both lists.
+type TokenMismatchError struct {
+	A, B       string
+	TokA, TokB []int32
+}
+
+func (e *TokenMismatchError) Error() string {
+	return fmt.Sprintf("token ids differ:\n  %s: %v\n  %s: %v", e.A, e.TokA, e.B, e.TokB)
+}
+
+func sameTokens(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrNoTokens is returned when neither the reference nor the caller gives
+// token ids or a prompt.
+var ErrNoTokens = errors.New("no token ids: the reference does not record them; give --prompt or --tokens")
