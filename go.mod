@@ -3,6 +3,7 @@ module github.com/layerdiff/layerdiff
 go 1.26.8
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/ollama/ollama v0.17.4
 	github.com/urfave/cli/v2 v2.27.7
 	gonum.org/v1/gonum v0.17.0
