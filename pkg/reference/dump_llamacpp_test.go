@@ -1,0 +1,144 @@
+//go:build llamacpp
+
+package reference_test
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/layerdiff/layerdiff/pkg/llamacpp"
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/reference"
+)
+
+// dumpTypes are the llama_ftype values of the fixture types dumped for the
+// llama architecture (all of them) and for qwen2/qwen3 (a few).
+var dumpTypes = []struct {
+	name  string
+	ftype int
+	all   bool // dumped for every architecture
+}{
+	{"f32", 0, true}, {"f16", 1, false}, {"bf16", 32, false}, {"q8_0", 7, true}, {"q4_0", 2, false},
+	{"q4_1", 3, false}, {"q5_0", 8, false}, {"q5_1", 9, false}, {"q2_k", 10, false}, {"q3_k", 11, false},
+	{"q4_k_m", 15, true}, {"q5_k_m", 17, false}, {"q6_k", 18, false}, {"iq4_nl", 25, false}, {"iq4_xs", 30, false},
+}
+
+// TestDumpRoundTrip dumps fixtures of every architecture and type with flash
+// attention on and off, for 1 and 9 tokens, reads each dump back and checks
+// that every stored tensor's statistics are those the manifest records, that
+// every result_output row equals llama_get_logits_ith of an independent
+// llama.cpp run, and that the graph has what llama.cpp computes.
+func TestDumpRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	for _, arch := range fixture.Archs {
+		f32 := filepath.Join(dir, arch+"-f32.gguf")
+		if err := fixture.Generate(fixture.Default(arch), f32); err != nil {
+			t.Fatal(err)
+		}
+		for _, ty := range dumpTypes {
+			if arch != "llama" && !ty.all {
+				continue
+			}
+			path := f32
+			if ty.ftype != 0 {
+				path = filepath.Join(dir, arch+"-"+ty.name+".gguf")
+				if err := llamacpp.QuantizeModel(f32, path, ty.ftype, 2); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, fa := range []string{"on", "off"} {
+				for _, toks := range [][]int32{{1}, {1, 300, 301, 302, 303, 304, 305, 306, 307}} {
+					name := fmt.Sprintf("%s/%s/fa-%s/%d", arch, ty.name, fa, len(toks))
+					t.Run(name, func(t *testing.T) {
+						out := filepath.Join(t.TempDir(), "dump")
+						man, err := reference.DumpLlamaCpp(reference.DumpOptions{Model: path, Tokens: toks, Out: out, FlashAttn: fa, Threads: 2, Version: "test"})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if want := map[string]string{"on": "on", "off": "off"}[fa]; man.FlashAttn != want {
+							t.Errorf("flash attention resolved %q, want %q", man.FlashAttn, want)
+						}
+						checkDump(t, out, path, toks, fa)
+					})
+				}
+			}
+		}
+	}
+}
+
+func checkDump(t *testing.T, out, model string, toks []int32, fa string) {
+	t.Helper()
+	d, err := reference.OpenDump(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	stored := 0
+	for _, mn := range d.Manifest.Nodes {
+		seen[mn.Name] = true
+		if mn.Stats == nil {
+			continue
+		}
+		tt, err := d.Load(mn.Key)
+		if err != nil {
+			t.Fatalf("%s: %v", mn.Key, err)
+		}
+		st := reference.ComputeStats(tt.Data)
+		if !sameFloat(float64(st.Sum), float64(mn.Stats.Sum)) || st.NaN != mn.Stats.NaN || st.Inf != mn.Stats.Inf ||
+			!sameFloat(float64(st.Min), float64(mn.Stats.Min)) || !sameFloat(float64(st.Max), float64(mn.Stats.Max)) {
+			t.Errorf("%s: stored data has stats %+v, manifest %+v", mn.Key, st, *mn.Stats)
+		}
+		if mn.File != "" {
+			stored++
+		}
+	}
+	if stored == 0 {
+		t.Fatal("nothing stored")
+	}
+	for _, name := range []string{"inp_embd", "norm-0", "attn_norm-0", "Qcur-0", "Kcur-0", "Vcur-0", "kqv_out-0", "ffn_inp-0", "ffn_norm-0", "ffn_gate-0", "ffn_up-0", "ffn_swiglu-0", "ffn_out-0", "l_out-0", "l_out-1", "result_norm", "result_output"} {
+		if !seen[name] {
+			t.Errorf("no node %q in the dump", name)
+		}
+	}
+	if fa == "off" && (!seen["kq-0"] || !seen["kq_soft_max-0"]) {
+		t.Error("flash attention off but no kq-0 / kq_soft_max-0")
+	}
+	if fa == "on" && !seen["__fattn__-0"] {
+		t.Error("flash attention on but no __fattn__-0")
+	}
+	// result_output against an independent llama.cpp run.
+	tt, err := d.Load("result_output")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := llamacpp.LoadModel(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, err := llamacpp.NewContext(m, llamacpp.ContextOptions{NCtx: 256, Threads: 2, FlashAttn: fa, TypeK: 1, TypeV: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	if err := ctx.Eval(toks, func(string) bool { return false }, func(*llamacpp.Node) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	nv := m.NVocab()
+	if len(tt.Data) != nv*len(toks) {
+		t.Fatalf("result_output has %d values, want %d x %d", len(tt.Data), nv, len(toks))
+	}
+	for i := range toks {
+		for j, v := range ctx.Logits(i) {
+			if math.Float32bits(v) != math.Float32bits(tt.Data[i*nv+j]) {
+				t.Fatalf("token %d logit %d: dump %v, llama_get_logits_ith %v", i, j, tt.Data[i*nv+j], v)
+			}
+		}
+	}
+}
+
+func sameFloat(a, b float64) bool {
+	return a == b || (math.IsNaN(a) && math.IsNaN(b))
+}
