@@ -389,7 +389,7 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 		meas = measureFull(a, b, lay, tol, nWorst)
 		if tol.Logits {
 			if nv := plan.Ne[0]; nv > 0 && int64(len(a))%nv == 0 {
-				meas.Metrics.Logits = MeasureLogits(a, b, int(nv), plan.TokenBase, float64(tol.NearTieGap))
+				meas.Metrics.Logits = MeasureLogits(a, b, int(nv), plan.TokenBase, TieRule{Gap: float64(tol.NearTieGap), Explained: tol.NearTieExplained})
 			}
 		}
 	case rt.Data == nil && ot.Data != nil:

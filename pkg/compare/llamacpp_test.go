@@ -157,7 +157,7 @@ func TestLlamaCppLogitsAcrossBuilds(t *testing.T) {
 		}
 	}
 	mt := compare.Measure(ref, ours, []int64{int64(nv)}, compare.Tolerance{RTol: 1e-3, ATolRMS: 1e-3})
-	lg := compare.MeasureLogits(ref, ours, nv, len(promptTokens)-1, 1e-3)
+	lg := compare.MeasureLogits(ref, ours, nv, len(promptTokens)-1, compare.TieRule{Gap: 1e-3})
 	t.Logf("2026 AVX-512 build vs in-process ollama copy: nmse %g max|Δ| %g ulp p50/p99/max %d/%d/%d bit-identical %d/%d mismatches(1e-3) %d; argmax %d vs %d, top-5 %d, KL %g",
 		mt.NMSE, mt.MaxAbs, mt.ULP.P50, mt.ULP.P99, mt.ULP.Max, mt.BitIdentical, mt.N, mt.Mismatches,
 		lg.Tokens[0].RefArgmax, lg.Tokens[0].OtherArgmax, lg.Tokens[0].Top5, lg.Tokens[0].KL)

@@ -874,13 +874,25 @@ func sumCheck(k *known, tol Tolerance, rms float64) *SumCheck {
 	return sc
 }
 
+// TieRule decides when a token whose argmax differs is a near tie.
+type TieRule struct {
+	// Gap: the reference's top-2 gap is below Gap.
+	Gap float64
+	// Explained: also when the gap is at most |Δ| at the reference's top
+	// token plus |Δ| at the other side's top token — the flip is fully
+	// accounted for by the differences at those two logits, which the
+	// elementwise and NMSE criteria judge. Used where the two sides are not
+	// expected to agree bit for bit (f64 mode: llama.cpp's quantized
+	// arithmetic against exact arithmetic).
+	Explained bool
+}
+
 // MeasureLogits compares logits laid out {nVocab, T'} (one column of
 // nVocab values per token, ggml order) token by token, as documented on
 // Logits and TokenLogits. tokenBase is the prompt position of the first
-// column; a token is a near tie when the reference's top-2 gap is below
-// nearTieGap. It panics if the lengths differ or are not a multiple of
-// nVocab (caller errors).
-func MeasureLogits(ref, other []float32, nVocab int, tokenBase int, nearTieGap float64) *Logits {
+// column; tie says which flips are near ties. It panics if the lengths
+// differ or are not a multiple of nVocab (caller errors).
+func MeasureLogits(ref, other []float32, nVocab int, tokenBase int, tie TieRule) *Logits {
 	if len(ref) != len(other) || nVocab <= 0 || len(ref)%nVocab != 0 {
 		panic("compare: MeasureLogits: lengths are not equal multiples of nVocab")
 	}
@@ -920,7 +932,11 @@ func MeasureLogits(ref, other []float32, nVocab int, tokenBase int, nearTieGap f
 		default:
 			tl.Gap = Float(math.NaN())
 		}
-		tl.NearTie = float64(tl.Gap) < nearTieGap
+		tl.NearTie = float64(tl.Gap) < tie.Gap
+		if tie.Explained && !tl.NearTie && tl.RefArgmax >= 0 && tl.OtherArgmax >= 0 && tl.RefArgmax != tl.OtherArgmax {
+			a, b := tl.RefArgmax, tl.OtherArgmax
+			tl.NearTie = float64(tl.Gap) <= math.Abs(pa[a]-pb[a])+math.Abs(pa[b]-pb[b])
+		}
 		if finite {
 			tl.KL = Float(klDivergence(pa, pb))
 		} else {

@@ -341,7 +341,7 @@ func TestCoord(t *testing.T) {
 func TestMeasureLogits(t *testing.T) {
 	ref := []float32{1, 2, 3, 0, 0, 5}
 	oth := []float32{1, 3, 2, 0, 0, 5}
-	lg := MeasureLogits(ref, oth, 3, 4, 1e-3)
+	lg := MeasureLogits(ref, oth, 3, 4, TieRule{Gap: 1e-3})
 	if len(lg.Tokens) != 2 {
 		t.Fatalf("%d tokens", len(lg.Tokens))
 	}
@@ -378,7 +378,7 @@ func TestMeasureLogits(t *testing.T) {
 	}
 	// Near tie: gap 2^-10 below the threshold excuses the disagreement.
 	g := float32(1.0 / 1024)
-	lg = MeasureLogits([]float32{1, 1 + g, 0}, []float32{1 + g, 1, 0}, 3, 0, 1e-2)
+	lg = MeasureLogits([]float32{1, 1 + g, 0}, []float32{1 + g, 1, 0}, 3, 0, TieRule{Gap: 1e-2})
 	if !lg.Tokens[0].NearTie || lg.NearTies != 1 || lg.ArgmaxAgree != 0 {
 		t.Errorf("near tie: %+v", lg)
 	}
@@ -386,17 +386,17 @@ func TestMeasureLogits(t *testing.T) {
 	if j := Judge(&m, Tolerance{NMSEMax: 1, ATol: 1, Logits: true, NearTieGap: 1e-2, KLMax: Float(math.Inf(1))}); j.Status != Pass {
 		t.Errorf("near tie judged %s %v", j.Status, j.Reasons)
 	}
-	lg = MeasureLogits([]float32{1, 1 + g, 0}, []float32{1 + g, 1, 0}, 3, 0, float64(g))
+	lg = MeasureLogits([]float32{1, 1 + g, 0}, []float32{1 + g, 1, 0}, 3, 0, TieRule{Gap: float64(g)})
 	m.Logits = lg
 	if j := Judge(&m, Tolerance{NMSEMax: 1, ATol: 1, Logits: true, NearTieGap: Float(g), KLMax: Float(math.Inf(1))}); j.Status != Fail {
 		t.Errorf("gap equal to the threshold is not a near tie: judged %s", j.Status)
 	}
 	// NaN logits: KL undefined, argmax ignores NaN.
-	lg = MeasureLogits([]float32{nan, 1, 2}, []float32{0, 1, 2}, 3, 0, 0)
+	lg = MeasureLogits([]float32{nan, 1, 2}, []float32{0, 1, 2}, 3, 0, TieRule{Gap: 0})
 	if !math.IsNaN(float64(lg.Tokens[0].KL)) || lg.Tokens[0].RefArgmax != 2 || !math.IsNaN(float64(lg.MaxKL)) {
 		t.Errorf("NaN logits: %+v", lg.Tokens[0])
 	}
-	lg = MeasureLogits([]float32{nan, nan}, []float32{0, 1}, 2, 0, 0)
+	lg = MeasureLogits([]float32{nan, nan}, []float32{0, 1}, 2, 0, TieRule{Gap: 0})
 	if lg.Tokens[0].RefArgmax != -1 || lg.ArgmaxAgree != 0 {
 		t.Errorf("all-NaN logits: %+v", lg.Tokens[0])
 	}
@@ -487,6 +487,6 @@ func BenchmarkMeasureLogits(b *testing.B) {
 	}
 	b.SetBytes(8 * nv * nt)
 	for b.Loop() {
-		MeasureLogits(x, y, nv, 0, 1e-3)
+		MeasureLogits(x, y, nv, 0, TieRule{Gap: 1e-3})
 	}
 }

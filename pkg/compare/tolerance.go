@@ -48,7 +48,8 @@ func (s Status) Label() string { return strings.ToUpper(string(s)) }
 //     known element equal at printed precision (partial tensors);
 //  5. the SumCheck, when a side is a text log with a printed sum;
 //  6. if Logits: for every token the argmax agrees or the reference's top-2
-//     gap is below NearTieGap, and every token's KL ≤ KLMax (+Inf disables).
+//     gap is below NearTieGap (or, with NearTieExplained, at most the sum of
+//     the two tokens' |a−b|), and every token's KL ≤ KLMax (+Inf disables).
 //
 // NaN is not a valid value for any field. The same criteria, restricted to a
 // token's slice, decide which tokens fail (except the sum check, which has
@@ -63,7 +64,11 @@ type Tolerance struct {
 	// Logits measures the tensor as logits {n_vocab, T} (argmax, top-5, KL).
 	Logits     bool  `json:"logits"`
 	NearTieGap Float `json:"near_tie_gap"`
-	KLMax      Float `json:"kl_max"`
+	// NearTieExplained also counts a flip as a near tie when the
+	// reference's top-2 gap is at most the sum of |a−b| at the two tokens
+	// involved (see TieRule); on in f64 mode.
+	NearTieExplained bool  `json:"near_tie_explained,omitempty"`
+	KLMax            Float `json:"kl_max"`
 	// FailSharedNonFinite makes NaN (or the same infinity) at the same
 	// position on both sides a failure. Off by default: both engines agree
 	// there, so it is a fact about the model or the input, reported as a
@@ -82,6 +87,7 @@ type Override struct {
 	BitExact            *bool  `json:"bit_exact,omitempty"`
 	Logits              *bool  `json:"logits,omitempty"`
 	NearTieGap          *Float `json:"near_tie_gap,omitempty"`
+	NearTieExplained    *bool  `json:"near_tie_explained,omitempty"`
 	KLMax               *Float `json:"kl_max,omitempty"`
 	FailSharedNonFinite *bool  `json:"fail_shared_nonfinite,omitempty"`
 }
@@ -106,6 +112,7 @@ func (o Override) Apply(t Tolerance) Tolerance {
 	setB(&t.BitExact, o.BitExact)
 	setB(&t.Logits, o.Logits)
 	setF(&t.NearTieGap, o.NearTieGap)
+	setB(&t.NearTieExplained, o.NearTieExplained)
 	setF(&t.KLMax, o.KLMax)
 	setB(&t.FailSharedNonFinite, o.FailSharedNonFinite)
 	return t
@@ -136,6 +143,9 @@ func (o Override) merge(p Override) Override {
 	}
 	if p.NearTieGap != nil {
 		o.NearTieGap = p.NearTieGap
+	}
+	if p.NearTieExplained != nil {
+		o.NearTieExplained = p.NearTieExplained
 	}
 	if p.KLMax != nil {
 		o.KLMax = p.KLMax
@@ -193,7 +203,9 @@ func bp(v bool) *bool     { return &v }
 //	bitexact  0         0     0         0     0 (bit_exact)      0
 //
 // All modes measure result_output as logits, leave kl_max at +Inf (KL is
-// reported, not judged) and let shared NaN pass. ggml mode expects the
+// reported, not judged) and let shared NaN pass. f64 mode also counts a
+// flipped argmax as a near tie when the two logits' differences account for
+// it (near_tie_explained). ggml mode expects the
 // embedding lookup (inp_embd, a pure dequantization) to be bit-exact.
 func DefaultPolicy(mode string) (*Policy, error) {
 	inf := Float(math.Inf(1))
@@ -203,7 +215,7 @@ func DefaultPolicy(mode string) (*Policy, error) {
 		p.Default = Tolerance{NMSEMax: 1e-10, ATolRMS: 1e-4, RTol: 1e-4, NearTieGap: 1e-4, KLMax: inf}
 		p.Names["inp_embd"] = Override{BitExact: bp(true)}
 	case ModeF64:
-		p.Default = Tolerance{NMSEMax: 1e-3, ATolRMS: 0.25, RTol: 0.05, MismatchFracMax: 1e-3, NearTieGap: 0.1, KLMax: inf}
+		p.Default = Tolerance{NMSEMax: 1e-3, ATolRMS: 0.25, RTol: 0.05, MismatchFracMax: 1e-3, NearTieGap: 0.1, NearTieExplained: true, KLMax: inf}
 	case ModeBitExact:
 		p.Default = Tolerance{BitExact: true, KLMax: inf}
 	default:
