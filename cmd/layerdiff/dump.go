@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/urfave/cli/v2"
 )
 
@@ -35,7 +37,9 @@ func dumpCommand() *cli.Command {
 			&cli.IntFlag{Name: "threads", Usage: "threads (0: all cores)"},
 			&cli.StringFlag{Name: "filter", Usage: "store data only for node names matching `REGEX` (every node is listed)"},
 			&cli.BoolFlag{Name: "no-bos", Usage: "do not add BOS when tokenizing the prompt"},
-			&cli.BoolFlag{Name: "force", Usage: "replace an existing non-empty output directory"},
+			&cli.BoolFlag{Name: "force", Usage: "replace an existing non-empty output directory (and --log file)"},
+			&cli.StringFlag{Name: "log", Usage: "also print the dump as llama.cpp's eval callback would to `FILE` (a text log, like llama-eval-callback's)"},
+			&cli.StringFlag{Name: "log-format", Value: "new", Usage: "--log layout: old (ggml_debug:, 37-column indents) or new (common_debug_cb_eval:, 4-space indents)"},
 		},
 		Action: func(c *cli.Context) error {
 			r := dumpRequest{
@@ -64,9 +68,41 @@ func dumpCommand() *cli.Command {
 				}
 				r.Filter = re
 			}
-			return llama.Dump(r, os.Stderr)
+			logPath := c.String("log")
+			logFormat, err := reference.ParseLogFormat(c.String("log-format"))
+			if err != nil {
+				return fmt.Errorf("usage: --log-format: %w", err)
+			}
+			if logPath != "" {
+				if err := checkOverwrite(logPath, r.Force); err != nil {
+					return err
+				}
+			}
+			if err := llama.Dump(r, os.Stderr); err != nil {
+				return err
+			}
+			if logPath == "" {
+				return nil
+			}
+			return writeDumpLog(r.Out, r.Model, logPath, logFormat, r.Force)
 		},
 	}
+}
+
+// writeDumpLog prints the dump in dir as an eval-callback log of format f
+// to path (atomically), naming the model's weights with their shapes.
+func writeDumpLog(dir, modelPath, path string, f reference.LogFormat, force bool) error {
+	d, err := reference.OpenDump(dir)
+	if err != nil {
+		return err
+	}
+	shapes, err := reference.WeightShapes(modelPath)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, force, func(w io.Writer) error {
+		return reference.WriteLog(w, d, reference.LogOptions{Format: f, Shapes: shapes})
+	})
 }
 
 // parseTokens parses "1,2, 3" into token ids.

@@ -1,0 +1,283 @@
+//go:build llamacpp
+
+package pipeline
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/layerdiff/layerdiff/pkg/compare"
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/reference"
+)
+
+// The acceptance tests of "compare, decide, blame, report": fixtures
+// perturbed in one place are caught, and blamed, exactly where the change
+// enters the computation — through `run` against a dump, `compare` of two
+// dumps and `run` against eval-callback logs of both formats; clean
+// fixtures of every architecture and type pass in both numerics modes; and
+// `--inject` on every op kind is caught and blamed at that op.
+//
+// Run: cd /work/main && . scripts/env.sh && go test -tags llamacpp -run Acceptance ./pkg/pipeline
+// LAYERDIFF_ACCEPT_ALL_TYPES=1 extends the no-false-alarm matrix from the six
+// main weight types to every type `layerdiff fixture` makes.
+
+// acceptPrompt tokenizes to 11 tokens (BOS and 10) with the fixtures' vocabulary.
+const acceptPrompt = "Hello world, this is"
+
+// perturbCase is a fixture changed in one place, and the node where the
+// change must be caught: its key (name plus "#N" for the N-th node of that
+// name), name and op.
+type perturbCase struct {
+	name      string
+	arch, typ string
+	fa        string // flash attention of the dumps
+	// perturb returns the change; tokens are the clean dump's.
+	perturb       func(tokens []int32) fixture.Perturbation
+	key, node, op string
+}
+
+func scaleTensor(name string, f float64) func([]int32) fixture.Perturbation {
+	return func([]int32) fixture.Perturbation {
+		return fixture.Perturbation{Kind: fixture.ScaleTensor, Name: name, Value: f}
+	}
+}
+
+func scaleRow(name string, row int64, f float64) func([]int32) fixture.Perturbation {
+	return func([]int32) fixture.Perturbation {
+		return fixture.Perturbation{Kind: fixture.ScaleRow, Name: name, Index: row, Value: f}
+	}
+}
+
+func scaleElement(name string, i int64, f float64) func([]int32) fixture.Perturbation {
+	return func([]int32) fixture.Perturbation {
+		return fixture.Perturbation{Kind: fixture.ScaleElement, Name: name, Index: i, Value: f}
+	}
+}
+
+func setMeta(key string, v float64) func([]int32) fixture.Perturbation {
+	return func([]int32) fixture.Perturbation {
+		return fixture.Perturbation{Kind: fixture.SetMeta, Name: key, Value: v}
+	}
+}
+
+// perturbCases: one weight matrix, one row of a matrix, one norm weight,
+// the RoPE base, the RMS epsilon and one embedding row (of a prompt token),
+// on llama, and the architecture-specific weights of qwen2 (biases) and
+// qwen3 (Q/K norms). The elements and rows chosen are among those an
+// eval-callback log prints (the first and last 3 of each dimension), so the
+// log route sees them in printed values — but for one, seen in the sum only.
+// (A change that moves no printed element and stays within the sum's
+// tolerance is first seen in a log downstream, where it reaches printed
+// elements: e.g. attn_norm weight 100 ×1.01 or rms eps 1e-4, first seen at
+// Qcur-0. Against a dump both are caught and blamed at their op.)
+var perturbCases = []perturbCase{
+	{"ffn_up weight", "llama", "q8_0", "auto", scaleTensor("blk.1.ffn_up.weight", 1.01), "ffn_up-1", "ffn_up-1", "MUL_MAT"},
+	{"attn_output row", "llama", "q8_0", "auto", scaleRow("blk.0.attn_output.weight", 2, 1.2), "attn_out-0", "attn_out-0", "MUL_MAT"},
+	{"attn_norm element", "llama", "q8_0", "auto", scaleElement("blk.0.attn_norm.weight", 1, 1.5), "attn_norm-0", "attn_norm-0", "MUL"},
+	// element 100 is not printed: a log shows the change in the sum only
+	{"attn_norm element in the sum", "llama", "q8_0", "auto", scaleElement("blk.0.attn_norm.weight", 100, 1.5), "attn_norm-0", "attn_norm-0", "MUL"},
+	{"rope base", "llama", "q8_0", "auto", setMeta("rope.freq_base", 10500), "Qcur-0#2", "Qcur-0", "ROPE"},
+	{"rope base fa off", "llama", "q8_0", "off", setMeta("rope.freq_base", 10500), "Qcur-0#2", "Qcur-0", "ROPE"},
+	{"rms eps", "llama", "q8_0", "auto", setMeta("attention.layer_norm_rms_epsilon", 1e-3), "norm-0", "norm-0", "RMS_NORM"},
+	{"embedding row", "llama", "q8_0", "auto", func(toks []int32) fixture.Perturbation {
+		return fixture.Perturbation{Kind: fixture.ScaleRow, Name: "token_embd.weight", Index: int64(toks[1]), Value: 1.5}
+	}, "inp_embd", "inp_embd", "GET_ROWS"},
+	{"output_norm element", "llama", "q4_k_m", "auto", scaleElement("output_norm.weight", 254, 1.5), "result_norm", "result_norm", "MUL"},
+	{"ffn_down weight q6_k", "llama", "q6_k", "auto", scaleTensor("blk.0.ffn_down.weight", 0.99), "ffn_out-0", "ffn_out-0", "MUL_MAT"},
+	{"q bias", "qwen2", "q8_0", "auto", scaleElement("blk.0.attn_q.bias", 2, 1.5), "Qcur-0#2", "Qcur-0", "ADD"},
+	{"rope base neox", "qwen2", "f16", "off", setMeta("rope.freq_base", 10500), "Qcur-0#3", "Qcur-0", "ROPE"},
+	{"k_norm element", "qwen3", "q8_0", "auto", scaleElement("blk.1.attn_k_norm.weight", 0, 1.5), "Kcur_normed-1", "Kcur_normed-1", "MUL"},
+}
+
+// TestAcceptancePerturbed dumps the clean fixture with llama.cpp and checks
+// that the perturbed one is caught at the perturbed op by (a) `run` against
+// the clean dump, blamed there by isolation; (b) `compare` of the clean and
+// the perturbed dump (blame: first-fail); (c) `run` against the clean dump
+// printed as eval-callback logs of both formats (partial data: first-fail),
+// where the clean model passes.
+func TestAcceptancePerturbed(t *testing.T) {
+	for _, c := range perturbCases {
+		t.Run(strings.ReplaceAll(c.arch+" "+c.typ+" "+c.name, " ", "_"), func(t *testing.T) {
+			clean := fixtureModel(t, c.arch, c.typ)
+			cd := dumpOf(t, clean, c.fa)
+			toks := cd.Manifest.Tokens
+			p := c.perturb(toks)
+			perturbed := fixtureModel(t, c.arch, c.typ, p)
+			opts := RunOptions{Threads: 2}
+
+			// (a) run against the clean dump
+			r, err := Run(cd, perturbed, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantAt(t, "run "+p.String()+" vs dump", r, c.key, c.node, c.op, "isolation")
+			if len(r.Warnings) == 0 || !strings.HasPrefix(r.Warnings[0], "MODEL MISMATCH") {
+				t.Errorf("run: no model mismatch warning first: %q", r.Warnings)
+			}
+
+			// (b) compare the clean and the perturbed dump
+			pd := dumpOf(t, perturbed, c.fa)
+			r, err = Compare(cd, pd, CompareOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantAt(t, "compare clean vs "+p.String(), r, c.key, c.node, c.op, "first-fail")
+
+			// (c) run against eval-callback logs of the clean dump
+			for _, f := range []reference.LogFormat{reference.LogFormatOld, reference.LogFormatNew} {
+				l := writeLog(t, cd, clean, f)
+				lo := opts
+				lo.Tokens = toks
+				r, err := Run(l, clean, lo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantPass(t, "clean model vs "+f.String()+" log", r)
+				r, err = Run(l, perturbed, lo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantAt(t, "run "+p.String()+" vs "+f.String()+" log", r, c.key, c.node, c.op, "first-fail")
+			}
+		})
+	}
+}
+
+// mainTypes are the weight types of the no-false-alarm matrix;
+// LAYERDIFF_ACCEPT_ALL_TYPES=1 adds allTypes.
+var (
+	mainTypes = []string{"f32", "f16", "q8_0", "q4_0", "q4_k_m", "q6_k"}
+	allTypes  = []string{"bf16", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q5_k_m", "iq4_nl", "iq4_xs"}
+)
+
+// knownIssue is a combination that fails today for a reason outside the
+// comparison pipeline. The test skips it, naming the issue and what it
+// measured, only when it fails exactly so; any other failure is an error.
+type knownIssue struct {
+	arch, typ, fa, numerics string // "" matches any
+	// key is the one failing node; "" when layerdiff cannot run the model
+	// at all, err then being part of the error.
+	key, err string
+	why      string
+}
+
+// knownIssues, measured with acceptPrompt.
+var knownIssues = []knownIssue{
+	{typ: "iq4_xs", err: "unsupported model", why: "layerdiff's forward pass does not load iq4_xs models (pkg/model/forward)"},
+}
+
+func findKnown(arch, typ, fa, numerics string) *knownIssue {
+	for i := range knownIssues {
+		k := &knownIssues[i]
+		if (k.arch == "" || k.arch == arch) && k.typ == typ && (k.fa == "" || k.fa == fa) && (k.numerics == "" || k.numerics == numerics) {
+			return k
+		}
+	}
+	return nil
+}
+
+// TestAcceptanceNoFalseAlarm runs layerdiff's forward pass, in both
+// numerics modes (judged in the matching tolerance mode), against
+// llama.cpp's dumps of clean fixtures of every architecture and weight
+// type, with flash attention on and off: every comparison passes.
+func TestAcceptanceNoFalseAlarm(t *testing.T) {
+	types := mainTypes
+	if os.Getenv("LAYERDIFF_ACCEPT_ALL_TYPES") == "1" {
+		types = append(append([]string(nil), mainTypes...), allTypes...)
+	}
+	for _, arch := range fixture.Archs {
+		for _, typ := range types {
+			for _, fa := range []string{"on", "off"} {
+				for _, numerics := range []string{"ggml", "f64"} {
+					t.Run(arch+"_"+typ+"_fa_"+fa+"_"+numerics, func(t *testing.T) {
+						m := fixtureModel(t, arch, typ)
+						d := dumpOf(t, m, fa)
+						if d.Manifest.FlashAttn != fa {
+							t.Fatalf("llama.cpp ran with flash attention %q, asked %q", d.Manifest.FlashAttn, fa)
+						}
+						r, err := Run(d, m, RunOptions{Numerics: numerics, Threads: 2})
+						k := findKnown(arch, typ, fa, numerics)
+						if err != nil {
+							if k != nil && k.key == "" && strings.Contains(err.Error(), k.err) {
+								t.Skipf("known issue: %s: %v", k.why, err)
+							}
+							t.Fatal(err)
+						}
+						if r.Meta.Mode != numerics {
+							t.Errorf("judged in mode %q", r.Meta.Mode)
+						}
+						if k != nil && k.key != "" && r.Verdict == compare.VerdictFail && r.Summary.Fail == 1 && r.FirstDivergence.Key == k.key {
+							t.Skipf("known issue: %s: %s", k.why, summary(r))
+						}
+						if k != nil && r.Verdict == compare.VerdictPass {
+							t.Logf("the known issue no longer shows: %s", k.why)
+						}
+						wantPass(t, numerics+" numerics, flash attention "+fa, r)
+					})
+				}
+			}
+		}
+	}
+}
+
+// injectCase is an --inject and the node it must be caught and blamed at.
+type injectCase struct {
+	arch, fa      string
+	inject        string
+	key, node, op string
+}
+
+// injectCases cover every op kind of the three architectures' graphs, with
+// flash attention on and off, and every injection kind.
+var injectCases = []injectCase{
+	{"llama", "on", "inp_embd:shift", "inp_embd", "inp_embd", "GET_ROWS"},
+	{"llama", "on", "norm-0:scale=1.001", "norm-0", "norm-0", "RMS_NORM"},
+	{"llama", "on", "attn_norm-0:add=0.001", "attn_norm-0", "attn_norm-0", "MUL"},
+	{"llama", "on", "Qcur-0:scale=1.01", "Qcur-0", "Qcur-0", "MUL_MAT"},
+	{"llama", "on", "Kcur-0#2:swap", "Kcur-0#2", "Kcur-0", "ROPE"},
+	{"llama", "on", "__fattn__-0:scale=0.99", "__fattn__-0", "__fattn__-0", "FLASH_ATTN_EXT"},
+	{"llama", "on", "attn_out-0:sign", "attn_out-0", "attn_out-0", "MUL_MAT"},
+	{"llama", "on", "ffn_inp-0:add=-0.01", "ffn_inp-0", "ffn_inp-0", "ADD"},
+	{"llama", "on", "norm-0#2:scale=1.001", "norm-0#2", "norm-0", "RMS_NORM"},
+	{"llama", "on", "ffn_swiglu-0:scale=1.001", "ffn_swiglu-0", "ffn_swiglu-0", "SWIGLU"},
+	{"llama", "on", "l_out-0:scale=1.001", "l_out-0", "l_out-0", "ADD"},
+	{"llama", "on", "norm:scale=1.001", "norm", "norm", "RMS_NORM"},
+	{"llama", "on", "result_norm:add=0.0001", "result_norm", "result_norm", "MUL"},
+	{"llama", "on", "result_output:scale=1.001", "result_output", "result_output", "MUL_MAT"},
+	{"llama", "off", "Qcur-0#2:scale=1.01", "Qcur-0#2", "Qcur-0", "ROPE"},
+	{"llama", "off", "kq-0:transpose", "kq-0", "kq-0", "MUL_MAT"},
+	{"llama", "off", "kq_soft_max-0:scale=1.001", "kq_soft_max-0", "kq_soft_max-0", "SOFT_MAX"},
+	{"llama", "off", "kqv-0:scale=1.001", "kqv-0", "kqv-0", "MUL_MAT"},
+	{"llama", "off", "kqv_out-1:scale=1.001", "kqv_out-1", "kqv_out-1", "CONT"},
+	{"llama", "off", "ffn_out-1:swap", "ffn_out-1", "ffn_out-1", "MUL_MAT"},
+	{"qwen2", "on", "Qcur-0#2:add=0.001", "Qcur-0#2", "Qcur-0", "ADD"},
+	{"qwen2", "on", "Vcur-1#2:scale=1.001", "Vcur-1#2", "Vcur-1", "ADD"},
+	{"qwen2", "off", "Kcur-0#3:scale=1.001", "Kcur-0#3", "Kcur-0", "ROPE"},
+	{"qwen2", "off", "node_31:scale=1.001", "node_31", "node_31", "MUL_MAT"},
+	{"qwen3", "on", "norm-0#2:scale=1.001", "norm-0#2", "norm-0", "RMS_NORM"},
+	{"qwen3", "on", "Qcur_normed-0:scale=1.001", "Qcur_normed-0", "Qcur_normed-0", "MUL"},
+	{"qwen3", "on", "ffn_gate-1:scale=1.001", "ffn_gate-1", "ffn_gate-1", "MUL_MAT"},
+}
+
+// TestAcceptanceInject runs layerdiff with one --inject against llama.cpp's
+// dump of the same (q8_0) model: the injected op is the first divergence
+// and is blamed by isolation.
+func TestAcceptanceInject(t *testing.T) {
+	for _, c := range injectCases {
+		t.Run(c.arch+"_fa_"+c.fa+"_"+c.inject, func(t *testing.T) {
+			m := fixtureModel(t, c.arch, "q8_0")
+			d := dumpOf(t, m, c.fa)
+			inj, err := ParseInjection(c.inject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := Run(d, m, RunOptions{Threads: 2, Inject: []Injection{inj}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantAt(t, "--inject "+c.inject, r, c.key, c.node, c.op, "isolation")
+		})
+	}
+}
