@@ -2,6 +2,7 @@ package compare
 
 import (
 	"bufio"
+	"github.com/layerdiff/layerdiff/internal/testshared"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -272,21 +273,7 @@ func readLogNodes(t *testing.T, path string) []Node {
 // sharedDir finds /work/shared (a sibling "shared" of an ancestor).
 func sharedDir(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "shared")
-		if st, err := os.Stat(filepath.Join(p, "llamacpp")); err == nil && st.IsDir() {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/ not found")
-		}
-		dir = parent
-	}
+	return testshared.Dir(t)
 }
 
 // TestAlignRealLogNames aligns the node list of a real 2026 llama.cpp log

@@ -4,6 +4,7 @@ package compare_test
 
 import (
 	"encoding/binary"
+	"github.com/layerdiff/layerdiff/internal/testshared"
 	"math"
 	"os"
 	"path/filepath"
@@ -18,18 +19,8 @@ import (
 // findShared walks up from the test directory to a sibling "shared".
 func findShared(t *testing.T) string {
 	t.Helper()
-	dir, _ := filepath.Abs(".")
-	for {
-		p := filepath.Join(dir, "shared", "llamacpp", "S-Q8_0.gguf")
-		if _, err := os.Stat(p); err == nil {
-			return filepath.Join(dir, "shared")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/llamacpp not present")
-		}
-		dir = parent
-	}
+	testshared.File(t, "llamacpp/S-Q8_0.gguf")
+	return testshared.Dir(t)
 }
 
 var promptTokens = []int32{1, 15043, 3186, 29892, 445, 338, 263, 1243}

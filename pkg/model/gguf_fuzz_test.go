@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/layerdiff/layerdiff/internal/testshared"
 	"io"
 	"os"
 	"path/filepath"
@@ -46,21 +47,8 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 
 // findShared is sharedDir without a testing.TB, for seeding.
 func findShared() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		p := filepath.Join(dir, "shared")
-		if st, err := os.Stat(filepath.Join(p, "vocab")); err == nil && st.IsDir() {
-			return p, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
+	d := testshared.Find()
+	return d, d != ""
 }
 
 // FuzzParse feeds arbitrary bytes to Parse. Bad input must give a

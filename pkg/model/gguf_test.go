@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/layerdiff/layerdiff/internal/testshared"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -932,30 +933,12 @@ func TestNaNRoundTrip(t *testing.T) {
 // the test's directory, or skips the test.
 func sharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Skip(err)
-	}
-	for {
-		p := filepath.Join(dir, "shared")
-		if st, err := os.Stat(filepath.Join(p, "vocab")); err == nil && st.IsDir() {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/ not found")
-		}
-		dir = parent
-	}
+	return testshared.Dir(t)
 }
 
 func sharedFile(t testing.TB, rel string) string {
 	t.Helper()
-	p := filepath.Join(sharedDir(t), rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skip(err)
-	}
-	return p
+	return testshared.File(t, rel)
 }
 
 // TestSharedVocab reads llama.cpp's vocabulary-only GGUF files.

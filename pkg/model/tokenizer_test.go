@@ -3,6 +3,7 @@ package model
 import (
 	"flag"
 	"fmt"
+	"github.com/layerdiff/layerdiff/internal/testshared"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,21 +16,10 @@ import (
 // findSharedVocab finds shared/vocab by walking up from the test
 // directory, or returns "".
 func findSharedVocab() string {
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		return ""
+	if d := testshared.Find(); d != "" {
+		return filepath.Join(d, "vocab")
 	}
-	for {
-		p := filepath.Join(dir, "shared", "vocab")
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
+	return ""
 }
 
 // sharedVocabDir is findSharedVocab, skipping the test when it is absent.
