@@ -1,0 +1,1 @@
+../../../tools/llamacpp-dump/layerdiff-dump.c
