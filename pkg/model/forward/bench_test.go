@@ -25,3 +25,29 @@ func BenchmarkRun(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDotQ8_0 times one 2048-wide Q8_0·Q8_0 row dot: the dispatching
+// kernel (assembly when available) and the portable one.
+func BenchmarkDotQ8_0(b *testing.B) {
+	const n = 2048
+	x := make([]byte, n/32*34)
+	y := make([]byte, n/32*34)
+	for i := range x {
+		x[i] = byte(i * 7)
+		y[i] = byte(i*13) & 0x7f
+	}
+	for k := 0; k < n/32; k++ {
+		x[34*k], x[34*k+1] = 0x00, 0x3c
+		y[34*k], y[34*k+1] = 0x00, 0x38
+	}
+	b.Run("dispatch", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			dotQ8_0(n, x, y)
+		}
+	})
+	b.Run("portable", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			dotQ8_0Go(n, x, y)
+		}
+	})
+}

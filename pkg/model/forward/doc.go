@@ -33,6 +33,13 @@
 // and unquantized activations: the exact reference against which llama.cpp's
 // own error can be measured.
 //
+// On amd64 CPUs with AVX2, FMA and F16C the hot dot products (Q8_0·Q8_0,
+// four activation columns per pass over a weight row; the Q4_K and Q6_K
+// super-blocks) run in assembly (dot_amd64.s, detected at start-up); the
+// integer sums are exact and the float lanes are accumulated in ggml's
+// order, so they give the same bits as the portable Go kernels, which run
+// elsewhere or with the build tag purego.
+//
 // Weights are read from the mapped file and dequantized row by row; only
 // activations and the KV cache are allocated, and each activation is freed
 // after its last use. Large ops run on Options.Threads goroutines; results do

@@ -78,8 +78,17 @@ func unpackIQ4NL(xb []byte, q *[32]int8) float32 {
 	return ldF16(xb)
 }
 
-// dotQ8_0 is dotQ0 for Q8_0 weights, written out for speed.
+// dotQ8_0 is dotQ0 for Q8_0 weights: the assembly kernel (dot_amd64.s)
+// when the CPU has AVX2, else dotQ8_0Go. Both give the same bits.
 func dotQ8_0(n int, x, y []byte) float32 {
+	if v, ok := dotQ8_0SIMD(n, x, y); ok {
+		return v
+	}
+	return dotQ8_0Go(n, x, y)
+}
+
+// dotQ8_0Go is the portable dotQ8_0, dotQ0 written out for speed.
+func dotQ8_0Go(n int, x, y []byte) float32 {
 	var acc [8]float32
 	nb := n / 32
 	for ib := 0; ib < nb; ib++ {
@@ -247,7 +256,10 @@ func scaleMinK4(j int, s []byte) (uint8, uint8) {
 // fma(d, lane, acc[l]) with d = y.d*x.d; the mins go to four lanes acc_m[i]
 // = fma(-y.d*x.dmin, m[2i]*(b[4i]+b[4i+1]) + m[2i+1]*(b[4i+2]+b[4i+3]),
 // acc_m[i]) from the Q8_K block sums b. Result hsum8(acc) + hsum4(acc_m).
-func dotQ4_K(n int, x, y []byte) float32 {
+func dotQ4_K(n int, x, y []byte) float32 { return dotQ4KImpl(n, x, y, true) }
+
+// dotQ4KImpl is dotQ4_K; simd = false forces the portable integer lanes.
+func dotQ4KImpl(n int, x, y []byte, simd bool) float32 {
 	var acc [8]float32
 	var accm [4]float32
 	nb := n / 256
@@ -259,32 +271,28 @@ func dotQ4_K(n int, x, y []byte) float32 {
 		sc := xb[4:16]
 		qs := xb[16:144]
 		var scales, mins [8]int32
+		var scales16 [8]int16
 		for j := 0; j < 8; j++ {
 			s, m := scaleMinK4(j, sc)
 			scales[j], mins[j] = int32(s), int32(m)
+			scales16[j] = int16(s)
 		}
 		var bsum [16]int32
 		for k := range bsum {
 			bsum[k] = int32(int16(binary.LittleEndian.Uint16(bs[2*k:])))
 		}
+		var pm [4]int32
 		for k := 0; k < 4; k++ {
-			p := mins[2*k]*(bsum[4*k]+bsum[4*k+1]) + mins[2*k+1]*(bsum[4*k+2]+bsum[4*k+3])
-			accm[k] = fma32(dmin, float32(p), accm[k])
+			pm[k] = mins[2*k]*(bsum[4*k]+bsum[4*k+1]) + mins[2*k+1]*(bsum[4*k+2]+bsum[4*k+3])
+		}
+		if simd && q4KAccSIMD(qs, yq, &scales16, &acc, d, &pm, &accm, dmin) {
+			continue
+		}
+		for k := 0; k < 4; k++ {
+			accm[k] = fma32(dmin, float32(pm[k]), accm[k])
 		}
 		var lane [8]int32
-		for j := 0; j < 4; j++ {
-			q4 := qs[32*j : 32*j+32]
-			q8l := yq[64*j : 64*j+32]
-			q8h := yq[64*j+32 : 64*j+64]
-			for l := 0; l < 8; l++ {
-				var sl, sh int32
-				for b := 4 * l; b < 4*l+4; b++ {
-					sl += int32(q4[b]&0xF) * int32(int8(q8l[b]))
-					sh += int32(q4[b]>>4) * int32(int8(q8h[b]))
-				}
-				lane[l] += scales[2*j]*sl + scales[2*j+1]*sh
-			}
-		}
+		q4KLanesGo(qs, yq, &scales, &lane)
 		for l := 0; l < 8; l++ {
 			acc[l] = fma32(d, float32(lane[l]), acc[l])
 		}
@@ -292,13 +300,34 @@ func dotQ4_K(n int, x, y []byte) float32 {
 	return hsum8(&acc) + hsum4(&accm)
 }
 
+// q4KLanesGo is the integer part of one Q4_K super-block: lane l sums
+// scale*Σ q4*q8 over bytes 4l..4l+3 of each 32-value chunk (exact, so the
+// assembly kernel may add in any order).
+func q4KLanesGo(qs, yq []byte, scales *[8]int32, lane *[8]int32) {
+	for j := 0; j < 4; j++ {
+		q4 := qs[32*j : 32*j+32]
+		q8l := yq[64*j : 64*j+32]
+		q8h := yq[64*j+32 : 64*j+64]
+		for l := 0; l < 8; l++ {
+			var sl, sh int32
+			for b := 4 * l; b < 4*l+4; b++ {
+				sl += int32(q4[b]&0xF) * int32(int8(q8l[b]))
+				sh += int32(q4[b]>>4) * int32(int8(q8h[b]))
+			}
+			lane[l] += scales[2*j]*sl + scales[2*j+1]*sh
+		}
+	}
+}
+
 // dotQ6_K is ggml_vec_dot_q6_K_q8_K (AVX2): int32 lane l sums
 // scale*Σ (q6-32)*q8 over bytes 4l..4l+3 of each 32-value chunk (the scale
 // changes every 16 values); acc[l] = fma(y.d*x.d, lane, acc[l]).
-func dotQ6_K(n int, x, y []byte) float32 {
+func dotQ6_K(n int, x, y []byte) float32 { return dotQ6KImpl(n, x, y, true) }
+
+// dotQ6KImpl is dotQ6_K; simd = false forces the portable integer lanes.
+func dotQ6KImpl(n int, x, y []byte, simd bool) float32 {
 	var acc [8]float32
 	nb := n / 256
-	var q6 [256]int32
 	for i := 0; i < nb; i++ {
 		xb := x[i*210 : i*210+210]
 		yd, yq, _ := q8K(y[i*292 : i*292+292])
@@ -306,33 +335,48 @@ func dotQ6_K(n int, x, y []byte) float32 {
 		qh := xb[128:192]
 		sc := xb[192:208]
 		d := yd * ldF16(xb[208:])
-		for h := 0; h < 2; h++ {
-			l4 := ql[64*h:]
-			hh := qh[32*h:]
-			o := q6[128*h:]
-			for b := 0; b < 32; b++ {
-				o[b] = int32(l4[b]&0xF|(hh[b]&3)<<4) - 32
-				o[b+32] = int32(l4[b+32]&0xF|((hh[b]>>2)&3)<<4) - 32
-				o[b+64] = int32(l4[b]>>4|((hh[b]>>4)&3)<<4) - 32
-				o[b+96] = int32(l4[b+32]>>4|((hh[b]>>6)&3)<<4) - 32
-			}
+		var scales [16]int16
+		for k := range scales {
+			scales[k] = int16(int8(sc[k]))
+		}
+		if simd && q6KAccSIMD(ql, qh, yq, &scales, &acc, d) {
+			continue
 		}
 		var lane [8]int32
-		for c := 0; c < 8; c++ { // 32-value chunks
-			for l := 0; l < 8; l++ {
-				var s int32
-				for b := 4 * l; b < 4*l+4; b++ {
-					e := 32*c + b
-					s += q6[e] * int32(int8(yq[e]))
-				}
-				lane[l] += int32(int8(sc[(32*c+4*l)/16])) * s
-			}
-		}
+		q6KLanesGo(ql, qh, yq, &scales, &lane)
 		for l := 0; l < 8; l++ {
 			acc[l] = fma32(d, float32(lane[l]), acc[l])
 		}
 	}
 	return hsum8(&acc)
+}
+
+// q6KLanesGo is the integer part of one Q6_K super-block: int32 lane l sums
+// scale*Σ (q6-32)*q8 over bytes 4l..4l+3 of each 32-value chunk (exact, so
+// the assembly kernel may add in any order).
+func q6KLanesGo(ql, qh, yq []byte, scales *[16]int16, lane *[8]int32) {
+	var q6 [256]int32
+	for h := 0; h < 2; h++ {
+		l4 := ql[64*h:]
+		hh := qh[32*h:]
+		o := q6[128*h:]
+		for b := 0; b < 32; b++ {
+			o[b] = int32(l4[b]&0xF|(hh[b]&3)<<4) - 32
+			o[b+32] = int32(l4[b+32]&0xF|((hh[b]>>2)&3)<<4) - 32
+			o[b+64] = int32(l4[b]>>4|((hh[b]>>4)&3)<<4) - 32
+			o[b+96] = int32(l4[b+32]>>4|((hh[b]>>6)&3)<<4) - 32
+		}
+	}
+	for c := 0; c < 8; c++ { // 32-value chunks
+		for l := 0; l < 8; l++ {
+			var s int32
+			for b := 4 * l; b < 4*l+4; b++ {
+				e := 32*c + b
+				s += q6[e] * int32(int8(yq[e]))
+			}
+			lane[l] += int32(scales[(32*c+4*l)/16]) * s
+		}
+	}
 }
 
 // dotF32Tiny is llamafile's tinyBLAS<8, __m256> for float32 (prompts):

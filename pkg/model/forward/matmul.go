@@ -180,6 +180,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 	parallelFor(int(ne01*nmat), e.threads, func(lo, hi int) {
 		rowF32 := make([]float32, ne00)
 		rowU16 := make([]uint16, ne00)
+		var quad [4]float32
 		for r := lo; r < hi; r++ {
 			i01 := int64(r) % ne01
 			i02 := (int64(r) / ne01) % a.ne[2]
@@ -212,6 +213,18 @@ func (e *executor) mulMatGGML(dst *node) error {
 				for i12 := i02 * r2; i12 < (i02+1)*r2; i12++ {
 					for i11 := int64(0); i11 < ne11; i11++ {
 						col := i11 + ne11*(i12+ne12*i13)
+						// Q8_0: four columns per pass over the weight row
+						// (the same bits as four dotQ8_0 calls).
+						if a.typ == model.Q8_0 && i11+4 <= ne11 {
+							ys := [4][]byte{act.b[col], act.b[col+1], act.b[col+2], act.b[col+3]}
+							if dotQ8_0x4(int(ne00), xb, &ys, quad[:]) {
+								for c := int64(0); c < 4; c++ {
+									out.f32[off+dst.elemOffset(i01, i11+c, i12, i13)] = quad[c]
+								}
+								i11 += 3
+								continue
+							}
+						}
 						var v float32
 						switch {
 						case qdot != nil:

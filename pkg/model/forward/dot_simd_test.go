@@ -1,0 +1,168 @@
+package forward
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// randF16 returns a random finite float16 bit pattern (any exponent,
+// subnormals included).
+func randF16(r *rand.Rand) uint16 {
+	for {
+		h := uint16(r.Intn(1 << 16))
+		if h&0x7c00 != 0x7c00 {
+			return h
+		}
+	}
+}
+
+// TestDotQ8_0SIMDMatchesGo checks that the assembly Q8_0·Q8_0 kernel gives
+// the bits of the portable one, with scales from subnormal to the largest
+// float16 and -128 quants: in the weights the kernel is exact, in the
+// activations it declines (its sign trick would wrap) and dotQ8_0 falls
+// back to the portable kernel.
+func TestDotQ8_0SIMDMatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU/build")
+	}
+	r := rand.New(rand.NewSource(1))
+	for _, nb := range []int{1, 2, 3, 7, 64, 176} {
+		for trial := 0; trial < 200; trial++ {
+			x := make([]byte, 34*nb)
+			y := make([]byte, 34*nb)
+			for b := 0; b < nb; b++ {
+				binary.LittleEndian.PutUint16(x[34*b:], randF16(r))
+				binary.LittleEndian.PutUint16(y[34*b:], randF16(r))
+				if trial%3 == 0 { // realistic scales
+					binary.LittleEndian.PutUint16(x[34*b:], toF16(r.Float32()*0.01))
+					binary.LittleEndian.PutUint16(y[34*b:], toF16(r.Float32()*0.1))
+				}
+				for i := 2; i < 34; i++ {
+					x[34*b+i] = byte(r.Intn(256))
+					y[34*b+i] = byte(r.Intn(256))
+					if trial%5 == 1 {
+						x[34*b+i] = 0x80
+					}
+					if trial%2 == 0 && y[34*b+i] == 0x80 {
+						y[34*b+i] = 0x81
+					}
+				}
+			}
+			n := 32 * nb
+			has128 := false
+			for b := 0; b < nb; b++ {
+				for i := 2; i < 34; i++ {
+					has128 = has128 || y[34*b+i] == 0x80
+				}
+			}
+			if _, ok := dotQ8_0SIMD(n, x, y); ok == has128 {
+				t.Fatalf("nb=%d trial %d: dotQ8_0SIMD ok=%v with -128 in y: %v", nb, trial, ok, has128)
+			}
+			got := dotQ8_0(n, x, y)
+			want := dotQ8_0Go(n, x, y)
+			if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+				t.Fatalf("nb=%d trial %d: SIMD %g (%08x), Go %g (%08x)", nb, trial, got, math.Float32bits(got), want, math.Float32bits(want))
+			}
+		}
+	}
+}
+
+// TestDotQ4KSIMDMatchesGo checks the assembly Q4_K integer lanes against
+// the portable ones on random super-blocks (any scale, min and quant bits).
+func TestDotQ4KSIMDMatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU/build")
+	}
+	r := rand.New(rand.NewSource(2))
+	for _, nb := range []int{1, 2, 8} {
+		for trial := 0; trial < 300; trial++ {
+			x := make([]byte, 144*nb)
+			y := make([]byte, 292*nb)
+			r.Read(x)
+			r.Read(y)
+			for b := 0; b < nb; b++ {
+				binary.LittleEndian.PutUint16(x[144*b:], randF16(r))
+				binary.LittleEndian.PutUint16(x[144*b+2:], randF16(r))
+				binary.LittleEndian.PutUint32(y[292*b:], math.Float32bits(float32(r.NormFloat64())))
+			}
+			n := 256 * nb
+			got, want := dotQ4KImpl(n, x, y, true), dotQ4KImpl(n, x, y, false)
+			if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+				t.Fatalf("nb=%d trial %d: SIMD %g, Go %g", nb, trial, got, want)
+			}
+		}
+	}
+}
+
+// TestDotQ6KSIMDMatchesGo checks the assembly Q6_K integer lanes against
+// the portable ones on random super-blocks.
+func TestDotQ6KSIMDMatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU/build")
+	}
+	r := rand.New(rand.NewSource(3))
+	for _, nb := range []int{1, 2, 8} {
+		for trial := 0; trial < 300; trial++ {
+			x := make([]byte, 210*nb)
+			y := make([]byte, 292*nb)
+			r.Read(x)
+			r.Read(y)
+			for b := 0; b < nb; b++ {
+				binary.LittleEndian.PutUint16(x[210*b+208:], randF16(r))
+				binary.LittleEndian.PutUint32(y[292*b:], math.Float32bits(float32(r.NormFloat64())))
+			}
+			n := 256 * nb
+			got, want := dotQ6KImpl(n, x, y, true), dotQ6KImpl(n, x, y, false)
+			if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+				t.Fatalf("nb=%d trial %d: SIMD %g, Go %g", nb, trial, got, want)
+			}
+		}
+	}
+}
+
+// TestDotQ8_0x4MatchesGo checks the four-column kernel against four calls
+// of the portable kernel.
+func TestDotQ8_0x4MatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU/build")
+	}
+	r := rand.New(rand.NewSource(4))
+	for _, nb := range []int{1, 3, 64} {
+		for trial := 0; trial < 100; trial++ {
+			x := make([]byte, 34*nb)
+			r.Read(x)
+			var y [4][]byte
+			for c := range y {
+				y[c] = make([]byte, 34*nb)
+				r.Read(y[c])
+				for i := range y[c] {
+					if y[c][i] == 0x80 && i%34 >= 2 {
+						y[c][i] = 0x7f
+					}
+				}
+			}
+			for b := 0; b < nb; b++ {
+				binary.LittleEndian.PutUint16(x[34*b:], randF16(r))
+				for c := range y {
+					binary.LittleEndian.PutUint16(y[c][34*b:], randF16(r))
+				}
+			}
+			out := make([]float32, 4)
+			if !dotQ8_0x4(32*nb, x, &y, out) {
+				t.Fatal("dotQ8_0x4 declined")
+			}
+			for c := range y {
+				want := dotQ8_0Go(32*nb, x, y[c])
+				if math.Float32bits(out[c]) != math.Float32bits(want) && !(want != want && out[c] != out[c]) {
+					t.Fatalf("nb=%d trial %d col %d: x4 %g, Go %g", nb, trial, c, out[c], want)
+				}
+			}
+			y[2][2] = 0x80
+			if dotQ8_0x4(32*nb, x, &y, out) {
+				t.Fatal("dotQ8_0x4 accepted a -128 activation quant")
+			}
+		}
+	}
+}

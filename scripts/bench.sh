@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Benchmarks of layerdiff's Go forward pass against the in-build llama.cpp
+# (see BENCHMARKS.md). Called by `make bench` after `make build`.
+#
+# Generates (once, cached in $CACHE) random-weight models of TinyLlama 1.1B
+# geometry (2048 embd, 22 layers, 32 heads, 4 KV heads, 5632 FFN, 32000
+# vocab) at Q8_0 and Q4_K_M, then for each model and token count runs, in
+# separate processes (so each peak RSS is its own), the Go forward pass and
+# llama.cpp on the same tokens and threads: one warm-up, $REPS timed
+# repetitions, median and min-max of wall and CPU time, peak RSS (VmHWM).
+# Finally a full `layerdiff run` (forward + compare + report) against a
+# llama.cpp dump of $RUN_TOKENS tokens, timed with /usr/bin/time, against
+# the forward pass alone.
+#
+# Environment: TYPES="q8_0 q4_k_m"  TOKENS="8 32 128"  THREADS=2  REPS=5
+#              RUN_TOKENS=32  CACHE=out/bench/cache  OUT=out/bench
+# Results: $OUT/results.jsonl (one JSON object per measurement) and a
+# markdown table on stdout to paste into BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TYPES=${TYPES:-"q8_0 q4_k_m"}
+TOKENS=${TOKENS:-"8 32 128"}
+THREADS=${THREADS:-2}
+REPS=${REPS:-5}
+RUN_TOKENS=${RUN_TOKENS:-32}
+CACHE=${CACHE:-out/bench/cache}
+OUT=${OUT:-out/bench}
+mkdir -p "$CACHE" "$OUT"
+
+(. scripts/env.sh && go build -tags llamacpp -o bin/benchrun ./scripts/benchrun)
+[ -x bin/layerdiff ] || { echo "bench: bin/layerdiff missing: run make build" >&2; exit 1; }
+
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS.new"
+
+model_of() { echo "$CACHE/tinyllama-$1.gguf"; }
+
+for t in $TYPES; do
+	m=$(model_of "$t")
+	if [ ! -f "$m" ]; then
+		echo "bench: generating $m (once)" >&2
+		./bin/layerdiff fixture --type "$t" --embd 2048 --layers 22 --heads 32 --kv-heads 4 \
+			--ff 5632 --vocab-size 32000 --ctx 2048 --seed 1 --out "$m.tmp" --force
+		mv "$m.tmp" "$m"
+	fi
+done
+
+for t in $TYPES; do
+	m=$(model_of "$t")
+	for n in $TOKENS; do
+		for e in go llamacpp; do
+			echo "bench: $t $n tokens $e (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+			./bin/benchrun -engine "$e" -model "$m" -tokens "$n" -threads "$THREADS" -reps "$REPS" \
+				2>>"$OUT/benchrun.log" | tee -a "$RESULTS.new"
+		done
+	done
+done
+
+# Full layerdiff run against a dump, vs the forward pass alone (above).
+tokens_csv() { python3 -c "import sys; n=int(sys.argv[1]); print(','.join(str(1+(i*7919)%31999) for i in range(n)))" "$1"; }
+for t in $TYPES; do
+	m=$(model_of "$t")
+	d=$CACHE/dump-$t-$RUN_TOKENS
+	if [ ! -d "$d" ]; then
+		./bin/layerdiff dump --model "$m" --tokens "$(tokens_csv "$RUN_TOKENS")" --threads "$THREADS" --out "$d.tmp" --force >/dev/null
+		rm -rf "$d" && mv "$d.tmp" "$d"
+	fi
+	for r in $(seq "$REPS"); do
+		echo "bench: $t layerdiff run $RUN_TOKENS tokens #$r (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+		/usr/bin/time -f '%e %U %S %M' -o "$OUT/time.txt" \
+			./bin/layerdiff run --ref "$d" --model "$m" --threads "$THREADS" --mode bitexact --out "$OUT/run-$t.txt" --force >/dev/null || true
+		read -r wall user sys rss < "$OUT/time.txt"
+		printf '{"engine":"layerdiff-run","model":"%s","tokens":%d,"threads":%d,"wall_s":%s,"cpu_s":%s,"peak_rss_kb":%s,"loadavg":"%s"}\n' \
+			"$m" "$RUN_TOKENS" "$THREADS" "$wall" "$(echo "$user + $sys" | bc)" "$rss" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS.new"
+	done
+done
+
+mv "$RESULTS.new" "$RESULTS"
+python3 - "$RESULTS" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for r in rows:
+    if r["engine"] in ("go", "llamacpp"):
+        by[(r["model"].rsplit("-", 1)[-1].removesuffix(".gguf"), r["tokens"], r["engine"])] = r
+print("| model | tokens | thr | Go median (min-max) s | llama.cpp median (min-max) s | ratio | Go CPU s | llama.cpp CPU s | Go RSS MB | llama.cpp RSS MB | load |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for (t, n, e), g in sorted(by.items()):
+    if e != "go" or (t, n, "llamacpp") not in by:
+        continue
+    l = by[(t, n, "llamacpp")]
+    print(f"| {t} | {n} | {g['threads']} | {g['median_s']:.3f} ({g['min_s']:.3f}-{g['max_s']:.3f}) | {l['median_s']:.3f} ({l['min_s']:.3f}-{l['max_s']:.3f}) | {g['median_s']/l['median_s']:.2f} | {g['cpu_median_s']:.2f} | {l['cpu_median_s']:.2f} | {g['peak_rss_kb']/1024:.0f} | {l['peak_rss_kb']/1024:.0f} | {g['loadavg']} / {l['loadavg']} |")
+runs = {}
+for r in rows:
+    if r["engine"] == "layerdiff-run":
+        runs.setdefault(r["model"].rsplit("-", 1)[-1].removesuffix(".gguf"), []).append(r)
+for t, rs in sorted(runs.items()):
+    w = sorted(x["wall_s"] for x in rs)
+    c = sorted(x["cpu_s"] for x in rs)
+    g = by.get((t, rs[0]["tokens"], "go"))
+    ratio = f"{statistics.median(w)/g['median_s']:.2f}× forward alone (wall), {statistics.median(c)/g['cpu_median_s']:.2f}× (CPU)" if g else ""
+    print(f"\nlayerdiff run {t} {rs[0]['tokens']} tokens: wall {statistics.median(w):.2f} s ({w[0]:.2f}-{w[-1]:.2f}), CPU {statistics.median(c):.2f} s, peak RSS {max(x['peak_rss_kb'] for x in rs)/1024:.0f} MB; {ratio} (includes model load)")
+PY
