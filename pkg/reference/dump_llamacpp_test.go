@@ -13,16 +13,14 @@ import (
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
-// dumpTypes are the llama_ftype values of the fixture types dumped for the
-// llama architecture (all of them) and for qwen2/qwen3 (a few).
+// dumpTypes are the llama_ftype values of every fixture type.
 var dumpTypes = []struct {
 	name  string
 	ftype int
-	all   bool // dumped for every architecture
 }{
-	{"f32", 0, true}, {"f16", 1, false}, {"bf16", 32, false}, {"q8_0", 7, true}, {"q4_0", 2, false},
-	{"q4_1", 3, false}, {"q5_0", 8, false}, {"q5_1", 9, false}, {"q2_k", 10, false}, {"q3_k", 11, false},
-	{"q4_k_m", 15, true}, {"q5_k_m", 17, false}, {"q6_k", 18, false}, {"iq4_nl", 25, false}, {"iq4_xs", 30, false},
+	{"f32", 0}, {"f16", 1}, {"bf16", 32}, {"q8_0", 7}, {"q4_0", 2},
+	{"q4_1", 3}, {"q5_0", 8}, {"q5_1", 9}, {"q2_k", 10}, {"q3_k", 11},
+	{"q4_k_m", 15}, {"q5_k_m", 17}, {"q6_k", 18}, {"iq4_nl", 25}, {"iq4_xs", 30},
 }
 
 // TestDumpRoundTrip dumps fixtures of every architecture and type with flash
@@ -38,9 +36,6 @@ func TestDumpRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, ty := range dumpTypes {
-			if arch != "llama" && !ty.all {
-				continue
-			}
 			path := f32
 			if ty.ftype != 0 {
 				path = filepath.Join(dir, arch+"-"+ty.name+".gguf")
