@@ -6,6 +6,7 @@
 #   make demo       the main job end to end on a generated model
 #   make fuzz       every fuzz target for FUZZTIME each
 #   make bench      benchmarks (see BENCHMARKS.md)
+#   make nightly    the regression matrix against fixtures/baselines (docs/nightly.md)
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,7 +15,7 @@ ENV := . scripts/env.sh &&
 FUZZTIME ?= 30s
 DEMO ?= out/demo
 
-.PHONY: build portable test vet demo fuzz bench clean
+.PHONY: build portable test vet demo fuzz bench nightly clean
 
 build:
 	$(ENV) $(GO) build -tags llamacpp -o bin/layerdiff ./cmd/layerdiff
@@ -38,6 +39,9 @@ fuzz:
 
 bench: build
 	scripts/bench.sh
+
+nightly: build
+	scripts/nightly.sh
 
 clean:
 	rm -rf bin out

@@ -65,6 +65,7 @@ func newApp() *cli.App {
 			runCommand(),
 			compareCommand(),
 			reportCommand(),
+			baselineCommand(),
 		},
 	}
 }
