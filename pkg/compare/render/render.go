@@ -131,19 +131,25 @@ func nmseOf(row *compare.Row) float64 {
 	return float64(row.Metrics.NMSE)
 }
 
-// layerGroups groups rows by layer. Rows outside layers before the first
-// layer form "input", after it "output".
+// layerGroups groups rows by layer. Rows outside layers after the last
+// layer's rows form "output"; the others (graph inputs such as the embedding
+// and the attention mask, which llama.cpp builds where layer 0 first uses
+// it) form "input".
 func layerGroups(r *compare.Report) []*group {
 	var out []*group
 	idx := map[string]*group{}
-	seenLayer := false
+	lastLayerRow := -1
+	for i := range r.Tensors {
+		if r.Tensors[i].Layer >= 0 {
+			lastLayerRow = i
+		}
+	}
 	for i := range r.Tensors {
 		l := r.Tensors[i].Layer
 		label := strconv.Itoa(l)
 		switch {
 		case l >= 0:
-			seenLayer = true
-		case seenLayer:
+		case lastLayerRow >= 0 && i > lastLayerRow:
 			label = "output"
 		default:
 			label = "input"

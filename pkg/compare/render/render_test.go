@@ -368,3 +368,20 @@ func TestCollapse(t *testing.T) {
 		t.Errorf("spans %v, want %v", labels, want)
 	}
 }
+
+// TestLayerGroupsMidGraphInput: a node outside layers that llama.cpp builds
+// inside layer 0 (the attention mask's " (copy)") belongs to "input", and
+// only nodes after the last layer form "output".
+func TestLayerGroupsMidGraphInput(t *testing.T) {
+	rep := &compare.Report{}
+	for _, l := range []int{-1, 0, -1, 0, 1, 1, -1, -1} {
+		rep.Tensors = append(rep.Tensors, compare.Row{Layer: l})
+	}
+	var got []string
+	for _, g := range layerGroups(rep) {
+		got = append(got, fmt.Sprintf("%s:%d", g.Label, len(g.Rows)))
+	}
+	if want := "input:2 0:2 1:2 output:2"; strings.Join(got, " ") != want {
+		t.Errorf("groups %q, want %q", strings.Join(got, " "), want)
+	}
+}
