@@ -3,6 +3,8 @@ package forward
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/layerdiff/layerdiff/pkg/model"
 )
 
 // Dot-product kernels of ggml-cpu as they run on x86-64 with AVX2, FMA and
@@ -258,11 +260,70 @@ func scaleMinK4(j int, s []byte) (uint8, uint8) {
 // acc_m[i]) from the Q8_K block sums b. Result hsum8(acc) + hsum4(acc_m).
 func dotQ4_K(n int, x, y []byte) float32 { return dotQ4KImpl(n, x, y, true) }
 
-// dotQ4KImpl is dotQ4_K; simd = false forces the portable integer lanes.
+// q4KBlockMeta is the weight side of one Q4_K super-block decoded for the
+// assembly kernel (dot_amd64.s reads it at fixed offsets; the words are
+// little-endian int16 lanes): the eight 6-bit scales each broadcast over 16
+// lanes (sv[2j] for the low nibbles of 32-value chunk j, sv[2j+1] for the
+// high ones), the eight 6-bit mins each in two lanes (for VPMADDWD against
+// the 16 Q8_K block sums), then x.d and -x.dmin as float32.
+type q4KBlockMeta struct {
+	sv      [8][4]uint64
+	mins2   [4]uint64
+	d       float32
+	negDmin float32
+}
+
+// splat4 is the int16 lane v (the low 16 bits) repeated four times.
+const splat4 = 0x0001000100010001
+
+// decodeQ4KRow decodes the super-blocks of the Q4_K row x into meta (one
+// per block; len(x) must be at least 144*len(meta)). The 6-bit scales and
+// mins are unpacked four at a time as ggml_vec_dot_q4_K_q8_K does (utmp
+// with kmask1-3): the same values as get_scale_min_k4.
+func decodeQ4KRow(x []byte, meta []q4KBlockMeta) {
+	for i := range meta {
+		xb := (*[144]byte)(x[i*144 : i*144+144])
+		m := &meta[i]
+		m.d = ldF16(xb[:])
+		m.negDmin = -ldF16(xb[2:])
+		a0 := binary.LittleEndian.Uint32(xb[4:])
+		a1 := binary.LittleEndian.Uint32(xb[8:])
+		a2 := binary.LittleEndian.Uint32(xb[12:])
+		sc := uint64(a0&0x3f3f3f3f) | uint64((a2&0x0f0f0f0f)|((a0>>6)&0x03030303)<<4)<<32
+		mn := uint64(a1&0x3f3f3f3f) | uint64(((a2>>4)&0x0f0f0f0f)|((a1>>6)&0x03030303)<<4)<<32
+		for j := 0; j < 8; j++ {
+			w := (sc >> (8 * j) & 0xff) * splat4
+			m.sv[j] = [4]uint64{w, w, w, w}
+		}
+		for k := 0; k < 4; k++ {
+			m0, m1 := mn>>(16*k)&0xff, mn>>(16*k+8)&0xff
+			m.mins2[k] = m0*0x10001 | m1*0x10001<<32
+		}
+	}
+}
+
+// dotQ4KImpl is dotQ4_K; simd = false forces the portable kernel.
 func dotQ4KImpl(n int, x, y []byte, simd bool) float32 {
+	nb := n / 256
+	if simd && hasAVX2 && len(x) >= nb*144 && len(y) >= nb*292 {
+		// the row kernel, in pieces of up to 16 blocks (its accumulators
+		// carry over from piece to piece)
+		var buf [16]q4KBlockMeta
+		var acc [4][8]float32
+		var accm [4][4]float32
+		ok := true
+		for i := 0; i < nb && ok; i += len(buf) {
+			meta := buf[:min(len(buf), nb-i)]
+			decodeQ4KRow(x[i*144:], meta)
+			ys := [4][]byte{y[i*292:]}
+			ok = q4KRowAcc(x[i*144:], meta, &ys, 1, &acc, &accm)
+		}
+		if ok && nb > 0 {
+			return hsum8(&acc[0]) + hsum4(&accm[0])
+		}
+	}
 	var acc [8]float32
 	var accm [4]float32
-	nb := n / 256
 	for i := 0; i < nb; i++ {
 		xb := x[i*144 : i*144+144]
 		yd, yq, bs := q8K(y[i*292 : i*292+292])
@@ -271,25 +332,17 @@ func dotQ4KImpl(n int, x, y []byte, simd bool) float32 {
 		sc := xb[4:16]
 		qs := xb[16:144]
 		var scales, mins [8]int32
-		var scales16 [8]int16
 		for j := 0; j < 8; j++ {
 			s, m := scaleMinK4(j, sc)
 			scales[j], mins[j] = int32(s), int32(m)
-			scales16[j] = int16(s)
 		}
 		var bsum [16]int32
 		for k := range bsum {
 			bsum[k] = int32(int16(binary.LittleEndian.Uint16(bs[2*k:])))
 		}
-		var pm [4]int32
 		for k := 0; k < 4; k++ {
-			pm[k] = mins[2*k]*(bsum[4*k]+bsum[4*k+1]) + mins[2*k+1]*(bsum[4*k+2]+bsum[4*k+3])
-		}
-		if simd && q4KAccSIMD(qs, yq, &scales16, &acc, d, &pm, &accm, dmin) {
-			continue
-		}
-		for k := 0; k < 4; k++ {
-			accm[k] = fma32(dmin, float32(pm[k]), accm[k])
+			pm := mins[2*k]*(bsum[4*k]+bsum[4*k+1]) + mins[2*k+1]*(bsum[4*k+2]+bsum[4*k+3])
+			accm[k] = fma32(dmin, float32(pm), accm[k])
 		}
 		var lane [8]int32
 		q4KLanesGo(qs, yq, &scales, &lane)
@@ -324,10 +377,50 @@ func q4KLanesGo(qs, yq []byte, scales *[8]int32, lane *[8]int32) {
 // changes every 16 values); acc[l] = fma(y.d*x.d, lane, acc[l]).
 func dotQ6_K(n int, x, y []byte) float32 { return dotQ6KImpl(n, x, y, true) }
 
-// dotQ6KImpl is dotQ6_K; simd = false forces the portable integer lanes.
+// q6KBlockMeta is the weight side of one Q6_K super-block decoded for the
+// assembly kernel (dot_amd64.s reads it at fixed offsets): for each 32-value
+// chunk c its two 16-value scales broadcast over the low and high eight
+// int16 lanes (little-endian words: sv[c][0:2] = scale 2c, sv[c][2:4] =
+// scale 2c+1), then x.d.
+type q6KBlockMeta struct {
+	sv [8][4]uint64
+	d  float32
+}
+
+// decodeQ6KRow decodes the super-blocks of the Q6_K row x into meta (one
+// per block; len(x) must be at least 210*len(meta)).
+func decodeQ6KRow(x []byte, meta []q6KBlockMeta) {
+	for i := range meta {
+		xb := (*[210]byte)(x[i*210 : i*210+210])
+		m := &meta[i]
+		for c := 0; c < 8; c++ {
+			w0 := uint64(uint16(int8(xb[192+2*c]))) * splat4
+			w1 := uint64(uint16(int8(xb[193+2*c]))) * splat4
+			m.sv[c] = [4]uint64{w0, w0, w1, w1}
+		}
+		m.d = ldF16(xb[208:])
+	}
+}
+
+// dotQ6KImpl is dotQ6_K; simd = false forces the portable kernel.
 func dotQ6KImpl(n int, x, y []byte, simd bool) float32 {
-	var acc [8]float32
 	nb := n / 256
+	if simd && hasAVX2 && len(x) >= nb*210 && len(y) >= nb*292 {
+		// the row kernel in pieces of up to 32 blocks, as dotQ4KImpl
+		var buf [32]q6KBlockMeta
+		var acc [4][8]float32
+		ok := true
+		for i := 0; i < nb && ok; i += len(buf) {
+			meta := buf[:min(len(buf), nb-i)]
+			decodeQ6KRow(x[i*210:], meta)
+			ys := [4][]byte{y[i*292:]}
+			ok = q6KRowAcc(x[i*210:], meta, &ys, 1, &acc)
+		}
+		if ok && nb > 0 {
+			return hsum8(&acc[0])
+		}
+	}
+	var acc [8]float32
 	for i := 0; i < nb; i++ {
 		xb := x[i*210 : i*210+210]
 		yd, yq, _ := q8K(y[i*292 : i*292+292])
@@ -339,9 +432,6 @@ func dotQ6KImpl(n int, x, y []byte, simd bool) float32 {
 		for k := range scales {
 			scales[k] = int16(int8(sc[k]))
 		}
-		if simd && q6KAccSIMD(ql, qh, yq, &scales, &acc, d) {
-			continue
-		}
 		var lane [8]int32
 		q6KLanesGo(ql, qh, yq, &scales, &lane)
 		for l := 0; l < 8; l++ {
@@ -349,6 +439,76 @@ func dotQ6KImpl(n int, x, y []byte, simd bool) float32 {
 		}
 	}
 	return hsum8(&acc)
+}
+
+// kRowDots holds a goroutine's decoded weight row for the Q4_K and Q6_K
+// row kernels of mulMatGGML.
+type kRowDots struct {
+	q4 []q4KBlockMeta
+	q6 []q6KBlockMeta
+}
+
+// decode decodes the weight row x of type t (Q4_K or Q6_K, n values) once,
+// for any number of dots calls; it returns false when the row kernels
+// cannot run (no AVX2, another type, or a short row).
+func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
+	nb := n / 256
+	if !hasAVX2 || nb == 0 {
+		return false
+	}
+	switch t {
+	case model.Q4_K:
+		if len(x) < nb*144 {
+			return false
+		}
+		if cap(k.q4) < nb {
+			k.q4 = make([]q4KBlockMeta, nb)
+		}
+		k.q4 = k.q4[:nb]
+		decodeQ4KRow(x, k.q4)
+		return true
+	case model.Q6_K:
+		if len(x) < nb*210 {
+			return false
+		}
+		if cap(k.q6) < nb {
+			k.q6 = make([]q6KBlockMeta, nb)
+		}
+		k.q6 = k.q6[:nb]
+		decodeQ6KRow(x, k.q6)
+		return true
+	}
+	return false
+}
+
+// dots sets out[c] = dot(x, y[c]) (dotQ4_K or dotQ6_K, the same bits) for
+// the first ncol (1..4) activation rows, x the row last decoded for t, or
+// returns false having written nothing.
+func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []float32) bool {
+	if len(out) < ncol {
+		return false
+	}
+	var acc [4][8]float32
+	switch t {
+	case model.Q4_K:
+		var accm [4][4]float32
+		if !q4KRowAcc(x, k.q4, y, ncol, &acc, &accm) {
+			return false
+		}
+		for c := 0; c < ncol; c++ {
+			out[c] = hsum8(&acc[c]) + hsum4(&accm[c])
+		}
+		return true
+	case model.Q6_K:
+		if !q6KRowAcc(x, k.q6, y, ncol, &acc) {
+			return false
+		}
+		for c := 0; c < ncol; c++ {
+			out[c] = hsum8(&acc[c])
+		}
+		return true
+	}
+	return false
 }
 
 // q6KLanesGo is the integer part of one Q6_K super-block: int32 lane l sums

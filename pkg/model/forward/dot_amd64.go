@@ -14,9 +14,6 @@ func cpuidAVX2() bool
 //go:noescape
 func dotQ8_0AVX2(nb int, x, y *byte, tab *[1 << 16]float32, acc *[8]float32) bool
 
-//go:noescape
-func q4KAccAVX2(qs, q8 *byte, scales *[8]int16, acc *[8]float32, d float32, mins *[4]int32, accm *[4]float32, dmin float32)
-
 // dotQ8_0SIMD is dotQ8_0 through the assembly kernel, or ok = false when
 // the CPU lacks it or y holds a -128 quant (see dotQ8_0AVX2).
 func dotQ8_0SIMD(n int, x, y []byte) (float32, bool) {
@@ -31,27 +28,47 @@ func dotQ8_0SIMD(n int, x, y []byte) (float32, bool) {
 	return hsum8(&acc), true
 }
 
-// q4KAccSIMD adds one Q4_K super-block (qs: 128 bytes, q8: 256) to acc
-// and its mins to accm with the assembly kernel, or returns false having
-// done nothing.
-func q4KAccSIMD(qs, q8 []byte, scales *[8]int16, acc *[8]float32, d float32, mins *[4]int32, accm *[4]float32, dmin float32) bool {
-	if !hasAVX2 || len(qs) < 128 || len(q8) < 256 {
+//go:noescape
+func q4KRowAVX2(nb int, qs *byte, meta *q4KBlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32, accm *[4][4]float32)
+
+// q4KRowAcc adds the len(meta) Q4_K super-blocks of the weight row x (meta:
+// x decoded by decodeQ4KRow) times those of the first ncol (1..4)
+// activation rows y[c] to acc[c] and accm[c] (dotQ4_K's accumulators) in
+// one pass over x, or returns false having done nothing when the CPU lacks
+// AVX2 or a size is wrong.
+func q4KRowAcc(x []byte, meta []q4KBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32, accm *[4][4]float32) bool {
+	nb := len(meta)
+	if !hasAVX2 || nb == 0 || ncol < 1 || ncol > 4 || len(x) < nb*144 {
 		return false
 	}
-	q4KAccAVX2(&qs[0], &q8[0], scales, acc, d, mins, accm, dmin)
+	var p [4]*byte
+	for c := 0; c < ncol; c++ {
+		if len(y[c]) < nb*292 {
+			return false
+		}
+		p[c] = &y[c][0]
+	}
+	q4KRowAVX2(nb, &x[16], &meta[0], ncol, &p, acc, accm)
 	return true
 }
 
 //go:noescape
-func q6KAccAVX2(ql, qh, q8 *byte, scales *[16]int16, acc *[8]float32, d float32)
+func q6KRowAVX2(nb int, x *byte, meta *q6KBlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
 
-// q6KAccSIMD adds one Q6_K super-block (ql: 128 bytes, qh: 64, q8: 256) to
-// acc with the assembly kernel, or returns false having done nothing.
-func q6KAccSIMD(ql, qh, q8 []byte, scales *[16]int16, acc *[8]float32, d float32) bool {
-	if !hasAVX2 || len(ql) < 128 || len(qh) < 64 || len(q8) < 256 {
+// q6KRowAcc is q4KRowAcc for Q6_K (meta from decodeQ6KRow; no mins).
+func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
+	nb := len(meta)
+	if !hasAVX2 || nb == 0 || ncol < 1 || ncol > 4 || len(x) < nb*210 {
 		return false
 	}
-	q6KAccAVX2(&ql[0], &qh[0], &q8[0], scales, acc, d)
+	var p [4]*byte
+	for c := 0; c < ncol; c++ {
+		if len(y[c]) < nb*292 {
+			return false
+		}
+		p[c] = &y[c][0]
+	}
+	q6KRowAVX2(nb, &x[0], &meta[0], ncol, &p, acc)
 	return true
 }
 

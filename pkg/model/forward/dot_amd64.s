@@ -85,136 +85,259 @@ q8done:
 	VZEROUPPER
 	RET
 
-// func q4KAccAVX2(qs, q8 *byte, scales *[8]int16, acc *[8]float32, d float32, mins *[4]int32, accm *[4]float32, dmin float32)
+// func q4KRowAVX2(nb int, qs *byte, meta *q4KBlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32, accm *[4][4]float32)
 //
-// One Q4_K super-block of ggml_vec_dot_q4_K_q8_K. The integer lanes:
-// lane[l] = Σ_j scales[2j]*Σ lo(qs[32j+b])*q8[64j+b] + scales[2j+1]*Σ
-// hi(qs[32j+b])*q8[64j+32+b], b over 4l..4l+3 (nibbles are 0..15, so
-// VPMADDUBSW never saturates and every sum is exact); then acc =
-// fma(d, float(lane), acc) and accm = fma(dmin, float(mins), accm).
-TEXT ·q4KAccAVX2(SB), NOSPLIT, $0-60
-	MOVQ qs+0(FP), SI
-	MOVQ q8+8(FP), DI
-	MOVQ scales+16(FP), R8
-	MOVQ acc+24(FP), R9
+// ggml_vec_dot_q4_K_q8_K for one weight row and ncol (1..4) activation
+// columns: the nibbles of each super-block (qs: the row's first block's
+// quants, stride 144) are split once and used for every column; each column
+// c (block_q8_K rows y[c], stride 292) keeps its own accumulators acc[c]
+// and accm[c], so its float arithmetic is exactly ggml's. Per block and
+// column, the integer lanes lane[l] = Σ_j scales[2j]*Σ lo(qs[32j+b])*
+// q8[64j+b] + scales[2j+1]*Σ hi(qs[32j+b])*q8[64j+32+b], b over 4l..4l+3
+// (nibbles 0..15: VPMADDUBSW never saturates, every sum is exact), then
+// acc = fma(y.d*x.d, float(lane), acc); the mins pm[k] = Σ over the four
+// Q8_K sums b of sub-blocks 2k, 2k+1 of min*b (VPMADDWD by each min stored
+// twice, then VPHADDD: exact), accm = fma(y.d*(-x.dmin), float(pm), accm).
+// meta holds the row's decoded scales (q4KBlockMeta, 296 bytes a block).
+TEXT ·q4KRowAVX2(SB), NOSPLIT, $0-56
+	MOVQ nb+0(FP), CX
+	MOVQ qs+8(FP), SI
+	MOVQ meta+16(FP), R8
+	MOVQ ncol+24(FP), DX
+	MOVQ y+32(FP), R11
+	MOVQ acc+40(FP), R9
+	MOVQ accm+48(FP), R10
+	XORQ BX, BX
 	MOVL $0x0f0f0f0f, AX
 	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
+	TESTQ CX, CX
+	JLE  rdone
+	TESTQ DX, DX
+	JLE  rdone
+rblock:
+	VMOVDQU 0(SI), Y7
+	VPSRLW $4, Y7, Y8
+	VPAND Y15, Y7, Y7
+	VPAND Y15, Y8, Y8
+	VMOVDQU 32(SI), Y9
+	VPSRLW $4, Y9, Y10
+	VPAND Y15, Y9, Y9
+	VPAND Y15, Y10, Y10
+	VMOVDQU 64(SI), Y11
+	VPSRLW $4, Y11, Y12
+	VPAND Y15, Y11, Y11
+	VPAND Y15, Y12, Y12
+	VMOVDQU 96(SI), Y13
+	VPSRLW $4, Y13, Y14
+	VPAND Y15, Y13, Y13
+	VPAND Y15, Y14, Y14
+	XORQ R12, R12
+rcol:
+	MOVQ (R11)(R12*8), DI
+	ADDQ BX, DI
 	VPXOR Y0, Y0, Y0
-	MOVQ $4, CX
-q4loop:
-	VMOVDQU (SI), Y1
-	VPSRLW $4, Y1, Y2
-	VPAND Y15, Y1, Y1
-	VPAND Y15, Y2, Y2
-	VPMADDUBSW (DI), Y1, Y1
-	VPMADDUBSW 32(DI), Y2, Y2
-	VPBROADCASTW (R8), Y3
-	VPBROADCASTW 2(R8), Y4
-	VPMADDWD Y3, Y1, Y1
-	VPMADDWD Y4, Y2, Y2
+	VPMADDUBSW 4(DI), Y7, Y1
+	VPMADDWD 0(R8), Y1, Y1
 	VPADDD Y1, Y0, Y0
-	VPADDD Y2, Y0, Y0
-	ADDQ $32, SI
-	ADDQ $64, DI
-	ADDQ $4, R8
-	DECQ CX
-	JNZ  q4loop
+	VPMADDUBSW 36(DI), Y8, Y1
+	VPMADDWD 32(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VPMADDUBSW 68(DI), Y9, Y1
+	VPMADDWD 64(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VPMADDUBSW 100(DI), Y10, Y1
+	VPMADDWD 96(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VPMADDUBSW 132(DI), Y11, Y1
+	VPMADDWD 128(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VPMADDUBSW 164(DI), Y12, Y1
+	VPMADDWD 160(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VPMADDUBSW 196(DI), Y13, Y1
+	VPMADDWD 192(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VPMADDUBSW 228(DI), Y14, Y1
+	VPMADDWD 224(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
 	VCVTDQ2PS Y0, Y0
-	VBROADCASTSS d+32(FP), Y1
-	VMOVUPS (R9), Y2
-	VFMADD231PS Y0, Y1, Y2
-	VMOVUPS Y2, (R9)
-	MOVQ mins+40(FP), SI
-	MOVQ accm+48(FP), R9
-	VCVTDQ2PS (SI), X0
-	VBROADCASTSS dmin+56(FP), X1
-	VMOVUPS (R9), X2
-	VFMADD231PS X0, X1, X2
-	VMOVUPS X2, (R9)
+	VMOVSS (DI), X3
+	VMULSS 288(R8), X3, X4
+	VBROADCASTSS X4, Y4
+	MOVQ R12, AX
+	SHLQ $5, AX
+	VMOVUPS (R9)(AX*1), Y5
+	VFMADD231PS Y0, Y4, Y5
+	VMOVUPS Y5, (R9)(AX*1)
+	VMOVDQU 260(DI), Y1
+	VPMADDWD 256(R8), Y1, Y1
+	VEXTRACTI128 $1, Y1, X2
+	VPHADDD X2, X1, X1
+	VCVTDQ2PS X1, X1
+	VMULSS 292(R8), X3, X4
+	VBROADCASTSS X4, X4
+	MOVQ R12, AX
+	SHLQ $4, AX
+	VMOVUPS (R10)(AX*1), X5
+	VFMADD231PS X1, X4, X5
+	VMOVUPS X5, (R10)(AX*1)
+	INCQ R12
+	CMPQ R12, DX
+	JLT  rcol
+	ADDQ $144, SI
+	ADDQ $296, R8
+	ADDQ $292, BX
+	DECQ CX
+	JNZ  rblock
+rdone:
 	VZEROUPPER
 	RET
 
-// Q6CHUNK adds to Y0 the lanes of one 32-value chunk of 6-bit quants q
-// (0..63): (q-32)*q8 in pairs (VPMADDUBSW of q and of 32, subtracted: exact,
-// |pair| <= 8192), times the scale of each 16 values (low 128 bits: the
-// first, high: the second), in eight int32 lanes.
-#define Q6CHUNK(q, q8off, sc0, sc1) \
-	VPMADDUBSW q8off(DI), q, Y6; \
-	VPMADDUBSW q8off(DI), Y13, Y7; \
-	VPSUBW Y7, Y6, Y6; \
-	VPBROADCASTW sc0(R8), X8; \
-	VPBROADCASTW sc1(R8), X9; \
-	VINSERTI128 $1, X9, Y8, Y8; \
-	VPMADDWD Y8, Y6, Y6; \
-	VPADDD Y6, Y0, Y0
-
-// func q6KAccAVX2(ql, qh, q8 *byte, scales *[16]int16, acc *[8]float32, d float32)
+// func q6KRowAVX2(nb int, x *byte, meta *q6KBlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
 //
-// One Q6_K super-block of ggml_vec_dot_q6_K_q8_K: int32 lane l sums
-// scale*Σ (q6-32)*q8 over bytes 4l..4l+3 of each 32-value chunk (exact);
-// then acc = fma(d, float(lane), acc).
-TEXT ·q6KAccAVX2(SB), NOSPLIT, $0-44
-	MOVQ ql+0(FP), SI
-	MOVQ qh+8(FP), BX
-	MOVQ q8+16(FP), DI
-	MOVQ scales+24(FP), R8
-	MOVQ acc+32(FP), R9
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x03030303, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
+// ggml_vec_dot_q6_K_q8_K for one weight row (x, stride 210) and ncol
+// (1..4) activation columns (block_q8_K rows y[c], stride 292): each
+// super-block's 6-bit quants are assembled once (eight 32-value chunks in
+// Y8-Y15) and used for every column; each column keeps its own acc[c], so
+// its float arithmetic is exactly ggml's. Per block and column, int32 lane
+// l sums scale*Σ (q6-32)*q8 over bytes 4l..4l+3 of each chunk: q6*q8 and
+// 32*q8 in pairs (VPMADDUBSW, subtracted: exact, |pair| < 2^15), times the
+// chunk's two 16-value scales (q6KBlockMeta.sv, pre-broadcast; 264 bytes a
+// block), then acc = fma(y.d*x.d, float(lane), acc).
+TEXT ·q6KRowAVX2(SB), NOSPLIT, $0-48
+	MOVQ nb+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ meta+16(FP), R8
+	MOVQ ncol+24(FP), DX
+	MOVQ y+32(FP), R11
+	MOVQ acc+40(FP), R9
+	XORQ BX, BX
 	MOVL $0x20202020, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, Y13
-	VPXOR Y0, Y0, Y0
-	MOVQ $2, CX
-q6loop:
-	VMOVDQU (SI), Y1
-	VMOVDQU 32(SI), Y2
-	VMOVDQU (BX), Y3
-	// chunk 0: low nibbles of ql[0:32], qh bits 0-1
-	VPAND Y15, Y1, Y4
-	VPAND Y14, Y3, Y5
+	VMOVD AX, X7
+	VPBROADCASTD X7, Y7
+	TESTQ CX, CX
+	JLE  q6rdone
+	TESTQ DX, DX
+	JLE  q6rdone
+q6rblock:
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X0
+	VPBROADCASTD X0, Y0
+	MOVL $0x03030303, AX
+	VMOVD AX, X1
+	VPBROADCASTD X1, Y1
+	VMOVDQU 0(SI), Y2
+	VMOVDQU 32(SI), Y3
+	VMOVDQU 128(SI), Y4
+	VPAND Y0, Y2, Y8
+	VPAND Y1, Y4, Y5
 	VPSLLW $4, Y5, Y5
-	VPOR Y5, Y4, Y4
-	Q6CHUNK(Y4, 0, 0, 2)
-	// chunk 1: low nibbles of ql[32:64], qh bits 2-3
-	VPAND Y15, Y2, Y4
-	VPSRLW $2, Y3, Y5
-	VPAND Y14, Y5, Y5
+	VPOR Y5, Y8, Y8
+	VPAND Y0, Y3, Y9
+	VPSRLW $2, Y4, Y5
+	VPAND Y1, Y5, Y5
 	VPSLLW $4, Y5, Y5
-	VPOR Y5, Y4, Y4
-	Q6CHUNK(Y4, 32, 4, 6)
-	// chunk 2: high nibbles of ql[0:32], qh bits 4-5
-	VPSRLW $4, Y1, Y4
-	VPAND Y15, Y4, Y4
-	VPSRLW $4, Y3, Y5
-	VPAND Y14, Y5, Y5
+	VPOR Y5, Y9, Y9
+	VPSRLW $4, Y2, Y10
+	VPAND Y0, Y10, Y10
+	VPSRLW $4, Y4, Y5
+	VPAND Y1, Y5, Y5
 	VPSLLW $4, Y5, Y5
-	VPOR Y5, Y4, Y4
-	Q6CHUNK(Y4, 64, 8, 10)
-	// chunk 3: high nibbles of ql[32:64], qh bits 6-7
-	VPSRLW $4, Y2, Y4
-	VPAND Y15, Y4, Y4
-	VPSRLW $6, Y3, Y5
-	VPAND Y14, Y5, Y5
+	VPOR Y5, Y10, Y10
+	VPSRLW $4, Y3, Y11
+	VPAND Y0, Y11, Y11
+	VPSRLW $6, Y4, Y5
+	VPAND Y1, Y5, Y5
 	VPSLLW $4, Y5, Y5
-	VPOR Y5, Y4, Y4
-	Q6CHUNK(Y4, 96, 12, 14)
-	ADDQ $64, SI
-	ADDQ $32, BX
-	ADDQ $128, DI
-	ADDQ $16, R8
+	VPOR Y5, Y11, Y11
+	VMOVDQU 64(SI), Y2
+	VMOVDQU 96(SI), Y3
+	VMOVDQU 160(SI), Y4
+	VPAND Y0, Y2, Y12
+	VPAND Y1, Y4, Y5
+	VPSLLW $4, Y5, Y5
+	VPOR Y5, Y12, Y12
+	VPAND Y0, Y3, Y13
+	VPSRLW $2, Y4, Y5
+	VPAND Y1, Y5, Y5
+	VPSLLW $4, Y5, Y5
+	VPOR Y5, Y13, Y13
+	VPSRLW $4, Y2, Y14
+	VPAND Y0, Y14, Y14
+	VPSRLW $4, Y4, Y5
+	VPAND Y1, Y5, Y5
+	VPSLLW $4, Y5, Y5
+	VPOR Y5, Y14, Y14
+	VPSRLW $4, Y3, Y15
+	VPAND Y0, Y15, Y15
+	VPSRLW $6, Y4, Y5
+	VPAND Y1, Y5, Y5
+	VPSLLW $4, Y5, Y5
+	VPOR Y5, Y15, Y15
+	XORQ R12, R12
+q6rcol:
+	MOVQ (R11)(R12*8), DI
+	ADDQ BX, DI
+	VPXOR Y6, Y6, Y6
+	VPMADDUBSW 4(DI), Y8, Y1
+	VPMADDUBSW 4(DI), Y7, Y2
+	VPSUBW Y2, Y1, Y1
+	VPMADDWD 0(R8), Y1, Y1
+	VPADDD Y1, Y6, Y6
+	VPMADDUBSW 36(DI), Y9, Y1
+	VPMADDUBSW 36(DI), Y7, Y2
+	VPSUBW Y2, Y1, Y1
+	VPMADDWD 32(R8), Y1, Y1
+	VPADDD Y1, Y6, Y6
+	VPMADDUBSW 68(DI), Y10, Y1
+	VPMADDUBSW 68(DI), Y7, Y2
+	VPSUBW Y2, Y1, Y1
+	VPMADDWD 64(R8), Y1, Y1
+	VPADDD Y1, Y6, Y6
+	VPMADDUBSW 100(DI), Y11, Y1
+	VPMADDUBSW 100(DI), Y7, Y2
+	VPSUBW Y2, Y1, Y1
+	VPMADDWD 96(R8), Y1, Y1
+	VPADDD Y1, Y6, Y6
+	VPMADDUBSW 132(DI), Y12, Y1
+	VPMADDUBSW 132(DI), Y7, Y2
+	VPSUBW Y2, Y1, Y1
+	VPMADDWD 128(R8), Y1, Y1
+	VPADDD Y1, Y6, Y6
+	VPMADDUBSW 164(DI), Y13, Y1
+	VPMADDUBSW 164(DI), Y7, Y2
+	VPSUBW Y2, Y1, Y1
+	VPMADDWD 160(R8), Y1, Y1
+	VPADDD Y1, Y6, Y6
+	VPMADDUBSW 196(DI), Y14, Y1
+	VPMADDUBSW 196(DI), Y7, Y2
+	VPSUBW Y2, Y1, Y1
+	VPMADDWD 192(R8), Y1, Y1
+	VPADDD Y1, Y6, Y6
+	VPMADDUBSW 228(DI), Y15, Y1
+	VPMADDUBSW 228(DI), Y7, Y2
+	VPSUBW Y2, Y1, Y1
+	VPMADDWD 224(R8), Y1, Y1
+	VPADDD Y1, Y6, Y6
+	VCVTDQ2PS Y6, Y6
+	VMOVSS (DI), X3
+	VMULSS 256(R8), X3, X4
+	VBROADCASTSS X4, Y4
+	MOVQ R12, AX
+	SHLQ $5, AX
+	VMOVUPS (R9)(AX*1), Y5
+	VFMADD231PS Y6, Y4, Y5
+	VMOVUPS Y5, (R9)(AX*1)
+	INCQ R12
+	CMPQ R12, DX
+	JLT  q6rcol
+	ADDQ $210, SI
+	ADDQ $264, R8
+	ADDQ $292, BX
 	DECQ CX
-	JNZ  q6loop
-	VCVTDQ2PS Y0, Y0
-	VBROADCASTSS d+40(FP), Y1
-	VMOVUPS (R9), Y2
-	VFMADD231PS Y0, Y1, Y2
-	VMOVUPS Y2, (R9)
+	JNZ  q6rblock
+q6rdone:
 	VZEROUPPER
 	RET
 

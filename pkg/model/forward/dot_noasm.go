@@ -8,11 +8,11 @@ var hasAVX2 = false
 
 func dotQ8_0SIMD(n int, x, y []byte) (float32, bool) { return 0, false }
 
-func q4KAccSIMD(qs, q8 []byte, scales *[8]int16, acc *[8]float32, d float32, mins *[4]int32, accm *[4]float32, dmin float32) bool {
+func q4KRowAcc(x []byte, meta []q4KBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32, accm *[4][4]float32) bool {
 	return false
 }
 
-func q6KAccSIMD(ql, qh, q8 []byte, scales *[16]int16, acc *[8]float32, d float32) bool {
+func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
 	return false
 }
 

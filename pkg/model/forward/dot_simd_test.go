@@ -5,6 +5,9 @@ import (
 	"math"
 	"math/rand"
 	"testing"
+	"unsafe"
+
+	"github.com/layerdiff/layerdiff/pkg/model"
 )
 
 // randF16 returns a random finite float16 bit pattern (any exponent,
@@ -76,7 +79,7 @@ func TestDotQ4KSIMDMatchesGo(t *testing.T) {
 		t.Skip("no AVX2 kernel on this CPU/build")
 	}
 	r := rand.New(rand.NewSource(2))
-	for _, nb := range []int{1, 2, 8} {
+	for _, nb := range []int{1, 2, 8, 70} {
 		for trial := 0; trial < 300; trial++ {
 			x := make([]byte, 144*nb)
 			y := make([]byte, 292*nb)
@@ -103,7 +106,7 @@ func TestDotQ6KSIMDMatchesGo(t *testing.T) {
 		t.Skip("no AVX2 kernel on this CPU/build")
 	}
 	r := rand.New(rand.NewSource(3))
-	for _, nb := range []int{1, 2, 8} {
+	for _, nb := range []int{1, 2, 8, 70} {
 		for trial := 0; trial < 300; trial++ {
 			x := make([]byte, 210*nb)
 			y := make([]byte, 292*nb)
@@ -163,6 +166,92 @@ func TestDotQ8_0x4MatchesGo(t *testing.T) {
 			if dotQ8_0x4(32*nb, x, &y, out) {
 				t.Fatal("dotQ8_0x4 accepted a -128 activation quant")
 			}
+		}
+	}
+}
+
+// TestKRowDotsMatchGo checks the Q4_K and Q6_K row kernels, which decode
+// the weight row's scales once and take one to four activation columns per
+// pass, against the portable dotQ4_K/dotQ6_K of each column (random quants,
+// scales, mins and block sums).
+func TestKRowDotsMatchGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU/build")
+	}
+	r := rand.New(rand.NewSource(5))
+	for _, typ := range []struct {
+		t     model.Type
+		bsize int
+		dOff  []int
+		dot   func(n int, x, y []byte, simd bool) float32
+	}{
+		{model.Q4_K, 144, []int{0, 2}, dotQ4KImpl},
+		{model.Q6_K, 210, []int{208}, dotQ6KImpl},
+	} {
+		var k kRowDots
+		for _, nb := range []int{1, 3, 8, 22, 70} {
+			for ncol := 1; ncol <= 4; ncol++ {
+				for trial := 0; trial < 30; trial++ {
+					x := make([]byte, typ.bsize*nb)
+					r.Read(x)
+					var y [4][]byte
+					for c := 0; c < ncol; c++ {
+						y[c] = make([]byte, 292*nb)
+						r.Read(y[c])
+					}
+					for b := 0; b < nb; b++ {
+						for _, o := range typ.dOff {
+							binary.LittleEndian.PutUint16(x[typ.bsize*b+o:], randF16(r))
+						}
+						for c := 0; c < ncol; c++ {
+							binary.LittleEndian.PutUint32(y[c][292*b:], math.Float32bits(float32(r.NormFloat64())))
+						}
+					}
+					if !k.decode(typ.t, 256*nb, x) {
+						t.Fatalf("%s: decode declined", typ.t)
+					}
+					out := make([]float32, ncol)
+					if !k.dots(typ.t, x, &y, ncol, out) {
+						t.Fatalf("%s: dots declined", typ.t)
+					}
+					for c := 0; c < ncol; c++ {
+						want := typ.dot(256*nb, x, y[c], false)
+						if math.Float32bits(out[c]) != math.Float32bits(want) && !(want != want && out[c] != out[c]) {
+							t.Fatalf("%s nb=%d ncol=%d trial %d col %d: row kernel %g, Go %g", typ.t, nb, ncol, trial, c, out[c], want)
+						}
+					}
+				}
+			}
+		}
+		if !k.decode(typ.t, 256, make([]byte, typ.bsize)) {
+			t.Fatalf("%s: decode declined", typ.t)
+		}
+		if k.dots(typ.t, make([]byte, typ.bsize), &[4][]byte{make([]byte, 291)}, 1, make([]float32, 1)) {
+			t.Fatalf("%s: dots accepted a short activation row", typ.t)
+		}
+	}
+}
+
+// TestKRowMetaLayout pins the byte offsets dot_amd64.s reads the decoded
+// Q4_K and Q6_K super-blocks at.
+func TestKRowMetaLayout(t *testing.T) {
+	var m4 q4KBlockMeta
+	var m6 q6KBlockMeta
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"q4K sv", unsafe.Offsetof(m4.sv), 0},
+		{"q4K mins2", unsafe.Offsetof(m4.mins2), 256},
+		{"q4K d", unsafe.Offsetof(m4.d), 288},
+		{"q4K negDmin", unsafe.Offsetof(m4.negDmin), 292},
+		{"q4K size", unsafe.Sizeof(m4), 296},
+		{"q6K sv", unsafe.Offsetof(m6.sv), 0},
+		{"q6K d", unsafe.Offsetof(m6.d), 256},
+		{"q6K size", unsafe.Sizeof(m6), 264},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s at %d, the assembly expects %d", c.name, c.got, c.want)
 		}
 	}
 }

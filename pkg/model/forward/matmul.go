@@ -181,6 +181,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 		rowF32 := make([]float32, ne00)
 		rowU16 := make([]uint16, ne00)
 		var quad [4]float32
+		var krow kRowDots
 		for r := lo; r < hi; r++ {
 			i01 := int64(r) % ne01
 			i02 := (int64(r) / ne01) % a.ne[2]
@@ -189,9 +190,13 @@ func (e *executor) mulMatGGML(dst *node) error {
 			var xb []byte
 			var xf []float32
 			var xh []uint16
+			useKRow := false
 			switch {
 			case a.typ.Quantized():
 				xb = a.weightRow(i01, i02, i03)
+				// Q4_K, Q6_K: the scales decoded once per row, not per
+				// column and block
+				useKRow = (a.typ == model.Q4_K || a.typ == model.Q6_K) && krow.decode(a.typ, int(ne00), xb)
 			case a.weight != nil && a.typ == model.F32:
 				wr := a.weightRow(i01, i02, i03)
 				for i := range rowF32 {
@@ -213,6 +218,26 @@ func (e *executor) mulMatGGML(dst *node) error {
 				for i12 := i02 * r2; i12 < (i02+1)*r2; i12++ {
 					for i11 := int64(0); i11 < ne11; i11++ {
 						col := i11 + ne11*(i12+ne12*i13)
+						// Q4_K, Q6_K: up to four columns per pass over the
+						// weight row (the same bits as dotQ4_K, dotQ6_K per
+						// column).
+						if useKRow {
+							nc := ne11 - i11
+							if nc > 4 {
+								nc = 4
+							}
+							var ys [4][]byte
+							for c := int64(0); c < nc; c++ {
+								ys[c] = act.b[col+c]
+							}
+							if krow.dots(a.typ, xb, &ys, int(nc), quad[:]) {
+								for c := int64(0); c < nc; c++ {
+									out.f32[off+dst.elemOffset(i01, i11+c, i12, i13)] = quad[c]
+								}
+								i11 += nc - 1
+								continue
+							}
+						}
 						// Q8_0: four columns per pass over the weight row
 						// (the same bits as four dotQ8_0 calls).
 						if a.typ == model.Q8_0 && i11+4 <= ne11 {
