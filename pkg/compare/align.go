@@ -408,7 +408,7 @@ func tokenLayout(name string, ne []int64, tokens int) (stride int64, count int) 
 	if (base == "kq" || base == "kq_soft_max" || base == "kqv") && len(tr) >= 2 && tr[1] == int64(tokens) {
 		return tr[0], tokens
 	}
-	if tokens == 1 {
+	if tokens == 1 && n > 0 {
 		return n, 1
 	}
 	return 0, 0

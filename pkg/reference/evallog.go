@@ -420,11 +420,14 @@ func clip(s string) string {
 
 // outside handles a line between tensors: metadata or garbage.
 func (p *logParser) outside(tr string, terminated bool) {
+	if !terminated {
+		// An unterminated last line is where the log was cut (perhaps
+		// inside the next header), not output that followed the last
+		// tensor: it does not show that the log ended normally.
+		return
+	}
 	if len(p.log.Tensors) > 0 && tr != "" && !strings.HasPrefix(tr, "sum_sq") {
 		p.trailing = true
-	}
-	if !terminated {
-		return
 	}
 	if p.wantTokens > 0 {
 		if v, err := strconv.ParseInt(tr, 10, 32); err == nil {

@@ -49,12 +49,24 @@ func OpenNPYDir(dir string) (*NPYDir, error) {
 		d.files[name] = p
 	}
 	if len(names) == 0 {
+		if len(d.warnings) > 0 {
+			// Say why: the first file's problem, with its offset.
+			return nil, fileErr(dir, "no readable .npy file (%s%s)", strings.TrimPrefix(d.warnings[0], "skipping "), moreText(len(d.warnings)-1))
+		}
 		return nil, fileErr(dir, "no readable .npy file")
 	}
 	for _, n := range SortNames(names) {
 		d.nodes = append(d.nodes, byName[n])
 	}
 	return d, nil
+}
+
+// moreText is "; and N more unreadable" for n > 0 files not described.
+func moreText(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; and %d more unreadable", n)
 }
 
 // npyTypeName maps a dtype to the ggml type name it corresponds to.

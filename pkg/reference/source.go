@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/layerdiff/layerdiff/pkg/tensor"
@@ -111,6 +112,9 @@ func Open(path string) (Source, error) {
 			return OpenLogits(path)
 		}
 		if m, _ := filepath.Glob(filepath.Join(path, "*.npy")); len(m) > 0 {
+			if dumpFilesOnly(m) {
+				return nil, fileErr(path, "no %s, but every .npy file is named like a layerdiff dump's (NNNN-name.npy): an interrupted or damaged dump? (a dump is complete only once its manifest is written)", ManifestFile)
+			}
 			return OpenNPYDir(path)
 		}
 		return nil, fmt.Errorf("%s: not a reference directory: no %s, no .npy files, no llama-debug --save-logits output", path, ManifestFile)
@@ -132,6 +136,19 @@ func Open(path string) (Source, error) {
 		return OpenLogits(path)
 	}
 	return ReadLog(path)
+}
+
+// dumpFileRe matches the names NodeFileName gives .npy files in a dump.
+var dumpFileRe = regexp.MustCompile(`^[0-9]{4,}-[A-Za-z0-9._-]+\.npy$`)
+
+// dumpFilesOnly reports whether every path is named like a dump's .npy file.
+func dumpFilesOnly(paths []string) bool {
+	for _, p := range paths {
+		if !dumpFileRe.MatchString(filepath.Base(p)) {
+			return false
+		}
+	}
+	return true
 }
 
 func fileExists(p string) bool {
