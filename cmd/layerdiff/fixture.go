@@ -90,6 +90,9 @@ func fixtureCommand() *cli.Command {
 // renames the result into place.
 func makeFixture(cfg fixture.Config, ftype int, out string, threads int) error {
 	dir := filepath.Dir(out)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("fixture %s: %w", out, err)
+	}
 	f32, err := os.CreateTemp(dir, ".layerdiff-fixture-*.gguf")
 	if err != nil {
 		return err
