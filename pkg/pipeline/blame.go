@@ -5,6 +5,7 @@ import (
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
@@ -28,7 +29,7 @@ type isolationBlamer struct {
 // isolating is the Injector of the isolation run.
 type isolating struct {
 	user    *injector
-	seen    map[string]int
+	keys    reference.KeyMaker
 	target  map[string]int // our key -> reference row
 	refData map[int][]float32
 	got     map[int][]float32 // reference row -> our output from the reference's inputs
@@ -39,11 +40,7 @@ func (s *isolating) Inject(n *forward.Node, computed []float32) ([]float32, bool
 	if s.user != nil {
 		perturbed = s.user.apply(n, computed)
 	}
-	s.seen[n.Name]++
-	key := n.Name
-	if c := s.seen[n.Name]; c > 1 {
-		key = fmt.Sprintf("%s#%d", n.Name, c)
-	}
+	key := s.keys.Next(n.Name)
 	row, ok := s.target[key]
 	if !ok {
 		return computed, perturbed
@@ -61,7 +58,7 @@ func (b *isolationBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*
 	if b.all {
 		last = len(env.Rows) - 1
 	}
-	iso := &isolating{user: b.user, seen: map[string]int{}, target: map[string]int{}, refData: map[int][]float32{}, got: map[int][]float32{}}
+	iso := &isolating{user: b.user, target: map[string]int{}, refData: map[int][]float32{}, got: map[int][]float32{}}
 	if b.user != nil {
 		b.user.reset()
 	}

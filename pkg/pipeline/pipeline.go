@@ -8,6 +8,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/reference"
@@ -93,17 +94,7 @@ func (e *TokenMismatchError) Error() string {
 	return fmt.Sprintf("token ids differ:\n  %s: %v\n  %s: %v", e.A, e.TokA, e.B, e.TokB)
 }
 
-func sameTokens(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameTokens(a, b []int32) bool { return slices.Equal(a, b) }
 
 // ErrNoTokens is returned when neither the reference nor the caller gives
 // token ids or a prompt.

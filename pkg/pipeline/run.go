@@ -172,7 +172,7 @@ func runTokens(f *model.File, info reference.Info, o RunOptions) ([]int32, error
 type listRecorder struct {
 	filter *regexp.Regexp
 	list   []*tensor.Tensor
-	seen   map[string]int
+	keys   reference.KeyMaker
 }
 
 func (r *listRecorder) Want(n *forward.Node) bool {
@@ -180,14 +180,7 @@ func (r *listRecorder) Want(n *forward.Node) bool {
 }
 
 func (r *listRecorder) Record(n *forward.Node, t *tensor.Tensor) error {
-	if r.seen == nil {
-		r.seen = map[string]int{}
-	}
-	r.seen[n.Name]++
-	t.Key = n.Name
-	if c := r.seen[n.Name]; c > 1 {
-		t.Key = fmt.Sprintf("%s#%d", n.Name, c)
-	}
+	t.Key = r.keys.Next(n.Name)
 	r.list = append(r.list, t)
 	return nil
 }
