@@ -3,7 +3,10 @@ package compare
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
@@ -159,6 +162,9 @@ type Options struct {
 	Aliases []Alias
 	// Warnings from earlier stages (readers) are copied into the report.
 	Warnings []string
+	// Workers is how many tensors are read and measured at once (0: one
+	// per CPU). Each holds its two tensors in memory.
+	Workers int
 }
 
 // Compare aligns the other side to the reference, measures and judges every
@@ -203,8 +209,12 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	}
 
 	al := Align(refNodes, otherNodes, aliases)
-	var sharedNF, partialRows, readErrs int
-	firstShared := ""
+	type job struct {
+		row    int // index in rep.Tensors
+		rn, on Node
+		out    rowOutcome
+	}
+	var jobs []job
 	for i, rn := range refNodes {
 		row := Row{Index: i, Key: rn.Key, Name: rn.Name, Op: rn.Op, Layer: al.RefLayers[i], Ne: rn.Ne, FirstFailToken: -1}
 		if opts.Filter != nil && !opts.Filter(rn) {
@@ -231,8 +241,41 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		if m.Note != "" {
 			row.Notes = append(row.Notes, m.Note)
 		}
-		if readErr := measureRow(&row, ref, other, rn, on, T, pol, nWorst, rep); readErr {
+		jobs = append(jobs, job{row: len(rep.Tensors), rn: rn, on: on})
+		rep.Tensors = append(rep.Tensors, row)
+	}
+
+	// Measure the matched rows in parallel (each job reads its own two
+	// tensors and fills its own row), then fold the outcomes in graph order.
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(jobs)) {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(jobs) {
+					return
+				}
+				j := &jobs[k]
+				j.out = measureRow(&rep.Tensors[j.row], ref, other, j.rn, j.on, T, pol, nWorst)
+			}
+		})
+	}
+	wg.Wait()
+
+	var sharedNF, partialRows, readErrs int
+	firstShared := ""
+	for _, j := range jobs {
+		row := &rep.Tensors[j.row]
+		if j.out.readErr {
 			readErrs++
+		}
+		if j.out.diverged {
+			noteFirstDivergence(row, rep, j.out.worst)
 		}
 		if row.Metrics != nil && row.Metrics.SharedNonFinite > 0 {
 			sharedNF++
@@ -243,7 +286,6 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		if row.Partial {
 			partialRows++
 		}
-		rep.Tensors = append(rep.Tensors, row)
 	}
 	for _, j := range al.UnmatchedOther {
 		on := otherNodes[j]
@@ -331,10 +373,18 @@ func dataProblem(t *tensor.Tensor) string {
 	return ""
 }
 
+// rowOutcome is what measuring a row tells the report beyond the row
+// itself.
+type rowOutcome struct {
+	readErr  bool      // a tensor could not be read
+	diverged bool      // the row failed: a first-divergence candidate
+	worst    []Element // its worst elements
+}
+
 // measureRow fills a matched row: reads both tensors, plans the shape
-// correspondence, measures and judges. It reports whether a tensor could
-// not be read.
-func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWorst int, rep *Report) (readErr bool) {
+// correspondence, measures and judges. It touches nothing but row, so rows
+// can be measured concurrently.
+func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWorst int) rowOutcome {
 	unmeasured := func(reason string) {
 		row.Status = Unmeasured
 		row.Reasons = append(row.Reasons, reason)
@@ -342,20 +392,20 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 	rt, err := ref.Tensor(rn.Key)
 	if err != nil || rt == nil {
 		unmeasured(fmt.Sprintf("cannot read reference tensor %s: %v", rn.Key, err))
-		return true
+		return rowOutcome{readErr: true}
 	}
 	ot, err := other.Tensor(on.Key)
 	if err != nil || ot == nil {
 		unmeasured(fmt.Sprintf("cannot read other tensor %s: %v", on.Key, err))
-		return true
+		return rowOutcome{readErr: true}
 	}
 	if p := dataProblem(rt); p != "" {
 		unmeasured("reference has " + p)
-		return false
+		return rowOutcome{}
 	}
 	if p := dataProblem(ot); p != "" {
 		unmeasured("other side has " + p)
-		return false
+		return rowOutcome{}
 	}
 	// Shapes from the tensors themselves (a Side's Nodes may be lighter).
 	rn.Ne, on.Ne = rt.Ne, ot.Ne
@@ -365,8 +415,7 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 		row.Status = Fail
 		row.Reasons = append(row.Reasons, err.Error())
 		row.Tolerance = ptrTol(pol.Resolve(rn.Name, rn.Op))
-		noteFirstDivergence(row, rep, nil)
-		return false
+		return rowOutcome{diverged: true}
 	}
 	row.Transform = plan.Kind
 	if plan.Note != "" {
@@ -384,7 +433,7 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 		b := plan.OtherData(ot.Data, ot.Ne)
 		if int64(len(b)) != plan.RefCount {
 			unmeasured("internal: transformed data length mismatch")
-			return false
+			return rowOutcome{}
 		}
 		meas = measureFull(a, b, lay, tol, nWorst)
 		if tol.Logits {
@@ -405,7 +454,7 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 		row.Partial = true
 		if plan.Kind != SameShape && plan.Kind != Flat {
 			unmeasured(fmt.Sprintf("the other side is partial; shape rule %s needs its full data", plan.Kind))
-			return false
+			return rowOutcome{}
 		}
 		var k *known
 		if rt.Data != nil {
@@ -421,7 +470,7 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 	row.Reasons = append(row.Reasons, j.Reasons...)
 	row.Notes = append(row.Notes, j.Notes...)
 	if j.Status != Fail {
-		return false
+		return rowOutcome{}
 	}
 	// Per-token verdicts.
 	logitFail := map[int]bool{}
@@ -448,8 +497,7 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 		}
 	}
 	row.PerToken = meas.PerToken
-	noteFirstDivergence(row, rep, meas.Worst)
-	return false
+	return rowOutcome{diverged: true, worst: meas.Worst}
 }
 
 func ptrTol(t Tolerance) *Tolerance { return &t }

@@ -1,9 +1,11 @@
 package compare
 
 import (
+	"bytes"
 	"container/heap"
 	"math"
 	"sort"
+	"unsafe"
 
 	"gonum.org/v1/gonum/floats"
 
@@ -280,10 +282,80 @@ func Measure(ref, other []float32, ne []int64, tol Tolerance) Metrics {
 	return measureFull(ref, other, Layout{Ne: ne}, tol, 0).Metrics
 }
 
-// measureFull runs the three passes over a full pair: sums and
+// measureFull measures a full pair. Bit-identical pairs, the common case
+// of a faithful forward pass, take measureIdentical's single pass; all
+// others measureGeneral's three. Both give the same measurement
+// (TestMeasureIdenticalMatchesGeneral).
+func measureFull(a, b []float32, lay Layout, tol Tolerance, nWorst int) measurement {
+	if bitsEqual(a, b) {
+		if m, ok := measureIdentical(a, lay, tol); ok {
+			return m
+		}
+	}
+	return measureGeneral(a, b, lay, tol, nWorst)
+}
+
+// bitsEqual reports whether two float32 slices hold the same bit patterns
+// (memequal speed, NaN payloads included).
+func bitsEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 {
+		return true
+	}
+	ab := unsafe.Slice((*byte)(unsafe.Pointer(&a[0])), 4*len(a))
+	bb := unsafe.Slice((*byte)(unsafe.Pointer(&b[0])), 4*len(b))
+	return bytes.Equal(ab, bb)
+}
+
+// measureIdentical is measureGeneral(a, a): every difference, ULP distance
+// and per-token error is zero, no element is among the worst, and what
+// remains is the population (finite and non-finite counts), the reference's
+// sum of squares (in the same order, so Cosine and Bound round the same way)
+// and the per-token element counts. It declines (ok false) when the bound
+// could be negative, the only way an identical element could mismatch.
+func measureIdentical(a []float32, lay Layout, tol Tolerance) (measurement, bool) {
+	var m Metrics
+	m.N = int64(len(a))
+	m.BitIdentical = m.N
+	var ssa float64
+	firstFinite := int64(-1)
+	for i, v := range a {
+		fa := float64(v)
+		if !isFinite(fa) {
+			classifyNonFinite(&m, fa, fa)
+			continue
+		}
+		if firstFinite < 0 {
+			firstFinite = int64(i)
+		}
+		m.Finite++
+		ssa += fa * fa
+	}
+	rms := 0.0
+	if m.Finite > 0 {
+		rms = math.Sqrt(ssa / float64(m.Finite))
+	}
+	bound := float64(tol.ATol) + float64(tol.ATolRMS)*rms
+	if !(bound >= 0 && float64(tol.RTol) >= 0) {
+		return measurement{}, false
+	}
+	finishSums(&m, 0, ssa, ssa, ssa)
+	if firstFinite >= 0 {
+		m.MaxAbsAt = fullElement(a, a, firstFinite, lay.Ne)
+	}
+	m.Bound = Float(bound)
+	m.ULP = &ULPStats{}
+	tok := newTokenAcc(lay)
+	tok.countOnly(int64(len(a)))
+	return measurement{Metrics: m, PerToken: tok.stats(lay.TokenBase)}, true
+}
+
+// measureGeneral runs the three passes over a full pair: sums and
 // classification; the elementwise check, per-token sums, the worst elements
 // and the high ULP histogram; the low ULP histogram for the percentiles.
-func measureFull(a, b []float32, lay Layout, tol Tolerance, nWorst int) measurement {
+func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measurement {
 	var m Metrics
 	m.N = int64(len(a))
 	var sse, ssa, ssb, sab float64
@@ -343,7 +415,7 @@ func measureFull(a, b []float32, lay Layout, tol Tolerance, nWorst int) measurem
 	var ulpMax uint32
 	for i := range a {
 		fa, fb := float64(a[i]), float64(b[i])
-		t := tok.index(int64(i))
+		t := tok.next()
 		bitSame := math.Float32bits(a[i]) == math.Float32bits(b[i]) || (fa != fa && fb != fb)
 		if !isFinite(fa) || !isFinite(fb) {
 			shared := sharedNonFinite(fa, fb)
@@ -511,6 +583,9 @@ type tokenAcc struct {
 	stride, n int64
 	sse, ssa  []float64
 	st        []TokenStat
+	// next's position: current token, elements left in its slice.
+	cur, left int64
+	started   bool
 }
 
 func newTokenAcc(l Layout) *tokenAcc {
@@ -526,6 +601,37 @@ func (t *tokenAcc) index(i int64) int {
 		return -1
 	}
 	return int((i / t.stride) % t.n)
+}
+
+// next is index(i) for i = 0, 1, 2... in turn, without a division per
+// element.
+func (t *tokenAcc) next() int {
+	if t.n == 0 {
+		return -1
+	}
+	if t.left == 0 {
+		if t.started {
+			t.cur++
+			if t.cur == t.n {
+				t.cur = 0
+			}
+		}
+		t.started = true
+		t.left = t.stride
+	}
+	t.left--
+	return int(t.cur)
+}
+
+// countOnly adds elements 0..total-1 to their tokens' counts (N) and
+// nothing else: the per-token statistics of an identical pair.
+func (t *tokenAcc) countOnly(total int64) {
+	if t.n == 0 {
+		return
+	}
+	for start, k := int64(0), int64(0); start < total; start, k = start+t.stride, k+1 {
+		t.st[k%t.n].N += min(t.stride, total-start)
+	}
 }
 
 func (t *tokenAcc) add(k int, se, sa float64, mis, nonfinite, bitDiff bool) {
