@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The .npy format (numpy's NEP 1, versions 1.0, 2.0 and 3.0):
@@ -125,11 +126,40 @@ func decodeNPY(r io.ReaderAt, size int64, name string) (*Array, error) {
 		return nil, err
 	}
 	n := h.Numel()
+	if h.kind == (npyKind{'f', 4}) && isNativeOrder(h.order) {
+		// The common case (every layerdiff dump): read the bytes straight
+		// into the float32 slice, no second copy.
+		out := make([]float32, n) // size checked by decodeNPYHeader
+		var raw []byte
+		if n > 0 {
+			raw = unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n)
+		}
+		if err := readFullAt(r, raw, h.DataOffset); err != nil {
+			return nil, offsetErr(name, h.DataOffset, "reading %d bytes of data: %v", len(raw), err)
+		}
+		return &Array{NPYHeader: *h, Data: out}, nil
+	}
 	raw := make([]byte, n*int64(h.kind.size)) // size checked by decodeNPYHeader
 	if err := readFullAt(r, raw, h.DataOffset); err != nil {
 		return nil, offsetErr(name, h.DataOffset, "reading %d bytes of data: %v", len(raw), err)
 	}
 	return &Array{NPYHeader: *h, Data: npyToFloat32(raw, h.kind, h.order)}, nil
+}
+
+// nativeLittle reports a little-endian host.
+var nativeLittle = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// isNativeOrder reports whether data in byte order o can be used in place.
+func isNativeOrder(o binary.ByteOrder) bool {
+	switch o {
+	case binary.NativeEndian:
+		return true
+	case binary.LittleEndian:
+		return nativeLittle
+	case binary.BigEndian:
+		return !nativeLittle
+	}
+	return false
 }
 
 func decodeNPYHeader(r io.ReaderAt, size int64, name string) (*NPYHeader, error) {

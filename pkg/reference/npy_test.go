@@ -133,6 +133,7 @@ func TestNPYDtypes(t *testing.T) {
 	}{
 		{"<f4", f32Bytes(le, 1.5, -2, float32(math.Inf(1))), []float32{1.5, -2, float32(math.Inf(1))}},
 		{">f4", f32Bytes(be, 1.5, -2, 3), []float32{1.5, -2, 3}},
+		{"=f4", f32Bytes(binary.NativeEndian, 0.25, -0.5, 7), []float32{0.25, -0.5, 7}},
 		{"<f2", []byte{0x00, 0x3c, 0x00, 0xc0, 0x01, 0x00}, []float32{1, -2, 5.960464477539063e-08}},
 		{">f2", []byte{0x3c, 0x00, 0xc0, 0x00, 0x7b, 0xff}, []float32{1, -2, 65504}},
 		{"<f8", func() []byte {
