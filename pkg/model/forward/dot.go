@@ -606,6 +606,18 @@ func vecDotF16(a, b []uint16) float32 {
 	n := len(a)
 	np := n &^ 31
 	var sum [4][8]float32
+	if !dotF16Acc(np, a, b, &sum) {
+		vecDotF16Acc(np, a, b, &sum)
+	}
+	sumf := float64(reduceF32x8(&sum))
+	for i := np; i < n; i++ {
+		sumf += float64(float32(f16Table[a[i]] * f16Table[b[i]]))
+	}
+	return float32(sumf)
+}
+
+// vecDotF16Acc is the portable main loop of vecDotF16 (dotF16AccAVX2).
+func vecDotF16Acc(np int, a, b []uint16, sum *[4][8]float32) {
 	for i := 0; i < np; i += 32 {
 		for j := 0; j < 4; j++ {
 			for k := 0; k < 8; k++ {
@@ -614,11 +626,6 @@ func vecDotF16(a, b []uint16) float32 {
 			}
 		}
 	}
-	sumf := float64(reduceF32x8(&sum))
-	for i := np; i < n; i++ {
-		sumf += float64(float32(f16Table[a[i]] * f16Table[b[i]]))
-	}
-	return float32(sumf)
 }
 
 func bf16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }

@@ -17,3 +17,11 @@ func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8
 }
 
 func dotQ8_0x4(n int, x []byte, y *[4][]byte, out []float32) bool { return false }
+
+func dotF16Acc(np int, a, b []uint16, sum *[4][8]float32) bool { return false }
+
+func madF16Prefix(y, x []uint16, v float32) int { return 0 }
+
+func scaleF16Prefix(y []uint16, v float32) int { return 0 }
+
+func toF16Prefix(dst []uint16, src []float32) int { return 0 }

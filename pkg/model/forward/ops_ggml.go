@@ -372,9 +372,7 @@ func (e *executor) flashAttnGGML(dst *node) error {
 				acc[i] = 0
 			}
 			pq := q.rowF32(iq1, iq2, iq3, nil)
-			for i, x := range pq {
-				qq[i] = toF16(x)
-			}
+			toF16Slice(qq, pq)
 			ik2, iv2 := iq2/rk2, iq2/rv2
 			for ic := int64(0); ic < nkv; ic++ {
 				mv := float32(0)
@@ -392,16 +390,11 @@ func (e *executor) flashAttnGGML(dst *node) error {
 				if s > M {
 					M = s
 					ms = Expf(Mold - M)
-					for i := range acc {
-						acc[i] = toF16(f16Table[acc[i]] * ms)
-					}
+					scaleF16(acc, ms)
 				} else {
 					vs = Expf(s - M)
 				}
-				vr := v.rowF16(ic, iv2, iq3)
-				for i := range acc {
-					acc[i] = toF16(fma32(f16Table[vr[i]], vs, f16Table[acc[i]]))
-				}
+				madF16(acc, v.rowF16(ic, iv2, iq3), vs)
 				S = fma32(S, ms, vs)
 			}
 			sInv := float32(0)

@@ -100,6 +100,29 @@ func f16(h uint16) float32 { return f16Table[h] }
 // _mm256_cvtps_ph(x, 0)): round to nearest, ties to even.
 func toF16(x float32) uint16 { return model.F32ToF16HW(x) }
 
+// madF16 is ggml_vec_mad_f16 (AVX2: every lane fused): y[i] =
+// f16(fma(x[i], v, y[i])).
+func madF16(y, x []uint16, v float32) {
+	for i := madF16Prefix(y, x, v); i < len(y); i++ {
+		y[i] = toF16(fma32(f16Table[x[i]], v, f16Table[y[i]]))
+	}
+}
+
+// scaleF16 is ggml_vec_scale_f16: y[i] = f16(y[i]*v).
+func scaleF16(y []uint16, v float32) {
+	for i := scaleF16Prefix(y, v); i < len(y); i++ {
+		y[i] = toF16(f16Table[y[i]] * v)
+	}
+}
+
+// toF16Slice converts src to float16 into dst (GGML_CPU_FP32_TO_FP16 per
+// element).
+func toF16Slice(dst []uint16, src []float32) {
+	for i := toF16Prefix(dst, src); i < len(dst) && i < len(src); i++ {
+		dst[i] = toF16(src[i])
+	}
+}
+
 // roundF16 rounds a float32 through float16 and back.
 func roundF16(x float32) float32 { return f16Table[model.F32ToF16HW(x)] }
 

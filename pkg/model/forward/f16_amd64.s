@@ -1,0 +1,121 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Float16 vector kernels of ggml-cpu (vec.h/vec.cpp) for flash attention,
+// with AVX2, FMA and F16C: VCVTPH2PS loads, VFMADD231PS, VCVTPS2PH $0
+// (round to nearest even) stores. Each lane is one fused or one plain
+// float32 operation, as in ggml.
+
+// func dotF16AccAVX2(n int, a, b *uint16, acc *[4][8]float32)
+//
+// ggml_vec_dot_f16's main loop: for n (a multiple of 32) elements, four
+// 8-lane accumulators, acc[j] = fma(a[i+8j..], b[i+8j..], acc[j]), starting
+// from zero. The caller reduces them (reduceF32x8) and adds leftovers.
+TEXT ·dotF16AccAVX2(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ acc+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	SHRQ $5, CX
+	JZ   dotdone
+
+dotloop:
+	VCVTPH2PS (SI), Y4
+	VCVTPH2PS (DI), Y5
+	VFMADD231PS Y5, Y4, Y0
+	VCVTPH2PS 16(SI), Y6
+	VCVTPH2PS 16(DI), Y7
+	VFMADD231PS Y7, Y6, Y1
+	VCVTPH2PS 32(SI), Y8
+	VCVTPH2PS 32(DI), Y9
+	VFMADD231PS Y9, Y8, Y2
+	VCVTPH2PS 48(SI), Y10
+	VCVTPH2PS 48(DI), Y11
+	VFMADD231PS Y11, Y10, Y3
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  dotloop
+
+dotdone:
+	VMOVUPS Y0, (R8)
+	VMOVUPS Y1, 32(R8)
+	VMOVUPS Y2, 64(R8)
+	VMOVUPS Y3, 96(R8)
+	VZEROUPPER
+	RET
+
+// func madF16AVX2(n int, y, x *uint16, v float32)
+//
+// ggml_vec_mad_f16 on n (a multiple of 8) elements: y[i] = f16(fma(x[i], v,
+// y[i])).
+TEXT ·madF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ y+8(FP), DI
+	MOVQ x+16(FP), SI
+	VBROADCASTSS v+24(FP), Y15
+	SHRQ $3, CX
+	JZ   maddone
+
+madloop:
+	VCVTPH2PS (DI), Y0
+	VCVTPH2PS (SI), Y1
+	VFMADD231PS Y15, Y1, Y0
+	VCVTPS2PH $0, Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ  madloop
+
+maddone:
+	VZEROUPPER
+	RET
+
+// func scaleF16AVX2(n int, y *uint16, v float32)
+//
+// ggml_vec_scale_f16 on n (a multiple of 8) elements: y[i] = f16(y[i]*v).
+TEXT ·scaleF16AVX2(SB), NOSPLIT, $0-20
+	MOVQ n+0(FP), CX
+	MOVQ y+8(FP), DI
+	VBROADCASTSS v+16(FP), Y15
+	SHRQ $3, CX
+	JZ   scaledone
+
+scaleloop:
+	VCVTPH2PS (DI), Y0
+	VMULPS Y15, Y0, Y0
+	VCVTPS2PH $0, Y0, (DI)
+	ADDQ $16, DI
+	DECQ CX
+	JNZ  scaleloop
+
+scaledone:
+	VZEROUPPER
+	RET
+
+// func toF16AVX2(n int, dst *uint16, src *float32)
+//
+// GGML_CPU_FP32_TO_FP16 on n (a multiple of 8) elements.
+TEXT ·toF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), CX
+	MOVQ dst+8(FP), DI
+	MOVQ src+16(FP), SI
+	SHRQ $3, CX
+	JZ   cvtdone
+
+cvtloop:
+	VMOVUPS (SI), Y0
+	VCVTPS2PH $0, Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ  cvtloop
+
+cvtdone:
+	VZEROUPPER
+	RET
