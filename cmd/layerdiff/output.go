@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/layerdiff/layerdiff/internal/atomicfile"
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/compare/render"
 	"github.com/urfave/cli/v2"
@@ -166,34 +166,11 @@ func renderReport(c *cli.Context, rep *compare.Report) error {
 // writeFileAtomic writes path through a temporary file in the same
 // directory, synced and renamed into place; an existing file is replaced
 // only with force.
-func writeFileAtomic(path string, force bool, write func(io.Writer) error) (err error) {
+func writeFileAtomic(path string, force bool, write func(io.Writer) error) error {
 	if _, err := os.Stat(path); err == nil && !force {
 		return fmt.Errorf("%s exists; use --force to replace it", path)
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, write)
 }
 
 func isTerminal(f *os.File) bool {

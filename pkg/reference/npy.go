@@ -9,11 +9,12 @@ import (
 	"math"
 	"math/bits"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/layerdiff/layerdiff/internal/atomicfile"
 )
 
 // The .npy format (numpy's NEP 1, versions 1.0, 2.0 and 3.0):
@@ -650,35 +651,7 @@ func writeNPYFile(path, descr string, shape []int64, raw []byte) error {
 	})
 }
 
-// writeFileAtomic writes path through a temporary file in the same directory,
-// synced and renamed into place, so readers never see a partial file.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+// writeFileAtomic writes path through a synced temporary file and a rename.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	return atomicfile.Write(path, write)
 }
