@@ -338,6 +338,7 @@ const (
 	LastRows  = "last-rows"  // the reference kept only the last k tokens' rows
 	FirstRows = "first-rows" // a KV cache: the reference's first T rows
 	GQAHeads  = "gqa-heads"  // the other side expanded K/V heads for GQA
+	SwapAxes  = "swap-axes"  // the V cache, transposed on one side (flash attention off)
 )
 
 // Transform says how a reference tensor and its counterpart correspond,
@@ -360,6 +361,8 @@ type Transform struct {
 	headDim     int64 // GQA
 	refHeads    int64
 	otherHeads  int64
+	swapAxis    int      // SwapAxes: the axis exchanged with axis 0
+	otherNe     [4]int64 // SwapAxes: the other side's shape
 }
 
 // Layout returns the measuring layout of the compared region.
@@ -377,6 +380,28 @@ func (t Transform) OtherData(data []float32, otherNe []int64) []float32 {
 	switch t.Kind {
 	case LastRows:
 		return data[t.otherOffset : t.otherOffset+t.RefCount]
+	case SwapAxes:
+		// Reference element (i0, i1, i2, i3) is the other side's element
+		// with i0 and i_j exchanged.
+		var rne [4]int64
+		for k := range rne {
+			rne[k] = 1
+		}
+		copy(rne[:], t.Ne)
+		ost := [4]int64{1, t.otherNe[0], t.otherNe[0] * t.otherNe[1], t.otherNe[0] * t.otherNe[1] * t.otherNe[2]}
+		ost[0], ost[t.swapAxis] = ost[t.swapAxis], ost[0]
+		out := make([]float32, 0, t.RefCount)
+		for i3 := int64(0); i3 < rne[3]; i3++ {
+			for i2 := int64(0); i2 < rne[2]; i2++ {
+				for i1 := int64(0); i1 < rne[1]; i1++ {
+					base := i1*ost[1] + i2*ost[2] + i3*ost[3]
+					for i0 := int64(0); i0 < rne[0]; i0++ {
+						out = append(out, data[base+i0*ost[0]])
+					}
+				}
+			}
+		}
+		return out
 	case GQAHeads:
 		out := make([]float32, 0, t.RefCount)
 		g := t.otherHeads / t.refHeads
@@ -414,6 +439,74 @@ func tokenLayout(name string, ne []int64, tokens int) (stride int64, count int) 
 	return 0, 0
 }
 
+// planSwapAxes recognizes llama.cpp's V cache stored transposed on one
+// side (flash attention off, v_trans) against the same cache untransposed:
+// the SET_ROWS destination {n_embd_v, C} against {1, n_embd_v·C} (the
+// transposed cache reshaped for row setting), and the views read by
+// attention — {d, h, C} against {C, h, d}, {d, C, h} against {C, d, h} —
+// where the other shape is the reference's with axis 0 and exactly one
+// other axis exchanged. Only nodes of cache_v_lL on both sides qualify.
+func planSwapAxes(ref, other Node) (Transform, bool) {
+	rb, _ := tensor.SplitName(ref.Name)
+	ob, _ := tensor.SplitName(other.Name)
+	if rk, rl, ok := splitCache(rb); !ok || rk != "cache_v" {
+		return Transform{}, false
+	} else if ok, ol, okO := splitCache(ob); !okO || ok != "cache_v" || ol != rl {
+		return Transform{}, false
+	}
+	pad := func(ne []int64) (p [4]int64, ok bool) {
+		tr := tensor.Trim(ne)
+		if len(tr) > 4 {
+			return p, false
+		}
+		for k := range p {
+			p[k] = 1
+		}
+		copy(p[:], tr)
+		return p, true
+	}
+	r, okR := pad(ref.Ne)
+	o, okO := pad(other.Ne)
+	if !okR || !okO {
+		return Transform{}, false
+	}
+	flat := func(p [4]int64) bool { return p[0] == 1 && p[2] == 1 && p[3] == 1 }
+	refNe := tensor.Trim(ref.Ne)
+	transposed := func(o [4]int64, refNe []int64) (Transform, bool) {
+		return Transform{
+			Kind: SwapAxes, Ne: refNe, RefCount: tensor.Numel(ref.Ne), swapAxis: 1, otherNe: o,
+			Note: "V cache transposed on one side (flash attention off stores V transposed): compared transposed",
+		}, true
+	}
+	switch {
+	case flat(o) && r[2] == 1 && r[3] == 1 && r[0] > 1 && r[1] > 1:
+		// {E, C} against the transposed cache flattened: read it as {C, E}.
+		return transposed([4]int64{r[1], r[0], 1, 1}, refNe)
+	case flat(r) && o[2] == 1 && o[3] == 1 && o[0] > 1 && o[1] > 1:
+		// The reverse: the reference is the flattened transposed cache,
+		// read as {C, E}.
+		return transposed(o, []int64{o[1], o[0]})
+	}
+	axis := -1
+	for j := 1; j < 4; j++ {
+		s := r
+		s[0], s[j] = s[j], s[0]
+		if s == o && r[0] != r[j] {
+			if axis >= 0 {
+				return Transform{}, false // ambiguous
+			}
+			axis = j
+		}
+	}
+	if axis < 0 {
+		return Transform{}, false
+	}
+	return Transform{
+		Kind: SwapAxes, Ne: refNe, RefCount: tensor.Numel(ref.Ne), swapAxis: axis, otherNe: o,
+		Note: fmt.Sprintf("V cache transposed on one side (flash attention off stores V transposed): compared with axes 0 and %d exchanged", axis),
+	}, true
+}
+
 // PlanTransform decides how ref and other correspond (docs/tolerance.md,
 // "Shapes"). tokens is the prompt length T (0 when unknown: then the other
 // side's outermost dimension is taken as T for LastRows/FirstRows). It
@@ -424,6 +517,11 @@ func PlanTransform(ref, other Node, tokens int) (Transform, error) {
 		return Transform{}, fmt.Errorf("negative dimension in %s or %s", fmtShape(ref.Ne), fmtShape(other.Ne))
 	}
 	t := Transform{Ne: tensor.Trim(ref.Ne), RefCount: rn}
+	if rn == on && !tensor.SameShape(ref.Ne, other.Ne) {
+		if sw, ok := planSwapAxes(ref, other); ok {
+			return sw, nil
+		}
+	}
 	if tensor.SameShape(ref.Ne, other.Ne) || rn == on {
 		t.Kind = SameShape
 		if !tensor.SameShape(ref.Ne, other.Ne) {

@@ -376,3 +376,88 @@ func FuzzPlanTransform(f *testing.F) {
 		}
 	})
 }
+
+// TestPlanSwapAxes builds llama.cpp's V cache both ways — untransposed
+// (flash attention on) and transposed (off, v_trans) — from one matrix
+// v[cell][e] and checks that every node pair llama.cpp dumps maps element
+// for element, in both directions, and that look-alike pairs do not.
+func TestPlanSwapAxes(t *testing.T) {
+	const C, H, D = 6, 2, 3 // cells, KV heads, head dim
+	E := H * D
+	val := func(cell, e int64) float32 { return float32(100*cell + e) }
+	// Flash attention on: {E, C}, e fastest. Off: transposed, cell fastest.
+	on := make([]float32, 0, C*E)
+	off := make([]float32, C*E)
+	for c := int64(0); c < C; c++ {
+		for e := int64(0); e < int64(E); e++ {
+			on = append(on, val(c, e))
+			off[e*C+c] = val(c, e)
+		}
+	}
+	// The attention views, in their logical order (a dump gathers a view
+	// through its strides): on {D, H, C} is the order of {E, C}; off
+	// {C, H, D}, cell fastest, then head, then head dimension. The
+	// permuted views: on {D, C, H}, off {C, D, H}.
+	viewOff := make([]float32, 0, C*E)
+	for d := int64(0); d < D; d++ {
+		for h := int64(0); h < H; h++ {
+			for c := int64(0); c < C; c++ {
+				viewOff = append(viewOff, val(c, h*D+d))
+			}
+		}
+	}
+	permOn := make([]float32, 0, C*E)
+	permOff := make([]float32, 0, C*E)
+	for h := int64(0); h < H; h++ {
+		for c := int64(0); c < C; c++ {
+			for d := int64(0); d < D; d++ {
+				permOn = append(permOn, val(c, h*D+d))
+			}
+		}
+		for d := int64(0); d < D; d++ {
+			for c := int64(0); c < C; c++ {
+				permOff = append(permOff, val(c, h*D+d))
+			}
+		}
+	}
+	pairs := []struct {
+		name        string
+		onN, offN   Node
+		onD, offD   []float32
+		onNe, offNe []int64
+	}{
+		{"set_rows", n("cache_v_l0 (view)", "SET_ROWS", int64(E), C), n("cache_v_l0 (reshaped) (view)", "SET_ROWS", 1, C*int64(E)), on, off, []int64{int64(E), C}, []int64{1, C * int64(E)}},
+		{"view", n("cache_v_l0 (view)", "VIEW", D, H, C), n("cache_v_l0 (view)", "VIEW", C, H, D), on, viewOff, []int64{D, H, C}, []int64{C, H, D}},
+		{"permuted", n("cache_v_l0 (view) (permuted)", "PERMUTE", D, C, H), n("cache_v_l0 (view) (permuted)", "PERMUTE", C, D, H), permOn, permOff, []int64{D, C, H}, []int64{C, D, H}},
+	}
+	for _, p := range pairs {
+		for _, dir := range []struct {
+			ref, other         Node
+			refData, otherData []float32
+			otherNe            []int64
+		}{
+			{p.onN, p.offN, p.onD, p.offD, p.offNe},
+			{p.offN, p.onN, p.offD, p.onD, p.onNe},
+		} {
+			tr, err := PlanTransform(dir.ref, dir.other, 0)
+			if err != nil || tr.Kind != SwapAxes {
+				t.Fatalf("%s: %s ↔ %s: kind %q, err %v", p.name, fmtShape(dir.ref.Ne), fmtShape(dir.other.Ne), tr.Kind, err)
+			}
+			if got := tr.OtherData(dir.otherData, dir.otherNe); !slices.Equal(got, dir.refData) {
+				t.Errorf("%s: %s ↔ %s: mapped %v, want %v", p.name, fmtShape(dir.ref.Ne), fmtShape(dir.other.Ne), got, dir.refData)
+			}
+		}
+	}
+	// Not V caches, another layer, or not one exchange: no swap.
+	for _, c := range []struct{ ref, other Node }{
+		{n("cache_k_l0 (view)", "", 6, 4), n("cache_k_l0 (view)", "", 4, 6)},
+		{n("kqv-0", "", 6, 4), n("kqv-0", "", 4, 6)},
+		{n("cache_v_l0 (view)", "", 6, 4), n("cache_v_l1 (view)", "", 4, 6)},
+		{n("cache_v_l0 (view)", "", 2, 3, 4), n("cache_v_l0 (view)", "", 4, 2, 3)}, // a rotation, not a swap
+	} {
+		tr, err := PlanTransform(c.ref, c.other, 0)
+		if err == nil && tr.Kind == SwapAxes {
+			t.Errorf("%s %s ↔ %s %s: swapped axes", c.ref.Name, fmtShape(c.ref.Ne), c.other.Name, fmtShape(c.other.Ne))
+		}
+	}
+}
