@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/cgo"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -76,11 +77,27 @@ func LoadModel(path string) (*Model, error) {
 	p.use_mmap = true
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	C.ld_errors_clear()
 	m := C.llama_model_load_from_file(cpath, p)
 	if m == nil {
-		return nil, fmt.Errorf("llama.cpp could not load model %s", path)
+		return nil, fmt.Errorf("llama.cpp could not load model %s%s", path, loggedErrors())
 	}
 	return &Model{m: m}, nil
+}
+
+// loggedErrors returns the error lines llama.cpp logged since the last
+// ld_errors_clear as ": line; line", or "" if none.
+func loggedErrors() string {
+	var lines []string
+	for _, l := range strings.Split(C.GoString(C.ld_errors()), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(lines, "; ")
 }
 
 // Close frees the model.
@@ -237,7 +254,7 @@ func layerdiffNode(h C.uintptr_t, n *C.ld_node) C.int {
 func NewContext(m *Model, o ContextOptions) (*Context, error) {
 	st := &evalState{}
 	h := cgo.NewHandle(st)
-	p := C.ld_context_params(C.uintptr_t(h))
+	p := C.llama_context_default_params()
 	if o.NCtx <= 0 {
 		o.NCtx = 256
 	}
@@ -267,10 +284,11 @@ func NewContext(m *Model, o ContextOptions) (*Context, error) {
 	}
 	p.type_k = C.enum_ggml_type(o.TypeK)
 	p.type_v = C.enum_ggml_type(o.TypeV)
-	c := C.llama_init_from_model(m.m, p)
+	C.ld_errors_clear()
+	c := C.ld_init_from_model(m.m, p, C.uintptr_t(h))
 	if c == nil {
 		h.Delete()
-		return nil, errors.New("llama.cpp could not create a context")
+		return nil, errors.New("llama.cpp could not create a context" + loggedErrors())
 	}
 	return &Context{c: c, model: m, handle: h, state: st, opts: o}, nil
 }

@@ -40,11 +40,14 @@ static bool ld_cb_eval(struct ggml_tensor *t, bool ask, void *user_data) {
     return keep != 0;
 }
 
-struct llama_context_params ld_context_params(uintptr_t handle) {
-    struct llama_context_params p = llama_context_default_params();
+// ld_init_from_model creates a context whose eval callback reports to the
+// Go state behind handle. The handle (a small integer) goes into the void*
+// user data here, in C: a Go-side struct holding it would look to Go's
+// stack copier like an invalid pointer.
+struct llama_context *ld_init_from_model(struct llama_model *model, struct llama_context_params p, uintptr_t handle) {
     p.cb_eval = ld_cb_eval;
     p.cb_eval_user_data = (void *)handle;
-    return p;
+    return llama_init_from_model(model, p);
 }
 
 int ld_eval(struct llama_context *ctx, const llama_token *tokens, int n_tokens, int n_batch, uintptr_t handle) {
@@ -69,8 +72,28 @@ int ld_eval(struct llama_context *ctx, const llama_token *tokens, int n_tokens, 
 }
 
 static bool ld_quiet = true;
+
+// The error lines llama.cpp logged since ld_errors_clear, for Go's error
+// messages (llama_model_load_from_file only returns NULL).
+static char ld_err[2048];
+static size_t ld_err_len;
+
+void ld_errors_clear(void) {
+    ld_err_len = 0;
+    ld_err[0] = 0;
+}
+
+const char *ld_errors(void) { return ld_err; }
+
 static void ld_log(enum ggml_log_level level, const char *text, void *user) {
     (void)user;
+    if (level == GGML_LOG_LEVEL_ERROR && text != NULL) {
+        size_t n = strlen(text);
+        if (n > sizeof ld_err - 1 - ld_err_len) n = sizeof ld_err - 1 - ld_err_len;
+        memcpy(ld_err + ld_err_len, text, n);
+        ld_err_len += n;
+        ld_err[ld_err_len] = 0;
+    }
     if (ld_quiet && level != GGML_LOG_LEVEL_ERROR) return;
     fputs(text, stderr);
 }

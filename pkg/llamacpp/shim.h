@@ -30,9 +30,11 @@ typedef struct {
 // calling back into Go (layerdiffNode) for each computed node.
 int ld_eval(struct llama_context *ctx, const llama_token *tokens, int n_tokens, int n_batch, uintptr_t handle);
 
-// ld_context_params returns context params with the eval callback installed.
-struct llama_context_params ld_context_params(uintptr_t handle);
+// ld_init_from_model creates a context with the eval callback installed.
+struct llama_context *ld_init_from_model(struct llama_model *model, struct llama_context_params p, uintptr_t handle);
 
 void ld_log_quiet(bool quiet);
+void ld_errors_clear(void);
+const char *ld_errors(void);
 
 #endif
