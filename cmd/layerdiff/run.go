@@ -21,6 +21,7 @@ func runCommand() *cli.Command {
 		&cli.IntFlag{Name: "threads", Usage: "threads (0: all cores)"},
 		&cli.StringSliceFlag{Name: "inject", Usage: "perturb an activation: `NAME:KIND=VALUE` (scale, add, swap, transpose, sign, shift); repeatable"},
 		&cli.BoolFlag{Name: "isolate", Usage: "recompute every op from the reference's inputs, not only up to the first divergence"},
+		&cli.BoolFlag{Name: "hash-model", Usage: "check the model against the reference by the SHA-256 of the whole file (slow on large models) instead of its fingerprint (metadata and samples of every tensor)"},
 	}
 	return &cli.Command{
 		Name:      "run",
@@ -47,7 +48,7 @@ func runCommand() *cli.Command {
 				CompareOptions: pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version},
 				Prompt:         c.String("prompt"), NoBOS: c.Bool("no-bos"),
 				Numerics: c.String("numerics"), FlashAttn: c.String("flash-attn"), KVType: c.String("kv-type"),
-				Threads: c.Int("threads"), Isolate: c.Bool("isolate"),
+				Threads: c.Int("threads"), Isolate: c.Bool("isolate"), HashModel: c.Bool("hash-model"),
 			}
 			if s := c.String("tokens"); s != "" {
 				if o.Tokens, err = parseTokens(s); err != nil {

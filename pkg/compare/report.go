@@ -80,6 +80,9 @@ type Source struct {
 	Path        string `json:"path,omitempty"`
 	Model       string `json:"model,omitempty"`
 	ModelSHA256 string `json:"model_sha256,omitempty"`
+	// ModelFingerprint is reference.ModelFingerprint of the model file
+	// ("v1:" and 64 hex digits), when recorded or computed.
+	ModelFingerprint string `json:"model_fingerprint,omitempty"`
 }
 
 // Summary counts rows by status.

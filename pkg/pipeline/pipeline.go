@@ -44,7 +44,7 @@ func sourceMeta(src reference.Source, label string) compare.Source {
 			label = "llama.cpp"
 		}
 	}
-	return compare.Source{Label: label, Format: info.Format, Path: info.Path, Model: info.ModelPath, ModelSHA256: info.ModelSHA256}
+	return compare.Source{Label: label, Format: info.Format, Path: info.Path, Model: info.ModelPath, ModelSHA256: info.ModelSHA256, ModelFingerprint: info.ModelFingerprint}
 }
 
 // CompareOptions configure Compare and Run.

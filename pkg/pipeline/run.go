@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"fmt"
+	"os"
 	"regexp"
+	"strings"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/model"
@@ -34,6 +36,11 @@ type RunOptions struct {
 	Isolate bool
 	// NodeFilter limits which forward nodes are kept in memory (nil: all).
 	NodeFilter *regexp.Regexp
+	// HashModel checks the model file by its full SHA-256 (seconds for
+	// gigabytes) against the reference's sha256, instead of by the cheap
+	// fingerprint (reference.ModelFingerprint), and records it in the
+	// report.
+	HashModel bool
 }
 
 // Run evaluates the model with layerdiff's forward pass on the reference's
@@ -45,6 +52,10 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		return nil, err
 	}
 	defer f.Close()
+	ident, err := checkModel(info, f, o.HashModel)
+	if err != nil {
+		return nil, err
+	}
 	m, err := forward.Load(f)
 	if err != nil {
 		return nil, err
@@ -94,12 +105,8 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	}
 	warn := append([]string(nil), o.Warnings...)
 	warn = append(warn, info.Warnings...)
-	sha, _, err := reference.FileSHA256(modelPath)
-	if err != nil {
-		return nil, err
-	}
-	if info.ModelSHA256 != "" && info.ModelSHA256 != sha {
-		warn = append([]string{fmt.Sprintf("MODEL MISMATCH: the reference was made from %s (sha256 %s), not from %s (sha256 %s)", info.ModelPath, info.ModelSHA256, modelPath, sha)}, warn...)
+	if ident.warning != "" {
+		warn = append([]string{ident.warning}, warn...)
 	}
 	label := "layerdiff forward (" + fo.Numerics + ")"
 	if len(o.Inject) > 0 {
@@ -107,7 +114,7 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	}
 	meta := compare.Meta{
 		Reference: sourceMeta(ref, ""),
-		Other:     compare.Source{Label: label, Format: "forward", Model: modelPath, ModelSHA256: sha},
+		Other:     compare.Source{Label: label, Format: "forward", Model: modelPath, ModelSHA256: ident.sha256, ModelFingerprint: ident.fingerprint},
 		Tokens:    toks,
 		Prompt:    info.Prompt,
 		Tool:      o.Tool,
@@ -130,6 +137,68 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	return compare.Compare(SideOf(ref), ours, compare.Options{
 		Policy: pol, Meta: meta, Filter: o.Filter, Blamer: blamer, Warnings: warn,
 	})
+}
+
+// modelIdentity is what Run learned about the identity of its model file.
+type modelIdentity struct {
+	sha256      string // our file's SHA-256, "" when not computed
+	fingerprint string // our file's fingerprint, "" when not computed
+	warning     string // "MODEL MISMATCH: ...", or a note that no check was possible; "" when none
+}
+
+// checkModel compares the model file f with the one the reference was made
+// from, as cheaply as the reference allows:
+//
+//   - full (--hash-model): the whole file's SHA-256, compared with the
+//     reference's sha256 when it records one (else with its fingerprint);
+//   - the reference records a fingerprint: ours, by reading the metadata
+//     and a few KiB per tensor;
+//   - it records only a sha256 (dumps older than fingerprints): the whole
+//     file's SHA-256;
+//   - it records neither (text logs, .npy directories): nothing is read.
+//
+// A fingerprint of a version this layerdiff does not compute is treated as
+// absent.
+func checkModel(info reference.Info, f *model.File, full bool) (modelIdentity, error) {
+	var id modelIdentity
+	refFP := info.ModelFingerprint
+	if refFP != "" && !strings.HasPrefix(refFP, reference.FingerprintVersion+":") {
+		if info.ModelSHA256 == "" {
+			id.warning = fmt.Sprintf("model not checked: the reference records a model fingerprint of another version (%s), this layerdiff computes %s", refFP, reference.FingerprintVersion)
+		}
+		refFP = ""
+	}
+	bySHA := full || (refFP == "" && info.ModelSHA256 != "")
+	if bySHA {
+		sha, _, err := reference.FileSHA256(f.Path)
+		if err != nil {
+			return id, err
+		}
+		id.sha256 = sha
+		if info.ModelSHA256 != "" {
+			if sha != info.ModelSHA256 {
+				id.warning = fmt.Sprintf("MODEL MISMATCH: the reference was made from %s (sha256 %s), not from %s (sha256 %s)", info.ModelPath, info.ModelSHA256, f.Path, sha)
+			}
+			return id, nil
+		}
+	}
+	if refFP == "" {
+		return id, nil
+	}
+	r, err := os.Open(f.Path)
+	if err != nil {
+		return id, fmt.Errorf("model fingerprint: %w", err)
+	}
+	defer r.Close()
+	fp, err := reference.FingerprintFile(f, r)
+	if err != nil {
+		return id, err
+	}
+	id.fingerprint = fp
+	if fp != refFP {
+		id.warning = fmt.Sprintf("MODEL MISMATCH: the reference was made from %s (fingerprint %s), not from %s (fingerprint %s)", info.ModelPath, refFP, f.Path, fp)
+	}
+	return id, nil
 }
 
 // runTokens picks the token ids: the caller's, else the reference's, else

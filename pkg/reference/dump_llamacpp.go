@@ -76,6 +76,10 @@ func DumpLlamaCpp(o DumpOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	fp, err := ModelFingerprint(o.Model)
+	if err != nil {
+		return nil, err
+	}
 	m, err := llamacpp.LoadModel(o.Model)
 	if err != nil {
 		return nil, err
@@ -134,7 +138,7 @@ func DumpLlamaCpp(o DumpOptions) (*Manifest, error) {
 		LlamaCppCommit:     llamacpp.Commit,
 		LlamaCppSource:     llamacpp.ModuleVersion,
 		SystemInfo:         llamacpp.SystemInfo(),
-		Model:              ModelInfo{Path: o.Model, Size: size, SHA256: sum, Architecture: gf.Arch(), HParams: hparams(gf)},
+		Model:              ModelInfo{Path: o.Model, Size: size, SHA256: sum, Fingerprint: fp, Architecture: gf.Arch(), HParams: hparams(gf)},
 		Prompt:             o.Prompt,
 		Tokens:             toks,
 		Threads:            o.Threads,

@@ -64,9 +64,10 @@ type Manifest struct {
 
 // ModelInfo identifies the model a dump was made from.
 type ModelInfo struct {
-	Path         string         `json:"path"`   // as given to the dumper
-	Size         int64          `json:"size"`   // bytes
-	SHA256       string         `json:"sha256"` // lowercase hex of the whole file
+	Path         string         `json:"path"`                  // as given to the dumper
+	Size         int64          `json:"size"`                  // bytes
+	SHA256       string         `json:"sha256"`                // lowercase hex of the whole file
+	Fingerprint  string         `json:"fingerprint,omitempty"` // ModelFingerprint: cheap identity checked by layerdiff run; "" in older dumps
 	Architecture string         `json:"architecture"`
 	HParams      map[string]any `json:"hparams"` // e.g. "n_embd": 64, "rope_freq_base": 10000
 }

@@ -47,9 +47,12 @@ type Info struct {
 	Tokens      []int32 // token ids of the run, nil if unknown
 	Prompt      string
 	ModelPath   string
-	ModelSHA256 string
-	SystemInfo  string
-	FlashAttn   string // "on", "off", "" unknown
+	ModelSHA256 string // lowercase hex SHA-256 of the whole model file
+	// ModelFingerprint is the model's ModelFingerprint, "" when the source
+	// does not record it.
+	ModelFingerprint string
+	SystemInfo       string
+	FlashAttn        string // "on", "off", "" unknown
 
 	// Warnings are problems that did not stop reading: damaged or cut
 	// logs, skipped files. Each names the file and, where it applies, the
@@ -195,15 +198,16 @@ func OpenDump(dir string) (*Dump, error) {
 func (d *Dump) Describe() Info {
 	m := d.Manifest
 	return Info{
-		Kind:        KindDump,
-		Path:        d.Dir,
-		Format:      fmt.Sprintf("%s v%d", m.Format, m.FormatVersion),
-		Tokens:      m.Tokens,
-		Prompt:      m.Prompt,
-		ModelPath:   m.Model.Path,
-		ModelSHA256: m.Model.SHA256,
-		SystemInfo:  m.SystemInfo,
-		FlashAttn:   m.FlashAttn,
+		Kind:             KindDump,
+		Path:             d.Dir,
+		Format:           fmt.Sprintf("%s v%d", m.Format, m.FormatVersion),
+		Tokens:           m.Tokens,
+		Prompt:           m.Prompt,
+		ModelPath:        m.Model.Path,
+		ModelSHA256:      m.Model.SHA256,
+		ModelFingerprint: m.Model.Fingerprint,
+		SystemInfo:       m.SystemInfo,
+		FlashAttn:        m.FlashAttn,
 	}
 }
 

@@ -51,3 +51,34 @@ func BenchmarkDotQ8_0(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDotQ8_0x4 times one 2048-wide weight row against four
+// activation columns (8192 multiply-adds per op) with everything in L1:
+// the kernel's compute bound, to set against memory-bound matmul figures.
+func BenchmarkDotQ8_0x4(b *testing.B) {
+	const n = 2048
+	x := make([]byte, n/32*34)
+	var ys [4][]byte
+	for c := range ys {
+		ys[c] = make([]byte, n/32*34)
+		for i := range ys[c] {
+			ys[c][i] = byte(i*13+c) & 0x7f
+		}
+	}
+	for i := range x {
+		x[i] = byte(i * 7)
+	}
+	for k := 0; k < n/32; k++ {
+		x[34*k], x[34*k+1] = 0x00, 0x3c
+		for c := range ys {
+			ys[c][34*k], ys[c][34*k+1] = 0x00, 0x38
+		}
+	}
+	out := make([]float32, 4)
+	b.SetBytes(4 * n) // "bytes" = multiply-adds
+	for b.Loop() {
+		if !dotQ8_0x4(n, x, &ys, out) {
+			b.Skip("no AVX2 kernel")
+		}
+	}
+}
