@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"regexp"
+	"time"
 
 	"github.com/layerdiff/layerdiff/pkg/pipeline"
 	"github.com/layerdiff/layerdiff/pkg/reference"
@@ -21,6 +24,7 @@ func runCommand() *cli.Command {
 		&cli.IntFlag{Name: "threads", Usage: "threads (0: all cores)"},
 		&cli.StringSliceFlag{Name: "inject", Usage: "perturb an activation: `NAME:KIND=VALUE` (scale, add, swap, transpose, sign, shift); repeatable"},
 		&cli.BoolFlag{Name: "isolate", Usage: "recompute every op from the reference's inputs, not only up to the first divergence"},
+		&cli.BoolFlag{Name: "timings", Hidden: true, Usage: "print how long each phase took to stderr"},
 		&cli.BoolFlag{Name: "hash-model", Usage: "check the model against the reference by the SHA-256 of the whole file (slow on large models) instead of its fingerprint (metadata and samples of every tensor)"},
 	}
 	return &cli.Command{
@@ -65,11 +69,22 @@ func runCommand() *cli.Command {
 			if f := c.String("filter"); f != "" {
 				o.NodeFilter = regexp.MustCompile(f) // validated by filterFrom
 			}
+			start := time.Now()
+			if c.Bool("timings") {
+				o.Timings = func(phase string, d time.Duration) {
+					fmt.Fprintf(os.Stderr, "timing: %-8s %.3fs\n", phase, d.Seconds())
+				}
+			}
 			rep, err := pipeline.Run(ref, c.String("model"), o)
 			if err != nil {
 				return err
 			}
-			return emit(c, rep)
+			t := time.Now()
+			err = emit(c, rep)
+			if c.Bool("timings") {
+				fmt.Fprintf(os.Stderr, "timing: %-8s %.3fs\ntiming: %-8s %.3fs (since the command started)\n", "report", time.Since(t).Seconds(), "total", time.Since(start).Seconds())
+			}
+			return err
 		},
 	}
 }

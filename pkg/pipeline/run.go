@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/model"
@@ -41,11 +42,22 @@ type RunOptions struct {
 	// fingerprint (reference.ModelFingerprint), and records it in the
 	// report.
 	HashModel bool
+	// Timings, when set, is told how long each phase took: "load" (open,
+	// model check, tokens), "forward", "compare" (with blame).
+	Timings func(phase string, d time.Duration)
 }
 
 // Run evaluates the model with layerdiff's forward pass on the reference's
 // tokens and compares every activation with the reference.
 func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report, error) {
+	start := time.Now()
+	phase := func(name string) {
+		if o.Timings != nil {
+			now := time.Now()
+			o.Timings(name, now.Sub(start))
+			start = now
+		}
+	}
 	info := ref.Describe()
 	f, err := model.Open(modelPath)
 	if err != nil {
@@ -95,9 +107,11 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		fo.Inject = inj
 	}
 	rec := &listRecorder{filter: o.NodeFilter}
+	phase("load")
 	if _, err := m.Run(toks, fo, rec); err != nil {
 		return nil, err
 	}
+	phase("forward")
 	if inj != nil {
 		if err := inj.unused(); err != nil {
 			return nil, err
@@ -134,9 +148,11 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		blamer = &isolationBlamer{model: m, tokens: toks, opts: fo, user: inj, all: o.Isolate}
 	}
 	ours := compare.NewTensorList(rec.list)
-	return compare.Compare(SideOf(ref), ours, compare.Options{
+	rep, err := compare.Compare(SideOf(ref), ours, compare.Options{
 		Policy: pol, Meta: meta, Filter: o.Filter, Blamer: blamer, Warnings: warn,
 	})
+	phase("compare")
+	return rep, err
 }
 
 // modelIdentity is what Run learned about the identity of its model file.
