@@ -124,6 +124,15 @@ func (n *node) toF32() []float32 {
 					k += len(row)
 					continue
 				}
+				if n.typ == model.F16 && n.nb[0] == 2 {
+					if b, _ := n.base(); b.f32 == nil && b.f16 != nil {
+						for _, h := range n.rowF16(i1, i2, i3) {
+							out[k] = f16Table[h]
+							k++
+						}
+						continue
+					}
+				}
 				for i0 := int64(0); i0 < n.ne[0]; i0++ {
 					out[k] = n.at(i0, i1, i2, i3)
 					k++
