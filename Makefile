@@ -6,6 +6,7 @@
 #   make demo       the main job end to end on a generated model
 #   make fuzz       every fuzz target for FUZZTIME each
 #   make bench      benchmarks (see BENCHMARKS.md)
+#   make bench7b    the 7B-geometry Q4_K_M scale check (see BENCHMARKS.md)
 #   make nightly    the regression matrix against fixtures/baselines (docs/nightly.md)
 
 SHELL := bash
@@ -15,7 +16,7 @@ ENV := . scripts/env.sh &&
 FUZZTIME ?= 30s
 DEMO ?= out/demo
 
-.PHONY: build portable test vet demo fuzz bench nightly clean
+.PHONY: build portable test vet demo fuzz bench bench7b nightly clean
 
 build:
 	$(ENV) $(GO) build -tags llamacpp -o bin/layerdiff ./cmd/layerdiff
@@ -39,6 +40,9 @@ fuzz:
 
 bench: build
 	scripts/bench.sh
+
+bench7b: build
+	scripts/bench7b.sh
 
 nightly: build
 	scripts/nightly.sh

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The scale check of BENCHMARKS.md: a LLaMA-2-7B-geometry model (4096 embd,
+# 32 layers, 32 heads, 32 KV heads, 11008 FFN, 32000 vocab) at Q4_K_M,
+# generated once with `layerdiff fixture` (cached in $CACHE: ~13 minutes and
+# ~27 GB of temporary disk on a 2-core machine), dumped once by the in-build
+# llama.cpp for $TOKENS tokens, then:
+#   - the Go forward pass and llama.cpp's, side by side ($REPS repetitions
+#     after a warm-up, separate processes, peak RSS each);
+#   - a full `layerdiff run` against the dump under /usr/bin/time -v
+#     (wall, peak RSS, phases from --timings), $REPS times.
+# Called by `make bench7b` after `make build`.
+#
+# Environment: TOKENS=32  THREADS=2  REPS=3  CACHE=out/bench/cache  OUT=out/bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOKENS=${TOKENS:-32}
+THREADS=${THREADS:-2}
+REPS=${REPS:-3}
+CACHE=${CACHE:-out/bench/cache}
+OUT=${OUT:-out/bench}
+mkdir -p "$CACHE" "$OUT"
+[ -x bin/layerdiff ] || { echo "bench7b: bin/layerdiff missing: run make build" >&2; exit 1; }
+(. scripts/env.sh && go build -tags llamacpp -o bin/benchrun ./scripts/benchrun)
+
+m=$CACHE/llama7b-q4_k_m.gguf
+if [ ! -f "$m" ]; then
+	echo "bench7b: generating $m (once; ~13 min, ~27 GB temporary disk)" >&2
+	/usr/bin/time -f 'bench7b: fixture %e s, peak RSS %M KB' \
+		./bin/layerdiff fixture --type q4_k_m --embd 4096 --layers 32 --heads 32 --kv-heads 32 \
+		--ff 11008 --vocab-size 32000 --ctx 4096 --seed 1 --out "$m.tmp" --force
+	mv "$m.tmp" "$m"
+fi
+tokens_csv() { python3 -c "import sys; n=int(sys.argv[1]); print(','.join(str(1+(i*7919)%31999) for i in range(n)))" "$1"; }
+d=$CACHE/dump-7b-$TOKENS
+if [ ! -f "$d/manifest.json" ]; then
+	/usr/bin/time -f 'bench7b: dump %e s, peak RSS %M KB' \
+		./bin/layerdiff dump --model "$m" --tokens "$(tokens_csv "$TOKENS")" --threads "$THREADS" --out "$d" --force >/dev/null
+fi
+
+RESULTS=$OUT/results-7b.jsonl
+: > "$RESULTS.new"
+for e in go llamacpp; do
+	echo "bench7b: forward $e (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+	./bin/benchrun -engine "$e" -model "$m" -tokens "$TOKENS" -threads "$THREADS" -reps "$REPS" \
+		2>>"$OUT/benchrun.log" | tee -a "$RESULTS.new"
+done
+for r in $(seq "$REPS"); do
+	echo "bench7b: layerdiff run #$r (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+	/usr/bin/time -f '%e %U %S %M' -o "$OUT/time7b.txt" \
+		./bin/layerdiff run --ref "$d" --model "$m" --threads "$THREADS" --timings \
+		--out "$OUT/run-7b.txt" --force >/dev/null 2>"$OUT/timings7b.txt" || true
+	read -r wall user sys rss < "$OUT/time7b.txt"
+	fwd=$(awk '$2 == "forward" {print $3}' "$OUT/timings7b.txt" | tr -d s)
+	verdict=$(head -1 "$OUT/run-7b.txt")
+	printf '{"engine":"layerdiff-run","model":"%s","tokens":%d,"threads":%d,"wall_s":%s,"cpu_s":%s,"forward_phase_s":%s,"peak_rss_kb":%s,"verdict":"%s","loadavg":"%s"}\n' \
+		"$m" "$TOKENS" "$THREADS" "$wall" "$(echo "$user + $sys" | bc)" "${fwd:-null}" "$rss" "$verdict" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS.new"
+done
+mv "$RESULTS.new" "$RESULTS"
+echo "bench7b: model $(stat -c %s "$m") bytes; results in $RESULTS" >&2
