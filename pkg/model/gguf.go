@@ -1078,9 +1078,12 @@ func tensorSize(t Type, ne []int64) (size int64, field int, msg string) {
 	if !t.Known() {
 		return 0, -1, fmt.Sprintf("unknown tensor type %d", int32(t))
 	}
+	if ne[0]%int64(t.BlockSize()) != 0 {
+		return 0, -1, fmt.Sprintf("ne[0] = %d values of type %s is not a multiple of the block size %d", ne[0], t, t.BlockSize())
+	}
 	row, err := t.RowBytes(ne[0])
 	if err != nil {
-		return 0, -1, fmt.Sprintf("ne[0] = %d values of type %s is not a multiple of the block size %d", ne[0], t, t.BlockSize())
+		return 0, -1, fmt.Sprintf("byte size of shape %v of type %s overflows int64", ne, t)
 	}
 	if ne[0] == 0 {
 		return 0, 0, ""

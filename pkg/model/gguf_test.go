@@ -344,6 +344,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`tensor 0 "a": element count of shape [4294967296 4294967296] overflows int64`}},
 		{"byte size overflow", with(func(s *spec) { s.tensors[0].ne = []uint64{1 << 31, 1 << 31}; s.tensors[0].dataLen = 0 }),
 			[]string{`tensor 0 "a": byte size of shape [2147483648 2147483648] of type f32 overflows int64`}},
+		{"row byte size overflow", with(func(s *spec) { s.tensors[0].ne = []uint64{1 << 62}; s.tensors[0].dataLen = 0 }),
+			[]string{`tensor 0 "a": byte size of shape [4611686018427387904] of type f32 overflows int64`}},
 		{"unknown type 4", with(func(s *spec) { s.tensors[1].typ = 4; s.tensors[1].dataLen = 34 }), []string{at("tensor1.type", 0) + `tensor 1 "b": unknown tensor type 4`}},
 		{"unknown type 100", with(func(s *spec) { s.tensors[1].typ = 100; s.tensors[1].dataLen = 34 }), []string{`tensor 1 "b": unknown tensor type 100`}},
 		{"row not a multiple of the block size", with(func(s *spec) { s.tensors[1].ne = []uint64{16, 2}; s.tensors[1].dataLen = 34 }),

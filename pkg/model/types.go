@@ -1,6 +1,9 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Type is a ggml tensor type (enum ggml_type). Values are the ones stored in
 // GGUF tensor infos.
@@ -154,5 +157,9 @@ func (t Type) RowBytes(n int64) (int64, error) {
 	if n < 0 || n%int64(ti.block) != 0 {
 		return 0, fmt.Errorf("row of %d values of type %s is not a multiple of its block size %d", n, ti.name, ti.block)
 	}
-	return n / int64(ti.block) * int64(ti.size), nil
+	blocks := n / int64(ti.block)
+	if blocks > math.MaxInt64/int64(ti.size) {
+		return 0, fmt.Errorf("row of %d values of type %s: byte size overflows int64", n, ti.name)
+	}
+	return blocks * int64(ti.size), nil
 }

@@ -141,7 +141,7 @@ func FingerprintFile(gf *model.File, r io.ReaderAt) (string, error) {
 type span struct{ off, n int64 }
 
 // fingerprintSamples returns the ranges of a tensor's data of size bytes
-// that Fingerprint hashes, in order.
+// that FingerprintFile hashes, in order.
 func fingerprintSamples(size int64) []span {
 	const s = FingerprintSample
 	if size <= 3*s {
