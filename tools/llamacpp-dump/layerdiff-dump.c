@@ -79,7 +79,7 @@
 #endif
 
 /* Written to the manifest's layerdiff_version: this tool's name and version. */
-#define LD_TOOL_VERSION "layerdiff-dump.c 1"
+#define LD_TOOL_VERSION "layerdiff-dump.c 2"
 
 #define LD_FORMAT_NAME "layerdiff-dump"
 #define LD_FORMAT_VERSION 1
@@ -654,8 +654,17 @@ enum {
     GV_BOOL, GV_STRING, GV_ARRAY, GV_UINT64, GV_INT64, GV_FLOAT64, GV_COUNT
 };
 
+/* LD_KEY_ALIGNMENT is the metadata key that sets the data alignment
+ * (GGUF_KEY_GENERAL_ALIGNMENT); LD_DEFAULT_ALIGNMENT applies without it. */
+#define LD_KEY_ALIGNMENT "general.alignment"
+#define LD_DEFAULT_ALIGNMENT 32
+
 /* Encoded size of a scalar GGUF value; 0 for strings and arrays. */
 static const size_t gv_size[GV_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+/* Names of the GGUF value types, for messages. */
+static const char *const gv_name[GV_COUNT] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
+                                               "bool", "string", "array", "u64", "i64", "f64"};
 
 /* gguf_kv is one scalar metadata value (arrays are skipped). */
 typedef struct {
@@ -671,9 +680,14 @@ typedef struct {
     size_t s_len;
 } gguf_kv;
 
+/* gguf_meta is what gguf_read_meta keeps of a GGUF header: the scalar
+ * metadata, and where the tensor infos that follow the metadata start. */
 typedef struct {
     gguf_kv *kv;
     size_t n, cap;
+    uint64_t n_tensors;   /* tensor count from the header */
+    uint64_t tensors_off; /* file offset of the first tensor info */
+    size_t n_alignment;   /* entries keyed general.alignment, of any type */
 } gguf_meta;
 
 /* gguf_reader reads a GGUF header sequentially, checking every length
@@ -746,7 +760,8 @@ static void gguf_meta_free(gguf_meta *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* gguf_read_meta reads the scalar metadata of a GGUF v2/v3 file. */
+/* gguf_read_meta reads the scalar metadata of a GGUF v2/v3 file of size
+ * bytes, and notes the tensor count and where the tensor infos start. */
 static bool gguf_read_meta(const char *path, uint64_t size, gguf_meta *m, ld_err *e) {
     gguf_reader r = {fopen(path, "rb"), path, 0, size, e};
     if (r.f == NULL) {
@@ -784,6 +799,9 @@ static bool gguf_read_meta(const char *path, uint64_t size, gguf_meta *m, ld_err
         if (!gr_u32(&r, &type)) {
             free(kv.key);
             goto done;
+        }
+        if (kv.key_len == sizeof LD_KEY_ALIGNMENT - 1 && memcmp(kv.key, LD_KEY_ALIGNMENT, kv.key_len) == 0) {
+            m->n_alignment++;
         }
         if (type >= GV_COUNT) {
             ld_fail(e, "%s: metadata entry %" PRIu64 " %s at offset %" PRIu64 " has unknown type %" PRIu32, path, k, kv.key, at, type);
@@ -865,6 +883,8 @@ static bool gguf_read_meta(const char *path, uint64_t size, gguf_meta *m, ld_err
         }
         m->kv[m->n++] = kv;
     }
+    m->n_tensors = n_tensors;
+    m->tensors_off = r.off;
     ok = true;
 done:
     fclose(r.f);
@@ -932,6 +952,386 @@ static bool sb_json_hparams(sbuf *b, const gguf_meta *m, const char *arch, size_
     sb_puts(b, n ? "\n    }" : "}");
     free(sel);
     return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Model fingerprint (reference.ModelFingerprint)                            */
+/* ------------------------------------------------------------------------ */
+
+/* LD_FP_VERSION prefixes every fingerprint (reference.FingerprintVersion);
+ * LD_FP_SAMPLE is the size of each data sample (reference.FingerprintSample). */
+#define LD_FP_VERSION "v1"
+#define LD_FP_SAMPLE 4096
+/* LD_FP_LEN is the size of a fingerprint string: "v1:", 64 hex digits, NUL. */
+#define LD_FP_LEN (sizeof LD_FP_VERSION + 1 + 64)
+/* LD_MAX_NAME is the longest tensor name ggml accepts (GGML_MAX_NAME - 1,
+ * model.MaxTensorNameLen). */
+#define LD_MAX_NAME 63
+/* LD_MIN_TENSOR_INFO is the fewest bytes a tensor info takes: name length,
+ * n_dims, one ne, type, offset. */
+#define LD_MIN_TENSOR_INFO (8 + 4 + 8 + 4 + 8)
+
+/* ld_seek positions f at the absolute byte offset off. */
+static bool ld_seek(FILE *f, uint64_t off) {
+#ifdef _WIN32
+    if (off > (uint64_t)INT64_MAX) {
+        return false;
+    }
+    return _fseeki64(f, (__int64)off, SEEK_SET) == 0;
+#else
+    off_t o = (off_t)off;
+    if (o < 0 || (uint64_t)o != off) {
+        errno = EOVERFLOW;
+        return false;
+    }
+    return fseeko(f, o, SEEK_SET) == 0;
+#endif
+}
+
+/* ld_file_size returns in *size the size of the regular file at path. */
+static bool ld_file_size(const char *path, uint64_t *size, ld_err *e) {
+#ifdef _WIN32
+    WIN32_FILE_ATTRIBUTE_DATA fa;
+    if (!GetFileAttributesExA(path, GetFileExInfoStandard, &fa)) {
+        return ld_fail(e, "opening %s: cannot read its attributes (error %lu)", path, (unsigned long)GetLastError());
+    }
+    if (fa.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) {
+        return ld_fail(e, "%s is a directory, not a GGUF file", path);
+    }
+    *size = (uint64_t)fa.nFileSizeHigh << 32 | fa.nFileSizeLow;
+#else
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return ld_fail(e, "opening %s: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return ld_fail(e, "%s is %s, not a GGUF file", path, S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+    }
+    if (st.st_size < 0) {
+        return ld_fail(e, "%s: negative file size", path);
+    }
+    *size = (uint64_t)st.st_size;
+#endif
+    return true;
+}
+
+/* fp_tensor is one tensor info as the fingerprint hashes it. */
+typedef struct {
+    char name[LD_MAX_NAME + 1];
+    size_t name_len;
+    uint32_t n_dims;
+    int64_t ne[4];
+    uint32_t type;
+    uint64_t offset; /* relative to the data section */
+    uint64_t nbytes; /* ggml_nbytes, without padding */
+    uint64_t at;     /* file offset of the info record, for errors */
+} fp_tensor;
+
+/* fp_quote writes the n bytes of s as a C string for messages: printable
+ * ASCII as is, other bytes as \xNN. out holds at least 4 * n + 1 bytes. */
+static void fp_quote(const char *s, size_t n, char *out) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            *out++ = (char)c;
+        } else {
+            *out++ = '\\';
+            *out++ = 'x';
+            *out++ = digits[c >> 4];
+            *out++ = digits[c & 15];
+        }
+    }
+    *out = '\0';
+}
+
+/* fp_tensor_fail records a message about tensor i of the file r reads and
+ * returns false. */
+static bool fp_tensor_fail(gguf_reader *r, uint64_t i, const fp_tensor *t, const char *fmt, ...) LD_PRINTF(4, 5);
+static bool fp_tensor_fail(gguf_reader *r, uint64_t i, const fp_tensor *t, const char *fmt, ...) {
+    char what[512], quoted[4 * LD_MAX_NAME + 1] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (t->name_len == 0) {
+        return ld_fail(r->e, "model fingerprint: %s: tensor %" PRIu64 " (info at offset 0x%" PRIx64 "): %s", r->path, i, t->at, what);
+    }
+    fp_quote(t->name, t->name_len, quoted);
+    return ld_fail(r->e, "model fingerprint: %s: tensor %" PRIu64 " \"%s\" (info at offset 0x%" PRIx64 "): %s",
+                   r->path, i, quoted, t->at, what);
+}
+
+/* fp_short_read puts "model fingerprint: reading tensor info i: " before
+ * the reader's message (which names the file and the offset) and returns
+ * false. */
+static bool fp_short_read(gguf_reader *r, uint64_t i) {
+    ld_wrap(r->e, "model fingerprint: reading tensor info %" PRIu64 ": ", i);
+    return false;
+}
+
+/* fp_read_tensor reads tensor info i at the reader's position and checks it
+ * as ggml's gguf reader and model.Parse do: a name of at most 63 bytes, 1
+ * to 4 dimensions, none negative, ne[1..] not zero, an element count and a
+ * byte size that fit an int64, a type this ggml knows, and rows of whole
+ * blocks. It sets t->nbytes to the tensor's ggml_nbytes. */
+static bool fp_read_tensor(gguf_reader *r, uint64_t i, fp_tensor *t) {
+    memset(t, 0, sizeof *t);
+    t->at = r->off;
+    uint64_t len;
+    if (!gr_u64(r, &len)) {
+        return fp_short_read(r, i);
+    }
+    if (len > LD_MAX_NAME) {
+        return fp_tensor_fail(r, i, t, "name is %" PRIu64 " bytes, longer than ggml's limit of %d", len, LD_MAX_NAME);
+    }
+    if (!gr_read(r, t->name, (size_t)len)) {
+        return fp_short_read(r, i);
+    }
+    t->name_len = (size_t)len;
+    t->name[len] = '\0';
+    if (!gr_u32(r, &t->n_dims)) {
+        return fp_short_read(r, i);
+    }
+    if (t->n_dims < 1 || t->n_dims > 4) {
+        return fp_tensor_fail(r, i, t, "n_dims %" PRIu32 ", want 1 to 4", t->n_dims);
+    }
+    uint64_t elems = 1;
+    for (uint32_t j = 0; j < t->n_dims; j++) {
+        uint64_t v;
+        if (!gr_u64(r, &v)) {
+            return fp_short_read(r, i);
+        }
+        t->ne[j] = (int64_t)v;
+        if (v > (uint64_t)INT64_MAX) {
+            return fp_tensor_fail(r, i, t, "ne[%" PRIu32 "] = %" PRId64 " is negative", j, t->ne[j]);
+        }
+        if (v == 0 && j > 0) {
+            return fp_tensor_fail(r, i, t, "ne[%" PRIu32 "] = 0: ggml's reader divides by it", j);
+        }
+        if (v != 0 && elems > (uint64_t)INT64_MAX / v) {
+            return fp_tensor_fail(r, i, t, "the element count of its shape overflows int64");
+        }
+        elems *= v;
+    }
+    if (!gr_u32(r, &t->type)) {
+        return fp_short_read(r, i);
+    }
+    if (t->type >= (uint32_t)GGML_TYPE_COUNT || ggml_blck_size((enum ggml_type)t->type) <= 0 ||
+        ggml_type_size((enum ggml_type)t->type) == 0) {
+        return fp_tensor_fail(r, i, t, "unknown tensor type %" PRIu32, t->type);
+    }
+    const uint64_t bs = (uint64_t)ggml_blck_size((enum ggml_type)t->type);
+    const uint64_t ts = (uint64_t)ggml_type_size((enum ggml_type)t->type);
+    const uint64_t ne0 = (uint64_t)t->ne[0];
+    if (ne0 % bs != 0) {
+        return fp_tensor_fail(r, i, t, "ne[0] = %" PRIu64 " values of type %s is not a multiple of the block size %" PRIu64,
+                              ne0, ggml_type_name((enum ggml_type)t->type), bs);
+    }
+    t->nbytes = 0;
+    if (ne0 != 0) {
+        const uint64_t row = ne0 / bs * ts, rows = elems / ne0;
+        if (row != 0 && rows > (uint64_t)INT64_MAX / row) {
+            return fp_tensor_fail(r, i, t, "the byte size of its shape overflows int64");
+        }
+        t->nbytes = row * rows;
+    }
+    return gr_u64(r, &t->offset) || fp_short_read(r, i);
+}
+
+/* fp_put_u64 and fp_put_u32 hash v as 8 or 4 little-endian bytes. */
+static void fp_put_u64(sha256_ctx *h, uint64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = (unsigned char)(v >> (8 * i));
+    }
+    sha256_update(h, b, 8);
+}
+
+static void fp_put_u32(sha256_ctx *h, uint32_t v) {
+    unsigned char b[4];
+    for (int i = 0; i < 4; i++) {
+        b[i] = (unsigned char)(v >> (8 * i));
+    }
+    sha256_update(h, b, 4);
+}
+
+/* fp_hash_range hashes the n bytes of f at offset off, reading them into
+ * buf (LD_FP_SAMPLE bytes) a piece at a time. */
+static bool fp_hash_range(sha256_ctx *h, FILE *f, unsigned char *buf, uint64_t off, uint64_t n, ld_err *e) {
+    if (!ld_seek(f, off)) {
+        return ld_fail(e, "seeking to offset 0x%" PRIx64 ": %s", off, strerror(errno));
+    }
+    while (n > 0) {
+        size_t k = n < LD_FP_SAMPLE ? (size_t)n : LD_FP_SAMPLE;
+        size_t got = fread(buf, 1, k, f);
+        if (got < k) {
+            return ld_fail(e, "reading data at offset 0x%" PRIx64 ": %s", off + got,
+                           ferror(f) ? strerror(errno) : "unexpected end of file");
+        }
+        sha256_update(h, buf, k);
+        off += k;
+        n -= k;
+    }
+    return true;
+}
+
+/* fp_tensors reads n_tensors tensor infos with r, checks that their data
+ * follow one another from offset 0 of the data section (which starts at
+ * file offset data_off), each at a multiple of align and padded to it (as
+ * ggml requires), inside the file, and hashes into h every tensor's fields
+ * and data samples, read from data (buf holds LD_FP_SAMPLE bytes). */
+static bool fp_tensors(gguf_reader *r, uint64_t n_tensors, uint64_t align, uint64_t data_off,
+                       sha256_ctx *h, FILE *data, unsigned char *buf) {
+    uint64_t want = 0;
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        fp_tensor t;
+        if (!fp_read_tensor(r, i, &t)) {
+            return false;
+        }
+        if (t.offset % align != 0) {
+            return fp_tensor_fail(r, i, &t, "data offset 0x%" PRIx64 " is not a multiple of the alignment %" PRIu64, t.offset, align);
+        }
+        if (t.offset != want) {
+            return fp_tensor_fail(r, i, &t, "data offset 0x%" PRIx64 ", want 0x%" PRIx64 ": tensor data must follow in info order, each padded to the alignment %" PRIu64,
+                                  t.offset, want, align);
+        }
+        const uint64_t size = r->size;
+        if (data_off > size || t.offset > size - data_off || t.nbytes > size - data_off - t.offset) {
+            return fp_tensor_fail(r, i, &t, "data [0x%" PRIx64 ", +%" PRIu64 ") beyond the end of the file (size 0x%" PRIx64 ")",
+                                  data_off + t.offset, t.nbytes, size);
+        }
+        /* offset + nbytes <= size < 2^63: no wrap. */
+        want = (t.offset + t.nbytes + align - 1) / align * align;
+        fp_put_u64(h, t.name_len);
+        sha256_update(h, t.name, t.name_len);
+        fp_put_u32(h, t.type);
+        fp_put_u32(h, t.n_dims);
+        for (uint32_t j = 0; j < t.n_dims; j++) {
+            fp_put_u64(h, (uint64_t)t.ne[j]);
+        }
+        fp_put_u64(h, t.nbytes);
+        const uint64_t start = data_off + t.offset, s = LD_FP_SAMPLE;
+        bool ok;
+        if (t.nbytes <= 3 * s) {
+            ok = fp_hash_range(h, data, buf, start, t.nbytes, r->e);
+        } else {
+            ok = fp_hash_range(h, data, buf, start, s, r->e) &&
+                 fp_hash_range(h, data, buf, start + (t.nbytes - s) / 2, s, r->e) &&
+                 fp_hash_range(h, data, buf, start + t.nbytes - s, s, r->e);
+        }
+        if (!ok) {
+            char quoted[4 * LD_MAX_NAME + 1];
+            fp_quote(t.name, t.name_len, quoted);
+            ld_wrap(r->e, "model fingerprint: %s: tensor %" PRIu64 " \"%s\": ", r->path, i, quoted);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* model_fingerprint computes reference.ModelFingerprint of the GGUF file at
+ * path, of size bytes, whose metadata gguf_read_meta read into m: "v1:" and
+ * the lowercase hex SHA-256, all integers little-endian, of
+ *
+ *   u64                the file size
+ *   bytes [0, D)       the file before the data section (D, its offset, is
+ *                      the end of the tensor infos rounded up to the
+ *                      alignment; the file size if that is smaller)
+ *   per tensor, in file order:
+ *     u64 + bytes      name length and name
+ *     u32              ggml type
+ *     u32, n x i64     number of dimensions, ne[0..n)
+ *     u64              data size in bytes (ggml_nbytes, without padding)
+ *     bytes            the whole data if it is at most 3 x 4096 bytes, else
+ *                      4096 bytes at each of the data offsets 0,
+ *                      (size - 4096) / 2 and size - 4096
+ *
+ * into out (LD_FP_LEN bytes). It reads the tensor infos twice (once to find
+ * D, then to check their data offsets and hash them) rather than keep them,
+ * so its memory does not grow with the file; it reads at most 12 KiB of data
+ * per tensor. A file that model.Parse rejects for a reason that matters
+ * here (alignment, tensor names, shapes, types, data offsets, data past the
+ * end) is an error naming the file, the tensor and the offset; m is not
+ * trusted either (tensor count, where the infos start). */
+static bool model_fingerprint(const char *path, const gguf_meta *m, uint64_t size, char out[LD_FP_LEN], ld_err *e) {
+    uint64_t align = LD_DEFAULT_ALIGNMENT;
+    if (m->n_alignment > 1) {
+        return ld_fail(e, "model fingerprint: %s: %s appears %zu times", path, LD_KEY_ALIGNMENT, m->n_alignment);
+    }
+    if (m->n_alignment == 1) {
+        const gguf_kv *kv = gguf_find(m, LD_KEY_ALIGNMENT);
+        if (kv == NULL || kv->type != GV_UINT32) {
+            /* Arrays are not kept in m: a general.alignment missing from it is one. */
+            return ld_fail(e, "model fingerprint: %s: %s has type %s, want u32", path, LD_KEY_ALIGNMENT,
+                           kv == NULL ? gv_name[GV_ARRAY] : gv_name[kv->type]);
+        }
+        if (kv->u == 0 || (kv->u & (kv->u - 1)) != 0) {
+            return ld_fail(e, "model fingerprint: %s: %s %" PRIu64 " is not a power of two", path, LD_KEY_ALIGNMENT, kv->u);
+        }
+        align = kv->u;
+    }
+    if (size > (uint64_t)INT64_MAX || m->tensors_off > size) {
+        return ld_fail(e, "model fingerprint: %s: the metadata end (0x%" PRIx64 ") or the size (%" PRIu64 ") is out of range",
+                       path, m->tensors_off, size);
+    }
+    if (m->n_tensors > (size - m->tensors_off) / LD_MIN_TENSOR_INFO) {
+        return ld_fail(e, "model fingerprint: %s: %" PRIu64 " tensors cannot fit in the %" PRIu64 " bytes after the metadata",
+                       path, m->n_tensors, size - m->tensors_off);
+    }
+    gguf_reader r = {fopen(path, "rb"), path, m->tensors_off, size, e};
+    if (r.f == NULL) {
+        return ld_fail(e, "model fingerprint: opening %s: %s", path, strerror(errno));
+    }
+    FILE *data = fopen(path, "rb");
+    if (data == NULL) {
+        fclose(r.f);
+        return ld_fail(e, "model fingerprint: opening %s: %s", path, strerror(errno));
+    }
+    unsigned char buf[LD_FP_SAMPLE];
+    sha256_ctx h;
+    bool ok = false;
+
+    /* Pass 1: read and check the tensor infos, to find where they end. */
+    if (!ld_seek(r.f, r.off)) {
+        ld_fail(e, "model fingerprint: %s: seeking to offset 0x%" PRIx64 ": %s", path, r.off, strerror(errno));
+        goto done;
+    }
+    for (uint64_t i = 0; i < m->n_tensors; i++) {
+        fp_tensor t;
+        if (!fp_read_tensor(&r, i, &t)) {
+            goto done;
+        }
+    }
+    const uint64_t data_off = (r.off + align - 1) / align * align;
+
+    /* The size, then everything before the data section. */
+    sha256_init(&h);
+    fp_put_u64(&h, size);
+    if (!fp_hash_range(&h, data, buf, 0, data_off < size ? data_off : size, e)) {
+        ld_wrap(e, "model fingerprint: %s: reading the metadata: ", path);
+        goto done;
+    }
+
+    /* Pass 2: the tensor infos again: their data offsets checked, hashed
+     * with their data samples. */
+    r.off = m->tensors_off;
+    if (!ld_seek(r.f, r.off)) {
+        ld_fail(e, "model fingerprint: %s: seeking to offset 0x%" PRIx64 ": %s", path, r.off, strerror(errno));
+        goto done;
+    }
+    if (!fp_tensors(&r, m->n_tensors, align, data_off, &h, data, buf)) {
+        goto done;
+    }
+    unsigned char digest[32];
+    sha256_final(&h, digest);
+    memcpy(out, LD_FP_VERSION ":", sizeof LD_FP_VERSION);
+    hex_encode(digest, 32, out + sizeof LD_FP_VERSION);
+    ok = true;
+done:
+    fclose(data);
+    fclose(r.f);
+    return ok;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1715,7 +2115,7 @@ static bool eval_callback(struct ggml_tensor *t, bool ask, void *user_data) {
 /* run_info are the manifest's run fields. */
 typedef struct {
     const options *opt;
-    const char *system_info, *sha256, *arch, *flash_attn, *type_kv;
+    const char *system_info, *sha256, *fingerprint, *arch, *flash_attn, *type_kv;
     size_t arch_len;
     uint64_t model_size;
     const gguf_meta *meta;
@@ -1746,7 +2146,8 @@ static bool write_manifest(const dumper *d, const run_info *ri, ld_err *e) {
     sb_json_str(&b, ri->system_info);
     sb_puts(&b, ",\n  \"model\": {\n    \"path\": ");
     sb_json_str(&b, ri->opt->model);
-    sb_printf(&b, ",\n    \"size\": %" PRIu64 ",\n    \"sha256\": \"%s\",\n    \"architecture\": ", ri->model_size, ri->sha256);
+    sb_printf(&b, ",\n    \"size\": %" PRIu64 ",\n    \"sha256\": \"%s\",\n    \"fingerprint\": \"%s\",\n    \"architecture\": ",
+              ri->model_size, ri->sha256, ri->fingerprint);
     sb_json_strn(&b, ri->arch, ri->arch_len);
     sb_puts(&b, ",\n    \"hparams\": ");
     if (!sb_json_hparams(&b, ri->meta, ri->arch, ri->arch_len, e)) {
@@ -2061,6 +2462,15 @@ static bool run(const options *o, ld_err *e) {
     enum ggml_type kv_type = strcmp(o->kv_type, "f32") == 0 ? GGML_TYPE_F32 : GGML_TYPE_F16;
     int threads = o->threads > 0 ? o->threads : cpu_count();
 
+    /* Hyperparameters and fingerprint: cheap, and read before llama.cpp
+     * loads the model so that a damaged file gets a precise message. */
+    uint64_t size = 0;
+    char fingerprint[LD_FP_LEN];
+    if (!ld_file_size(o->model, &size, e) || !gguf_read_meta(o->model, size, &meta, e) ||
+        !model_fingerprint(o->model, &meta, size, fingerprint, e)) {
+        goto done;
+    }
+
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = o->ngl;
     mp.use_mmap = true;
@@ -2070,10 +2480,14 @@ static bool run(const options *o, ld_err *e) {
         goto done;
     }
 
-    /* Model identity and hyperparameters. */
+    /* The exact identity, once llama.cpp has accepted the model. */
     char sha[65];
-    uint64_t size = 0;
-    if (!file_sha256(o->model, sha, &size, e) || !gguf_read_meta(o->model, size, &meta, e)) {
+    uint64_t hashed = 0;
+    if (!file_sha256(o->model, sha, &hashed, e)) {
+        goto done;
+    }
+    if (hashed != size) {
+        ld_fail(e, "%s changed while it was read (%" PRIu64 " bytes, then %" PRIu64 ")", o->model, size, hashed);
         goto done;
     }
     const gguf_kv *arch_kv = gguf_find(&meta, "general.architecture");
@@ -2190,6 +2604,7 @@ static bool run(const options *o, ld_err *e) {
         .opt = o,
         .system_info = llama_print_system_info(),
         .sha256 = sha,
+        .fingerprint = fingerprint,
         .arch = arch,
         .arch_len = arch_len,
         .flash_attn = d.saw_flash_attn ? "on" : "off",
