@@ -90,6 +90,22 @@ func dotQ8_0(n int, x, y []byte) float32 {
 }
 
 // dotQ8_0Go is the portable dotQ8_0, dotQ0 written out for speed.
+// q8_0Clean reports whether no Q8_0 row in rows holds a -128 quant (the
+// value the assembly kernels' sign trick cannot negate). Rows from
+// quantize_row_q8_0 never do: it rounds x/d with d = amax/127.
+func q8_0Clean(rows [][]byte) bool {
+	for _, r := range rows {
+		for b := 0; b+34 <= len(r); b += 34 {
+			for _, q := range r[b+2 : b+34] {
+				if q == 0x80 {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
 func dotQ8_0Go(n int, x, y []byte) float32 {
 	var acc [8]float32
 	nb := n / 32

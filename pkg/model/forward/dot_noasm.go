@@ -25,3 +25,5 @@ func madF16Prefix(y, x []uint16, v float32) int { return 0 }
 func scaleF16Prefix(y []uint16, v float32) int { return 0 }
 
 func toF16Prefix(dst []uint16, src []float32) int { return 0 }
+
+func dotQ8_0x4Clean(n int, x []byte, y *[4][]byte, out []float32) bool { return false }

@@ -175,6 +175,9 @@ func (e *executor) mulMatGGML(dst *node) error {
 			return fmt.Errorf("%s: %w", dst.name, err)
 		}
 	}
+	// Q8_0 activations from our quantizer never hold -128: checked once
+	// here, the four-column kernel then skips its per-block check.
+	q8Clean := a.typ == model.Q8_0 && q8_0Clean(act.b)
 	out, off := dst.base()
 	nmat := a.ne[2] * a.ne[3]
 	parallelFor(int(ne01*nmat), e.threads, func(lo, hi int) {
@@ -242,7 +245,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 						// (the same bits as four dotQ8_0 calls).
 						if a.typ == model.Q8_0 && i11+4 <= ne11 {
 							ys := [4][]byte{act.b[col], act.b[col+1], act.b[col+2], act.b[col+3]}
-							if dotQ8_0x4(int(ne00), xb, &ys, quad[:]) {
+							if (q8Clean && dotQ8_0x4Clean(int(ne00), xb, &ys, quad[:])) || dotQ8_0x4(int(ne00), xb, &ys, quad[:]) {
 								for c := int64(0); c < 4; c++ {
 									out.f32[off+dst.elemOffset(i01, i11+c, i12, i13)] = quad[c]
 								}
