@@ -87,7 +87,10 @@ func fixtureCommand() *cli.Command {
 }
 
 // makeFixture writes the F32 model, then has llama.cpp quantize it, and
-// renames the result into place.
+// renames the result into place. Both steps stream tensor by tensor, so
+// memory stays small whatever the model's size, but the F32 intermediate
+// (4 bytes per parameter: 27 GB for a LLaMA-2-7B geometry) needs room on
+// disk next to out until the quantized file is written.
 func makeFixture(cfg fixture.Config, ftype int, out string, threads int) error {
 	dir := filepath.Dir(out)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -95,23 +98,29 @@ func makeFixture(cfg fixture.Config, ftype int, out string, threads int) error {
 	}
 	f32, err := os.CreateTemp(dir, ".layerdiff-fixture-*.gguf")
 	if err != nil {
-		return err
+		return fmt.Errorf("fixture %s: %w", out, err)
 	}
 	f32.Close()
 	defer os.Remove(f32.Name())
 	if err := fixture.Generate(cfg, f32.Name()); err != nil {
-		return err
+		return fmt.Errorf("fixture %s: %w", out, err)
 	}
 	if ftype == 0 {
 		return os.Rename(f32.Name(), out)
 	}
 	q, err := os.CreateTemp(dir, ".layerdiff-fixture-q-*.gguf")
 	if err != nil {
-		return err
+		return fmt.Errorf("fixture %s: %w", out, err)
 	}
 	q.Close()
 	defer os.Remove(q.Name())
 	if err := llama.QuantizeModel(f32.Name(), q.Name(), ftype, threads); err != nil {
+		return fmt.Errorf("fixture %s: %w", out, err)
+	}
+	// The F32 file is not needed any more: free its disk space now.
+	os.Remove(f32.Name())
+	// CreateTemp made q private; give it the F32 file's mode (WriteFile's).
+	if err := os.Chmod(q.Name(), 0o644); err != nil {
 		return fmt.Errorf("fixture %s: %w", out, err)
 	}
 	return os.Rename(q.Name(), out)

@@ -11,13 +11,23 @@ import (
 	"path/filepath"
 )
 
-// WriteTensor is one tensor to write: its info and its data, len(Data) bytes
-// in ggml layout (ne[0] fastest, quantized rows as whole blocks).
+// WriteTensor is one tensor to write: its info and its data, in ggml layout
+// (ne[0] fastest, quantized rows as whole blocks), either in memory (Data)
+// or produced while the file is written (WriteData).
 type WriteTensor struct {
 	Name string
 	Ne   []int64 // ggml order, 1 to 4 dimensions
 	Type Type
+	// Data is the tensor's bytes, exactly its byte size for Ne and Type.
 	Data []byte
+	// WriteData, used when Data is nil, writes the tensor's bytes to w: Write
+	// calls it once, in file order, after every earlier tensor's data, so
+	// that a file far larger than memory can be written from data produced
+	// on the fly. It must write exactly the tensor's byte size; w refuses a
+	// write past it, and Write fails, naming the tensor, when WriteData
+	// wrote more, less or returned an error. Setting both Data and
+	// WriteData is an error.
+	WriteData func(w io.Writer) error
 }
 
 // NewKV returns the KV for a Go value, deriving its ValueType: uint8, int8,
@@ -114,31 +124,44 @@ func sliceType(v any) (ValueType, bool) {
 // and unique, each KV's Value of the Go type its Type calls for,
 // general.alignment a u32 power of two, tensor names unique and shorter than
 // 64 bytes, 1 to 4 non-negative dimensions, a known type, rows a whole number
-// of blocks and len(Data) equal to the tensor's byte size. Arrays of arrays
-// are written as the GGUF spec describes them, but ggml cannot read them.
+// of blocks and len(Data) equal to the tensor's byte size. Only the length
+// of data produced by WriteData is checked as it is written, so w may then
+// hold a partial file when Write fails: WriteFile never leaves one behind.
+// Arrays of arrays are written as the GGUF spec describes them, but ggml
+// cannot read them.
 func Write(w io.Writer, kvs []KV, tensors []WriteTensor, alignment uint64) error {
 	kvs, align, err := resolveAlignment(kvs, alignment)
 	if err != nil {
 		return err
 	}
-	head, err := encodeMeta(kvs, tensors, align)
+	head, sizes, err := encodeMeta(kvs, tensors, align)
 	if err != nil {
 		return err
 	}
 	total := uint64(len(head))
-	for _, t := range tensors {
-		total += pad(uint64(len(t.Data)), align)
+	for _, size := range sizes {
+		total += pad(uint64(size), align)
 	}
-	bw := bufio.NewWriterSize(w, int(min(total, 1<<20)))
+	var bw flushWriter
+	if aw, ok := w.(*asyncWriter); ok {
+		bw = aw // already buffered
+	} else {
+		bw = bufio.NewWriterSize(w, int(min(total, 1<<20)))
+	}
 	if _, err := bw.Write(head); err != nil {
 		return err
 	}
 	var zeros [256]byte
-	for _, t := range tensors {
-		if _, err := bw.Write(t.Data); err != nil {
+	for i, t := range tensors {
+		size := sizes[i]
+		if t.Data == nil && t.WriteData != nil {
+			if err := writeData(bw, t, size); err != nil {
+				return fmt.Errorf("tensor %d %q: %w", i, t.Name, err)
+			}
+		} else if _, err := bw.Write(t.Data); err != nil {
 			return err
 		}
-		for p := pad(uint64(len(t.Data)), align) - uint64(len(t.Data)); p > 0; {
+		for p := pad(uint64(size), align) - uint64(size); p > 0; {
 			n := min(p, uint64(len(zeros)))
 			if _, err := bw.Write(zeros[:n]); err != nil {
 				return err
@@ -149,9 +172,138 @@ func Write(w io.Writer, kvs []KV, tensors []WriteTensor, alignment uint64) error
 	return bw.Flush()
 }
 
+// writeData has t.WriteData write t's size bytes of data to w.
+func writeData(w io.Writer, t WriteTensor, size int64) error {
+	lw := &limitWriter{w: w, left: size}
+	err := t.WriteData(lw)
+	switch {
+	case lw.over:
+		return fmt.Errorf("WriteData wrote more than the %d bytes of shape %v of type %s", size, t.Ne, t.Type)
+	case err != nil:
+		return fmt.Errorf("WriteData: %w", err)
+	case lw.left != 0:
+		return fmt.Errorf("WriteData wrote %d bytes, want %d for shape %v of type %s", size-lw.left, size, t.Ne, t.Type)
+	}
+	return nil
+}
+
+// errDataTooLong is what a limitWriter returns for a write past its limit.
+var errDataTooLong = errors.New("tensor data longer than its shape and type allow")
+
+// limitWriter passes at most left bytes on to w. A write that would go past
+// the limit writes nothing, returns errDataTooLong and sets over.
+type limitWriter struct {
+	w    io.Writer
+	left int64
+	over bool
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		l.over = true
+		return 0, errDataTooLong
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// flushWriter is the buffered writer Write writes through.
+type flushWriter interface {
+	io.Writer
+	Flush() error
+}
+
+// asyncWriter is a buffered writer whose full buffers a second goroutine
+// writes to the underlying writer, in order, so that producing data (such
+// as drawing a fixture's random values with WriteData) overlaps the write
+// system calls and the waits for the disk: for a file of many gigabytes
+// those cost as much time as producing it.
+//
+// Flush (or Close) must be called once writing is over: it writes what is
+// buffered, ends the goroutine and returns the first write error. After a
+// write error Write fails without buffering more.
+type asyncWriter struct {
+	buf    []byte        // being filled; len(buf) < cap(buf) between calls
+	full   chan []byte   // filled buffers, to the goroutine
+	free   chan []byte   // written buffers, back from it
+	failed chan struct{} // closed by the goroutine after setting err
+	done   chan struct{} // closed when the goroutine has ended
+	err    error         // the first write error
+	closed bool
+}
+
+// newAsyncWriter returns an asyncWriter writing to w through n buffers of
+// size bytes each (n >= 2).
+func newAsyncWriter(w io.Writer, size, n int) *asyncWriter {
+	a := &asyncWriter{
+		buf:    make([]byte, 0, size),
+		full:   make(chan []byte, n),
+		free:   make(chan []byte, n),
+		failed: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	for range n - 1 {
+		a.free <- make([]byte, 0, size)
+	}
+	go func() {
+		defer close(a.done)
+		for b := range a.full {
+			if a.err == nil {
+				if _, err := w.Write(b); err != nil {
+					a.err = err
+					close(a.failed)
+				}
+			}
+			a.free <- b[:0]
+		}
+	}()
+	return a
+}
+
+func (a *asyncWriter) Write(p []byte) (int, error) {
+	if a.closed {
+		return 0, errors.New("model: write to a closed asyncWriter")
+	}
+	n := 0
+	for len(p) > 0 {
+		select {
+		case <-a.failed:
+			return n, a.err
+		default:
+		}
+		k := copy(a.buf[len(a.buf):cap(a.buf)], p)
+		a.buf, p, n = a.buf[:len(a.buf)+k], p[k:], n+k
+		if len(a.buf) == cap(a.buf) {
+			a.full <- a.buf
+			a.buf = <-a.free
+		}
+	}
+	return n, nil
+}
+
+// Flush is Close: Write calls it once, at the end.
+func (a *asyncWriter) Flush() error { return a.Close() }
+
+// Close writes what is buffered, waits until everything is written, ends
+// the goroutine and returns the first write error. Later calls return the
+// same error.
+func (a *asyncWriter) Close() error {
+	if !a.closed {
+		a.closed = true
+		if len(a.buf) > 0 {
+			a.full <- a.buf
+		}
+		close(a.full)
+	}
+	<-a.done
+	return a.err
+}
+
 // WriteFile writes the GGUF file of Write to path atomically: into a
 // temporary file in the same directory, synced, then renamed over path, so
-// that path holds either its old content or the complete new file.
+// that path holds either its old content or the complete new file. The
+// file is written by a second goroutine while the data is produced.
 func WriteFile(path string, kvs []KV, tensors []WriteTensor, alignment uint64) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -167,7 +319,12 @@ func WriteFile(path string, kvs []KV, tensors []WriteTensor, alignment uint64) (
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err = Write(tmp, kvs, tensors, alignment); err != nil {
+	aw := newAsyncWriter(tmp, 1<<20, 8)
+	err = Write(aw, kvs, tensors, alignment)
+	if cerr := aw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = tmp.Chmod(0o644); err != nil {
@@ -222,8 +379,9 @@ func resolveAlignment(kvs []KV, alignment uint64) ([]KV, uint64, error) {
 }
 
 // encodeMeta validates kvs and tensors and returns the header, metadata,
-// tensor infos and padding: every byte before the data section.
-func encodeMeta(kvs []KV, tensors []WriteTensor, align uint64) ([]byte, error) {
+// tensor infos and padding (every byte before the data section), and each
+// tensor's data size in bytes.
+func encodeMeta(kvs []KV, tensors []WriteTensor, align uint64) ([]byte, []int64, error) {
 	le := binary.LittleEndian
 	b := []byte(Magic)
 	b = le.AppendUint32(b, 3)
@@ -233,31 +391,33 @@ func encodeMeta(kvs []KV, tensors []WriteTensor, align uint64) ([]byte, error) {
 	seen := make(map[string]int, len(kvs))
 	for i, kv := range kvs {
 		if kv.Key == "" {
-			return nil, fmt.Errorf("kv %d: empty key", i)
+			return nil, nil, fmt.Errorf("kv %d: empty key", i)
 		}
 		if j, dup := seen[kv.Key]; dup {
-			return nil, fmt.Errorf("kv %d %q: duplicate key (first at kv %d)", i, kv.Key, j)
+			return nil, nil, fmt.Errorf("kv %d %q: duplicate key (first at kv %d)", i, kv.Key, j)
 		}
 		seen[kv.Key] = i
 		b = appendString(b, kv.Key)
 		b = le.AppendUint32(b, uint32(kv.Type))
 		var err error
 		if b, err = appendValue(b, kv.Type, kv.Value, 0); err != nil {
-			return nil, fmt.Errorf("kv %d %q: %w", i, kv.Key, err)
+			return nil, nil, fmt.Errorf("kv %d %q: %w", i, kv.Key, err)
 		}
 	}
 
 	names := make(map[string]int, len(tensors))
+	sizes := make([]int64, len(tensors))
 	var offset uint64
 	for i, t := range tensors {
 		size, err := checkTensor(t)
 		if err != nil {
-			return nil, fmt.Errorf("tensor %d %q: %w", i, t.Name, err)
+			return nil, nil, fmt.Errorf("tensor %d %q: %w", i, t.Name, err)
 		}
 		if j, dup := names[t.Name]; dup {
-			return nil, fmt.Errorf("tensor %d %q: duplicate tensor name (first at tensor %d)", i, t.Name, j)
+			return nil, nil, fmt.Errorf("tensor %d %q: duplicate tensor name (first at tensor %d)", i, t.Name, j)
 		}
 		names[t.Name] = i
+		sizes[i] = size
 		b = appendString(b, t.Name)
 		b = le.AppendUint32(b, uint32(len(t.Ne)))
 		for _, n := range t.Ne {
@@ -270,7 +430,7 @@ func encodeMeta(kvs []KV, tensors []WriteTensor, align uint64) ([]byte, error) {
 	for uint64(len(b))%align != 0 {
 		b = append(b, 0)
 	}
-	return b, nil
+	return b, sizes, nil
 }
 
 // checkTensor validates a tensor to write and returns its byte size.
@@ -282,7 +442,12 @@ func checkTensor(t WriteTensor) (int64, error) {
 	if msg != "" {
 		return 0, errors.New(msg)
 	}
-	if int64(len(t.Data)) != size {
+	switch {
+	case t.Data != nil && t.WriteData != nil:
+		return 0, errors.New("both Data and WriteData are set")
+	case t.WriteData != nil:
+		// Its length is checked as it is written.
+	case int64(len(t.Data)) != size:
 		return 0, fmt.Errorf("%d bytes of data, want %d for shape %v of type %s", len(t.Data), size, t.Ne, t.Type)
 	}
 	return size, nil
