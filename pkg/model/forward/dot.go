@@ -90,6 +90,33 @@ func dotQ8_0(n int, x, y []byte) float32 {
 }
 
 // dotQ8_0Go is the portable dotQ8_0, dotQ0 written out for speed.
+// q8Packed holds Q8_0 activation rows for the eight-column kernel: the
+// quants of column c, block b at quants[32*(c*nb+b):], and the block
+// scales as float32 (converted exactly from float16) transposed,
+// scales[b*ncols+c], so that eight consecutive columns' scales of a block
+// are one vector.
+type q8Packed struct {
+	quants []byte
+	scales []float32
+	nb     int
+	ncols  int
+}
+
+// packQ8_0 packs Q8_0 rows of nb blocks each.
+func packQ8_0(rows [][]byte, nb int) *q8Packed {
+	p := &q8Packed{nb: nb, ncols: len(rows)}
+	p.quants = make([]byte, 32*nb*len(rows))
+	p.scales = make([]float32, nb*len(rows))
+	for c, r := range rows {
+		q := p.quants[32*nb*c:]
+		for b := 0; b < nb; b++ {
+			p.scales[b*p.ncols+c] = f16Table[binary.LittleEndian.Uint16(r[34*b:])]
+			copy(q[32*b:32*b+32], r[34*b+2:34*b+34])
+		}
+	}
+	return p
+}
+
 // q8_0Clean reports whether no Q8_0 row in rows holds a -128 quant (the
 // value the assembly kernels' sign trick cannot negate). Rows from
 // quantize_row_q8_0 never do: it rounds x/d with d = amax/127.

@@ -78,6 +78,25 @@ func dotQ8_0x4AVX2(nb int, x *byte, y *[4]*byte, tab *[1 << 16]float32, acc *[4]
 //go:noescape
 func dotQ8_0x4NCAVX2(nb int, x *byte, y *[4]*byte, tab *[1 << 16]float32, acc *[4][8]float32)
 
+//go:noescape
+func dotQ8_0x8PAVX2(nb int, x *byte, q *byte, qstride int, s *float32, sstride int, tab *[1 << 16]float32, acc *[8][8]float32)
+
+// dotQ8_0x8Packed sets out[c] = dotQ8_0(n, x, column first+c) for eight
+// activation columns packed in p, with one pass over the weight row, or
+// returns false (no AVX2, bad sizes) having written nothing.
+func dotQ8_0x8Packed(n int, x []byte, p *q8Packed, first int, out []float32) bool {
+	nb := n / 32
+	if !hasAVX2 || nb == 0 || nb != p.nb || len(x) < nb*34 || len(out) < 8 || first < 0 || first+8 > p.ncols {
+		return false
+	}
+	var acc [8][8]float32
+	dotQ8_0x8PAVX2(nb, &x[0], &p.quants[first*32*nb], 32*nb, &p.scales[first], 4*p.ncols, f16Table, &acc)
+	for c := range acc {
+		out[c] = hsum8(&acc[c])
+	}
+	return true
+}
+
 // dotQ8_0x4Clean is dotQ8_0x4 for activation rows that q8_0Clean has
 // accepted (no -128 quant): it cannot decline except without AVX2 or on
 // a size mismatch.

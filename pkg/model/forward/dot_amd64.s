@@ -464,3 +464,81 @@ ncdone:
 	VMOVUPS Y7, 96(R9)
 	VZEROUPPER
 	RET
+
+// Q8P8COL adds one packed activation block (32 quants at qaddr) to acc,
+// with the product of the block's two scales at saddr, |x| in Y2 and x in
+// Y3: the arithmetic of Q8COLNC.
+#define Q8P8COL(saddr, qaddr, acc) \
+	VBROADCASTSS saddr, Y8; \
+	VMOVDQU qaddr, Y9; \
+	VPSIGNB Y3, Y9, Y9; \
+	VPMADDUBSW Y9, Y2, Y9; \
+	VPMADDWD Y15, Y9, Y9; \
+	VCVTDQ2PS Y9, Y9; \
+	VFMADD231PS Y9, Y8, acc
+
+// func dotQ8_0x8PAVX2(nb int, x *byte, q *byte, qstride int, s *float32, sstride int, tab *[65536]float32, acc *[8][8]float32)
+//
+// One Q8_0 weight row x (nb blocks of 34 bytes) against eight packed
+// activation columns (see q8Packed): quants of column c, block b at
+// q + c·qstride + 32·b; their float32 scales at s + b·sstride + 4·c. Per
+// block the eight scale products f16(x.d)·d_c are one VMULPS (each the
+// float32 product dotQ8_0AVX2 forms), then every column's accumulator
+// gets exactly dotQ8_0AVX2's operations. No activation may hold -128
+// (q8_0Clean).
+TEXT ·dotQ8_0x8PAVX2(SB), NOSPLIT, $32-64
+	MOVQ nb+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ q+16(FP), R10
+	MOVQ qstride+24(FP), R11
+	MOVQ s+32(FP), DX
+	MOVQ sstride+40(FP), BX
+	MOVQ tab+48(FP), R8
+	LEAQ (R11)(R11*2), R12      // 3·qstride
+	LEAQ (R11)(R11*4), R13      // 5·qstride
+	LEAQ (R12)(R11*4), R14      // 7·qstride
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	TESTQ CX, CX
+	JLE  p8done
+p8loop:
+	MOVWLZX (SI), AX
+	VBROADCASTSS (R8)(AX*4), Y1
+	VMULPS (DX), Y1, Y0
+	VMOVUPS Y0, 0(SP)
+	VMOVDQU 2(SI), Y3
+	VPABSB Y3, Y2
+	Q8P8COL(0(SP), (R10), Y4)
+	Q8P8COL(4(SP), (R10)(R11*1), Y5)
+	Q8P8COL(8(SP), (R10)(R11*2), Y6)
+	Q8P8COL(12(SP), (R10)(R12*1), Y7)
+	Q8P8COL(16(SP), (R10)(R11*4), Y10)
+	Q8P8COL(20(SP), (R10)(R13*1), Y11)
+	Q8P8COL(24(SP), (R10)(R12*2), Y12)
+	Q8P8COL(28(SP), (R10)(R14*1), Y13)
+	ADDQ $34, SI
+	ADDQ $32, R10
+	ADDQ BX, DX
+	DECQ CX
+	JNZ  p8loop
+p8done:
+	MOVQ acc+56(FP), R9
+	VMOVUPS Y4, 0(R9)
+	VMOVUPS Y5, 32(R9)
+	VMOVUPS Y6, 64(R9)
+	VMOVUPS Y7, 96(R9)
+	VMOVUPS Y10, 128(R9)
+	VMOVUPS Y11, 160(R9)
+	VMOVUPS Y12, 192(R9)
+	VMOVUPS Y13, 224(R9)
+	VZEROUPPER
+	RET

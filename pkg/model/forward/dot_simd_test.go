@@ -181,6 +181,54 @@ func TestDotQ8_0x4MatchesGo(t *testing.T) {
 	}
 }
 
+// TestDotQ8_0x8PackedMatchesGo checks the eight-column kernel on packed
+// activations against the portable kernel on each column, for every
+// starting column of a ten-column set.
+func TestDotQ8_0x8PackedMatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU/build")
+	}
+	r := rand.New(rand.NewSource(8))
+	for _, nb := range []int{1, 2, 5, 64, 176} {
+		for trial := 0; trial < 40; trial++ {
+			x := make([]byte, 34*nb)
+			r.Read(x)
+			rows := make([][]byte, 10)
+			for c := range rows {
+				rows[c] = make([]byte, 34*nb)
+				r.Read(rows[c])
+				for i := range rows[c] {
+					if rows[c][i] == 0x80 && i%34 >= 2 {
+						rows[c][i] = 0x81
+					}
+				}
+			}
+			for b := 0; b < nb; b++ {
+				binary.LittleEndian.PutUint16(x[34*b:], randF16(r))
+				for c := range rows {
+					binary.LittleEndian.PutUint16(rows[c][34*b:], randF16(r))
+				}
+			}
+			p := packQ8_0(rows, nb)
+			for first := 0; first+8 <= len(rows); first++ {
+				out := make([]float32, 8)
+				if !dotQ8_0x8Packed(32*nb, x, p, first, out) {
+					t.Fatal("dotQ8_0x8Packed declined")
+				}
+				for c := 0; c < 8; c++ {
+					want := dotQ8_0Go(32*nb, x, rows[first+c])
+					if math.Float32bits(out[c]) != math.Float32bits(want) {
+						t.Fatalf("nb=%d trial %d column %d: x8 %g (%#x), Go %g (%#x)", nb, trial, first+c, out[c], math.Float32bits(out[c]), want, math.Float32bits(want))
+					}
+				}
+			}
+			if dotQ8_0x8Packed(32*nb, x, p, 3, make([]float32, 8)) {
+				t.Fatal("dotQ8_0x8Packed read past the packed rows")
+			}
+		}
+	}
+}
+
 // TestKRowDotsMatchGo checks the Q4_K and Q6_K row kernels, which decode
 // the weight row's scales once and take one to four activation columns per
 // pass, against the portable dotQ4_K/dotQ6_K of each column (random quants,

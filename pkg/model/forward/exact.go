@@ -69,7 +69,7 @@ func (n *node) setAny(i0, i1, i2, i3 int64, v float32) {
 func (e *executor) rmsNormExact(dst *node) {
 	a := dst.src[0]
 	eps := float64(dst.fp[0])
-	forRows(dst, func(i1, i2, i3 int64) {
+	forEachRow(dst, func(i1, i2, i3 int64) {
 		x := a.rowF32(i1, i2, i3, nil)
 		y := dst.rowF32(i1, i2, i3, nil)
 		var sum float64
@@ -291,7 +291,7 @@ func (e *executor) softMaxExact(dst *node) {
 	a, mask := dst.src[0], dst.src[1]
 	scale := float64(dst.fp[0])
 	w := make([]float64, a.ne[0])
-	forRows(dst, func(i1, i2, i3 int64) {
+	forEachRow(dst, func(i1, i2, i3 int64) {
 		x := a.rowF32(i1, i2, i3, nil)
 		var m []float32
 		if mask != nil {
@@ -319,7 +319,7 @@ func (e *executor) softMaxExact(dst *node) {
 
 func (e *executor) swigluExact(dst *node) {
 	a, g := dst.src[0], dst.src[1]
-	forRows(dst, func(i1, i2, i3 int64) {
+	forEachRow(dst, func(i1, i2, i3 int64) {
 		x := a.rowF32(i1, i2, i3, nil)
 		gv := g.rowF32(i1, i2, i3, nil)
 		y := dst.rowF32(i1, i2, i3, nil)

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/layerdiff/layerdiff/pkg/model"
 )
 
 // parallelFor splits [0, n) into contiguous ranges run on up to threads
-// goroutines. Every index is computed the same way whatever the split, so
-// results never depend on the thread count.
+// goroutines (the caller's among them). There are a few ranges per thread,
+// taken in turn from a shared counter, so a thread slowed by the system
+// does not leave the others idle at the end. Every index is computed the
+// same way whatever the split, so results never depend on the thread count.
 func parallelFor(n, threads int, f func(lo, hi int)) {
 	if threads < 1 {
 		threads = 1
@@ -25,19 +28,23 @@ func parallelFor(n, threads int, f func(lo, hi int)) {
 		}
 		return
 	}
-	var wg sync.WaitGroup
-	chunk := (n + threads - 1) / threads
-	for lo := 0; lo < n; lo += chunk {
-		hi := lo + chunk
-		if hi > n {
-			hi = n
+	chunks := min(n, 4*threads)
+	size := (n + chunks - 1) / chunks
+	var next atomic.Int64
+	work := func() {
+		for {
+			lo := int(next.Add(int64(size))) - size
+			if lo >= n {
+				return
+			}
+			f(lo, min(lo+size, n))
 		}
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			f(lo, hi)
-		}(lo, hi)
 	}
+	var wg sync.WaitGroup
+	for range threads - 1 {
+		wg.Go(work)
+	}
+	work()
 	wg.Wait()
 }
 
@@ -131,41 +138,66 @@ func (e *executor) mulMatGGML(dst *node) error {
 	vdt := model.VecDotType(a.typ)
 	kern := chooseKernel(a.typ, ne01, ne11, ne00, b.isContiguous())
 
-	// Convert the activations (from_float of the vec_dot_type).
+	// Convert the activations (from_float of the vec_dot_type), columns
+	// split over the threads; column index i11 + ne11*(i12 + ne12*i13).
+	ncols := ne11 * ne12 * ne13
 	var act actRows
-	tmp := make([]float32, ne00)
-	for i13 := int64(0); i13 < ne13; i13++ {
-		for i12 := int64(0); i12 < ne12; i12++ {
-			for i11 := int64(0); i11 < ne11; i11++ {
-				x := b.rowF32(i11, i12, i13, tmp)
-				switch vdt {
-				case model.F32:
-					act.f32 = append(act.f32, append([]float32(nil), x...))
-				case model.F16:
-					u := make([]uint16, len(x))
-					for i, v := range x {
-						u[i] = toF16(v)
-					}
-					act.u16 = append(act.u16, u)
-				case model.BF16:
-					u := make([]uint16, len(x))
-					for i, v := range x {
-						u[i] = model.F32ToBF16(v)
-					}
-					act.u16 = append(act.u16, u)
-				default:
-					rb, err := vdt.RowBytes(ne00)
-					if err != nil {
-						return fmt.Errorf("%s: %w", dst.name, err)
-					}
-					q := make([]byte, rb)
-					if err := model.QuantizeRow(vdt, x, q, model.QuantCPU); err != nil {
-						return fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err)
-					}
-					act.b = append(act.b, q)
+	var rb int64
+	switch vdt {
+	case model.F32:
+		act.f32 = make([][]float32, ncols)
+	case model.F16, model.BF16:
+		act.u16 = make([][]uint16, ncols)
+	default:
+		var err error
+		if rb, err = vdt.RowBytes(ne00); err != nil {
+			return fmt.Errorf("%s: %w", dst.name, err)
+		}
+		act.b = make([][]byte, ncols)
+	}
+	for _, s := range dst.src {
+		if s != nil {
+			s.base() // converts F32 weights on first use: not in the goroutines
+		}
+	}
+	var convErr error
+	var convOnce sync.Once
+	threads := e.threads
+	if ncols*ne00 < 1<<14 {
+		threads = 1
+	}
+	parallelFor(int(ncols), threads, func(lo, hi int) {
+		tmp := make([]float32, ne00)
+		for c := int64(lo); c < int64(hi); c++ {
+			i11, i12, i13 := c%ne11, (c/ne11)%ne12, c/(ne11*ne12)
+			x := b.rowF32(i11, i12, i13, tmp)
+			switch vdt {
+			case model.F32:
+				act.f32[c] = append([]float32(nil), x...)
+			case model.F16:
+				u := make([]uint16, len(x))
+				for i, v := range x {
+					u[i] = toF16(v)
 				}
+				act.u16[c] = u
+			case model.BF16:
+				u := make([]uint16, len(x))
+				for i, v := range x {
+					u[i] = model.F32ToBF16(v)
+				}
+				act.u16[c] = u
+			default:
+				q := make([]byte, rb)
+				if err := model.QuantizeRow(vdt, x, q, model.QuantCPU); err != nil {
+					convOnce.Do(func() { convErr = fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err) })
+					return
+				}
+				act.b[c] = q
 			}
 		}
+	})
+	if convErr != nil {
+		return convErr
 	}
 
 	var qdot func(n int, x, y []byte) float32
@@ -178,12 +210,19 @@ func (e *executor) mulMatGGML(dst *node) error {
 	// Q8_0 activations from our quantizer never hold -128: checked once
 	// here, the four-column kernel then skips its per-block check.
 	q8Clean := a.typ == model.Q8_0 && q8_0Clean(act.b)
+	// ... and for eight columns at a time the kernel reads them packed,
+	// scales already float32.
+	var q8p *q8Packed
+	if q8Clean && hasAVX2 && ne11 >= 8 {
+		q8p = packQ8_0(act.b, int(ne00/32))
+	}
 	out, off := dst.base()
 	nmat := a.ne[2] * a.ne[3]
 	parallelFor(int(ne01*nmat), e.threads, func(lo, hi int) {
 		rowF32 := make([]float32, ne00)
 		rowU16 := make([]uint16, ne00)
 		var quad [4]float32
+		var oct [8]float32
 		var krow kRowDots
 		for r := lo; r < hi; r++ {
 			i01 := int64(r) % ne01
@@ -241,8 +280,15 @@ func (e *executor) mulMatGGML(dst *node) error {
 								continue
 							}
 						}
-						// Q8_0: four columns per pass over the weight row
-						// (the same bits as four dotQ8_0 calls).
+						// Q8_0: eight, else four columns per pass over the
+						// weight row (the same bits as dotQ8_0 per column).
+						if q8p != nil && i11+8 <= ne11 && dotQ8_0x8Packed(int(ne00), xb, q8p, int(col), oct[:]) {
+							for c := int64(0); c < 8; c++ {
+								out.f32[off+dst.elemOffset(i01, i11+c, i12, i13)] = oct[c]
+							}
+							i11 += 7
+							continue
+						}
 						if a.typ == model.Q8_0 && i11+4 <= ne11 {
 							ys := [4][]byte{act.b[col], act.b[col+1], act.b[col+2], act.b[col+3]}
 							if (q8Clean && dotQ8_0x4Clean(int(ne00), xb, &ys, quad[:])) || dotQ8_0x4(int(ne00), xb, &ys, quad[:]) {

@@ -48,23 +48,51 @@ func (e *executor) getRowsGGML(dst *node) error {
 func (e *executor) rmsNormGGML(dst *node) {
 	a := dst.src[0]
 	eps := dst.fp[0]
-	forRows(dst, func(i1, i2, i3 int64) {
-		x := a.rowF32(i1, i2, i3, nil)
-		y := dst.rowF32(i1, i2, i3, nil)
-		var sum float64
-		for _, v := range x {
-			sum += float64(float32(v * v))
-		}
-		mean := float32(sum / float64(len(x)))
-		scale := 1 / float32(math.Sqrt(float64(mean+eps)))
-		for i, v := range x {
-			y[i] = v * scale
+	e.forRows(dst, func() func(i1, i2, i3 int64) {
+		return func(i1, i2, i3 int64) {
+			x := a.rowF32(i1, i2, i3, nil)
+			y := dst.rowF32(i1, i2, i3, nil)
+			var sum float64
+			for _, v := range x {
+				sum += float64(float32(v * v))
+			}
+			mean := float32(sum / float64(len(x)))
+			scale := 1 / float32(math.Sqrt(float64(mean+eps)))
+			for i, v := range x {
+				y[i] = v * scale
+			}
 		}
 	})
 }
 
-// forRows calls f for every row of n.
-func forRows(n *node, f func(i1, i2, i3 int64)) {
+// forRows calls a row function for every row of n, the rows split over
+// e.threads goroutines; each goroutine gets its own row function from mk,
+// so scratch buffers made in mk are not shared. Row functions must write
+// only their own row of the destination.
+func (e *executor) forRows(n *node, mk func() func(i1, i2, i3 int64)) {
+	ne1, ne2 := n.ne[1], n.ne[2]
+	rows := ne1 * ne2 * n.ne[3]
+	threads := e.threads
+	if n.nelements() < 1<<14 { // not worth a goroutine
+		threads = 1
+	}
+	// base() converts an F32 weight on first use: do it here, not in the
+	// goroutines.
+	for _, s := range n.src {
+		if s != nil {
+			s.base()
+		}
+	}
+	parallelFor(int(rows), threads, func(lo, hi int) {
+		f := mk()
+		for r := int64(lo); r < int64(hi); r++ {
+			f(r%ne1, (r/ne1)%ne2, r/(ne1*ne2))
+		}
+	})
+}
+
+// forEachRow calls f for every row of n, in order, on this goroutine.
+func forEachRow(n *node, f func(i1, i2, i3 int64)) {
 	for i3 := int64(0); i3 < n.ne[3]; i3++ {
 		for i2 := int64(0); i2 < n.ne[2]; i2++ {
 			for i1 := int64(0); i1 < n.ne[1]; i1++ {
@@ -79,18 +107,20 @@ func forRows(n *node, f func(i1, i2, i3 int64)) {
 func (e *executor) binaryGGML(dst *node) {
 	a, b := dst.src[0], dst.src[1]
 	mul := dst.op == opMul
-	tmp := make([]float32, b.ne[0])
-	forRows(dst, func(i1, i2, i3 int64) {
-		x := a.rowF32(i1, i2, i3, nil)
-		y := b.rowF32(i1%b.ne[1], i2%b.ne[2], i3%b.ne[3], tmp)
-		z := dst.rowF32(i1, i2, i3, nil)
-		nb := int64(len(y))
-		for i := range z {
-			w := y[int64(i)%nb]
-			if mul {
-				z[i] = x[i] * w
-			} else {
-				z[i] = x[i] + w
+	e.forRows(dst, func() func(i1, i2, i3 int64) {
+		tmp := make([]float32, b.ne[0])
+		return func(i1, i2, i3 int64) {
+			x := a.rowF32(i1, i2, i3, nil)
+			y := b.rowF32(i1%b.ne[1], i2%b.ne[2], i3%b.ne[3], tmp)
+			z := dst.rowF32(i1, i2, i3, nil)
+			nb := int64(len(y))
+			for i := range z {
+				w := y[int64(i)%nb]
+				if mul {
+					z[i] = x[i] * w
+				} else {
+					z[i] = x[i] + w
+				}
 			}
 		}
 	})
@@ -100,11 +130,13 @@ func (e *executor) binaryGGML(dst *node) {
 func (e *executor) scaleGGML(dst *node) {
 	a := dst.src[0]
 	s := dst.fp[0]
-	forRows(dst, func(i1, i2, i3 int64) {
-		x := a.rowF32(i1, i2, i3, nil)
-		y := dst.rowF32(i1, i2, i3, nil)
-		for i, v := range x {
-			y[i] = v * s
+	e.forRows(dst, func() func(i1, i2, i3 int64) {
+		return func(i1, i2, i3 int64) {
+			x := a.rowF32(i1, i2, i3, nil)
+			y := dst.rowF32(i1, i2, i3, nil)
+			for i, v := range x {
+				y[i] = v * s
+			}
 		}
 	})
 }
@@ -165,18 +197,20 @@ func (e *executor) setRowsGGML(dst *node) error {
 // chunks of 8 and ggml_silu_f32 (libm expf) on the tail.
 func (e *executor) swigluGGML(dst *node) {
 	a, g := dst.src[0], dst.src[1]
-	forRows(dst, func(i1, i2, i3 int64) {
-		x := a.rowF32(i1, i2, i3, nil)
-		gv := g.rowF32(i1, i2, i3, nil)
-		y := dst.rowF32(i1, i2, i3, nil)
-		i := 0
-		for ; i+7 < len(x); i += 8 {
-			for k := i; k < i+8; k++ {
-				y[k] = vSilu(x[k]) * gv[k]
+	e.forRows(dst, func() func(i1, i2, i3 int64) {
+		return func(i1, i2, i3 int64) {
+			x := a.rowF32(i1, i2, i3, nil)
+			gv := g.rowF32(i1, i2, i3, nil)
+			y := dst.rowF32(i1, i2, i3, nil)
+			i := 0
+			for ; i+7 < len(x); i += 8 {
+				for k := i; k < i+8; k++ {
+					y[k] = vSilu(x[k]) * gv[k]
+				}
 			}
-		}
-		for ; i < len(x); i++ {
-			y[i] = siluF32(x[i]) * gv[i]
+			for ; i < len(x); i++ {
+				y[i] = siluF32(x[i]) * gv[i]
+			}
 		}
 	})
 }
@@ -193,54 +227,56 @@ func (e *executor) softMaxGGML(dst *node) {
 	m0 := Powf(2, -maxBias/float32(nHeadLog2))
 	m1 := Powf(2, -(maxBias/2)/float32(nHeadLog2))
 	ne00 := a.ne[0]
-	wp := make([]float32, ne00)
-	var mtmp []float32
-	forRows(dst, func(i1, i2, i3 int64) {
-		h := uint32(i2)
-		slope := float32(1)
-		if maxBias > 0 {
-			if h < nHeadLog2 {
-				slope = Powf(m0, float32(h+1))
-			} else {
-				slope = Powf(m1, float32(2*(h-nHeadLog2)+1))
+	e.forRows(dst, func() func(i1, i2, i3 int64) {
+		wp := make([]float32, ne00)
+		var mtmp []float32
+		return func(i1, i2, i3 int64) {
+			h := uint32(i2)
+			slope := float32(1)
+			if maxBias > 0 {
+				if h < nHeadLog2 {
+					slope = Powf(m0, float32(h+1))
+				} else {
+					slope = Powf(m1, float32(2*(h-nHeadLog2)+1))
+				}
 			}
-		}
-		x := a.rowF32(i1, i2, i3, nil)
-		for i, v := range x {
-			wp[i] = v * scale
-		}
-		if mask != nil {
-			mrow := mask.rowF32(i1, i2%mask.ne[2], i3%mask.ne[3], mtmp)
-			for i := range wp {
-				wp[i] = fma32(slope, mrow[i], wp[i])
+			x := a.rowF32(i1, i2, i3, nil)
+			for i, v := range x {
+				wp[i] = v * scale
 			}
-		}
-		max := float32(math.Inf(-1))
-		for _, v := range wp {
-			if v > max {
-				max = v
+			if mask != nil {
+				mrow := mask.rowF32(i1, i2%mask.ne[2], i3%mask.ne[3], mtmp)
+				for i := range wp {
+					wp[i] = fma32(slope, mrow[i], wp[i])
+				}
 			}
-		}
-		y := dst.rowF32(i1, i2, i3, nil)
-		var sum float64
-		i := 0
-		for ; i+7 < len(wp); i += 8 {
-			var v [8]float32
-			for k := 0; k < 8; k++ {
-				v[k] = vExpf(wp[i+k] - max)
-				y[i+k] = v[k]
+			max := float32(math.Inf(-1))
+			for _, v := range wp {
+				if v > max {
+					max = v
+				}
 			}
-			sum += float64(hsum8(&v))
-		}
-		for ; i < len(wp); i++ {
-			v := Expf(wp[i] - max)
-			sum += float64(v)
-			y[i] = v
-		}
-		sum = 1.0 / sum
-		s := float32(sum)
-		for k := range y {
-			y[k] *= s
+			y := dst.rowF32(i1, i2, i3, nil)
+			var sum float64
+			i := 0
+			for ; i+7 < len(wp); i += 8 {
+				var v [8]float32
+				for k := 0; k < 8; k++ {
+					v[k] = vExpf(wp[i+k] - max)
+					y[i+k] = v[k]
+				}
+				sum += float64(hsum8(&v))
+			}
+			for ; i < len(wp); i++ {
+				v := Expf(wp[i] - max)
+				sum += float64(v)
+				y[i] = v
+			}
+			sum = 1.0 / sum
+			s := float32(sum)
+			for k := range y {
+				y[k] *= s
+			}
 		}
 	})
 }
