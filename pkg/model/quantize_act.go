@@ -322,13 +322,22 @@ func quantQ8_K(src []float32, dst []byte, v QuantVariant) {
 		}
 		iscale := -127 / maxv
 		for j, xv := range x {
-			var val float32
-			if v == QuantCPU {
-				val = fma32(iscale, xv, 12582912)
+			var q int32
+			if p := float64(iscale) * float64(xv); v == QuantCPU && p > -1<<22 && p < 1<<22 {
+				// fma(iscale, x, 1.5·2^23) rounds the exact product to
+				// an integer (ties to even) while |p| < 2^22, and that
+				// integer is what the bit trick below extracts: take it
+				// directly (exact, and much cheaper than fma32).
+				q = int32(math.RoundToEven(p))
 			} else {
-				val = float32(iscale*xv) + 12582912
+				var val float32
+				if v == QuantCPU {
+					val = fma32(iscale, xv, 12582912)
+				} else {
+					val = float32(iscale*xv) + 12582912
+				}
+				q = int32(math.Float32bits(val)&0x007fffff) - 0x00400000
 			}
-			q := int32(math.Float32bits(val)&0x007fffff) - 0x00400000
 			if q > 127 {
 				q = 127
 			}
