@@ -6,8 +6,9 @@
 # llama.cpp for $TOKENS tokens, then:
 #   - the Go forward pass and llama.cpp's, side by side ($REPS repetitions
 #     after a warm-up, separate processes, peak RSS each);
-#   - a full `layerdiff run` against the dump under /usr/bin/time -v
-#     (wall, peak RSS, phases from --timings), $REPS times.
+#   - the forward pass alone as a process (load + one cold pass) and a
+#     full `layerdiff run` against the dump (wall, CPU, peak RSS, forward
+#     phase from --timings), alternately, $REPS times each.
 # Called by `make bench7b` after `make build`.
 #
 # Environment: TOKENS=32  THREADS=2  REPS=3  CACHE=out/bench/cache  OUT=out/bench
@@ -46,6 +47,12 @@ for e in go llamacpp; do
 		2>>"$OUT/benchrun.log" | tee -a "$RESULTS.new"
 done
 for r in $(seq "$REPS"); do
+	# The forward pass alone as a process: load the model, one cold pass.
+	/usr/bin/time -f '%e %U %S %M' -o "$OUT/time7b.txt" \
+		./bin/benchrun -engine go -model "$m" -tokens "$TOKENS" -threads "$THREADS" -reps 0 >/dev/null 2>>"$OUT/benchrun.log"
+	read -r wall user sys rss < "$OUT/time7b.txt"
+	printf '{"engine":"forward-process","model":"%s","tokens":%d,"threads":%d,"wall_s":%s,"cpu_s":%s,"peak_rss_kb":%s,"loadavg":"%s"}\n' \
+		"$m" "$TOKENS" "$THREADS" "$wall" "$(echo "$user + $sys" | bc)" "$rss" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS.new"
 	echo "bench7b: layerdiff run #$r (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 	/usr/bin/time -f '%e %U %S %M' -o "$OUT/time7b.txt" \
 		./bin/layerdiff run --ref "$d" --model "$m" --threads "$THREADS" --timings \

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 
@@ -144,8 +145,27 @@ func decodeNPY(r io.ReaderAt, size int64, name string) (*Array, error) {
 	if err := readFullAt(r, raw, h.DataOffset); err != nil {
 		return nil, offsetErr(name, h.DataOffset, "reading %d bytes of data: %v", len(raw), err)
 	}
+	if h.kind == (npyKind{'f', 2}) {
+		// float16 (KV cache views): through a table, not bit by bit.
+		tab := halfTable()
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = tab[h.order.Uint16(raw[2*i:])]
+		}
+		return &Array{NPYHeader: *h, Data: out}, nil
+	}
 	return &Array{NPYHeader: *h, Data: npyToFloat32(raw, h.kind, h.order)}, nil
 }
+
+// halfTable is halfToFloat32 of every float16 bit pattern, made on first
+// use.
+var halfTable = sync.OnceValue(func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for i := range t {
+		t[i] = halfToFloat32(uint16(i))
+	}
+	return &t
+})
 
 // nativeLittle reports a little-endian host.
 var nativeLittle = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
