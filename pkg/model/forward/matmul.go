@@ -217,6 +217,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 		q8p = packQ8_0(act.b, int(ne00/32))
 	}
 	out, off := dst.base()
+	colStride := dst.nb[1] / typeSize(dst.typ) // elements from column i11 to i11+1
 	nmat := a.ne[2] * a.ne[3]
 	parallelFor(int(ne01*nmat), e.threads, func(lo, hi int) {
 		rowF32 := make([]float32, ne00)
@@ -260,6 +261,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 				for i12 := i02 * r2; i12 < (i02+1)*r2; i12++ {
 					for i11 := int64(0); i11 < ne11; i11++ {
 						col := i11 + ne11*(i12+ne12*i13)
+						o0 := off + dst.elemOffset(i01, i11, i12, i13)
 						// Q4_K, Q6_K: up to four columns per pass over the
 						// weight row (the same bits as dotQ4_K, dotQ6_K per
 						// column).
@@ -274,7 +276,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 							}
 							if krow.dots(a.typ, xb, &ys, int(nc), quad[:]) {
 								for c := int64(0); c < nc; c++ {
-									out.f32[off+dst.elemOffset(i01, i11+c, i12, i13)] = quad[c]
+									out.f32[o0+c*colStride] = quad[c]
 								}
 								i11 += nc - 1
 								continue
@@ -284,7 +286,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 						// weight row (the same bits as dotQ8_0 per column).
 						if q8p != nil && i11+8 <= ne11 && dotQ8_0x8Packed(int(ne00), xb, q8p, int(col), oct[:]) {
 							for c := int64(0); c < 8; c++ {
-								out.f32[off+dst.elemOffset(i01, i11+c, i12, i13)] = oct[c]
+								out.f32[o0+c*colStride] = oct[c]
 							}
 							i11 += 7
 							continue
@@ -293,7 +295,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 							ys := [4][]byte{act.b[col], act.b[col+1], act.b[col+2], act.b[col+3]}
 							if (q8Clean && dotQ8_0x4Clean(int(ne00), xb, &ys, quad[:])) || dotQ8_0x4(int(ne00), xb, &ys, quad[:]) {
 								for c := int64(0); c < 4; c++ {
-									out.f32[off+dst.elemOffset(i01, i11+c, i12, i13)] = quad[c]
+									out.f32[o0+c*colStride] = quad[c]
 								}
 								i11 += 3
 								continue
@@ -316,7 +318,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 						default:
 							v = vecDotBF16(xh, act.u16[col])
 						}
-						out.f32[off+dst.elemOffset(i01, i11, i12, i13)] = v
+						out.f32[o0] = v
 					}
 				}
 			}

@@ -395,9 +395,13 @@ func (e *executor) flashAttnGGML(dst *node) error {
 	rk2, rv2 := q.ne[2]/k.ne[2], q.ne[2]/v.ne[2]
 	nkv := k.ne[1]
 	rows := N * nHead * q.ne[3]
+	if mask != nil {
+		mask.base() // not first in the goroutines
+	}
 	parallelFor(int(rows), e.threads, func(lo, hi int) {
 		qq := make([]uint16, DK)
 		acc := make([]uint16, DV)
+		var mtmp []float32
 		for ir := int64(lo); ir < int64(hi); ir++ {
 			iq3 := ir / (nHead * N)
 			iq2 := (ir - iq3*nHead*N) / N
@@ -410,10 +414,30 @@ func (e *executor) flashAttnGGML(dst *node) error {
 			pq := q.rowF32(iq1, iq2, iq3, nil)
 			toF16Slice(qq, pq)
 			ik2, iv2 := iq2/rk2, iq2/rv2
+			// This query row's mask row, read once.
+			var m16 []uint16
+			var m32 []float32
+			if mask != nil {
+				mi1, mi2, mi3 := iq1, iq2%mask.ne[2], iq3%mask.ne[3]
+				if mb, _ := mask.base(); mask.typ == model.F16 && mask.nb[0] == 2 && mb.f32 == nil && mb.f16 != nil {
+					m16 = mask.rowF16(mi1, mi2, mi3)
+				} else {
+					if cap(mtmp) < int(nkv) {
+						mtmp = make([]float32, nkv)
+					}
+					m32 = mtmp[:nkv]
+					for ic := range m32 {
+						m32[ic] = mask.at(int64(ic), mi1, mi2, mi3)
+					}
+				}
+			}
 			for ic := int64(0); ic < nkv; ic++ {
 				mv := float32(0)
-				if mask != nil {
-					mv = mask.at(ic, iq1, iq2%mask.ne[2], iq3%mask.ne[3])
+				switch {
+				case m16 != nil:
+					mv = f16Table[m16[ic]]
+				case m32 != nil:
+					mv = m32[ic]
 				}
 				if math.IsInf(float64(mv), -1) {
 					continue
