@@ -202,7 +202,7 @@ func (e *executor) swigluGGML(dst *node) {
 			x := a.rowF32(i1, i2, i3, nil)
 			gv := g.rowF32(i1, i2, i3, nil)
 			y := dst.rowF32(i1, i2, i3, nil)
-			i := 0
+			i := swigluPrefix(y, x, gv)
 			for ; i+7 < len(x); i += 8 {
 				for k := i; k < i+8; k++ {
 					y[k] = vSilu(x[k]) * gv[k]
