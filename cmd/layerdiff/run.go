@@ -25,7 +25,7 @@ func runCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "inject", Usage: "perturb an activation: `NAME:KIND=VALUE` (scale, add, swap, transpose, sign, shift); repeatable"},
 		&cli.BoolFlag{Name: "isolate", Usage: "recompute every op from the reference's inputs, not only up to the first divergence"},
 		&cli.BoolFlag{Name: "timings", Hidden: true, Usage: "print how long each phase took to stderr"},
-		&cli.BoolFlag{Name: "hash-model", Usage: "check the model against the reference by the SHA-256 of the whole file (slow on large models) instead of its fingerprint (metadata and samples of every tensor)"},
+		&cli.BoolFlag{Name: "hash-model", Usage: "check the model against the reference by the SHA-256 of the whole file (slow on large models) even above 256 MiB, where the fingerprint (metadata and samples of every tensor) is used otherwise"},
 	}
 	return &cli.Command{
 		Name:      "run",

@@ -51,7 +51,8 @@ func copyDump(t *testing.T, src, dst string, edit func(*reference.Manifest)) {
 // TestRunModelIdentity checks that llama.cpp dumps record the model's
 // fingerprint next to its sha256, and that layerdiff run warns MODEL
 // MISMATCH exactly when the recorded identity differs from --model's:
-// by fingerprint, or by full SHA-256 for dumps without one.
+// by fingerprint, or by full SHA-256 for dumps without one (small-file
+// hashing off, so that the fingerprint path is the one tested).
 func TestRunModelIdentity(t *testing.T) {
 	modelPath := fixtureModel(t, "llama", "q8_0")
 	d := dumpOf(t, modelPath, "on")
@@ -86,7 +87,7 @@ func TestRunModelIdentity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := Run(ref, modelPath, RunOptions{Threads: 2})
+			r, err := Run(ref, modelPath, RunOptions{Threads: 2, FullHashLimit: -1})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -50,6 +50,7 @@ func TestCheckModel(t *testing.T) {
 		refSHA    string
 		refFP     string
 		full      bool   // --hash-model
+		limit     int64  // hash the whole file up to this size (0: never)
 		wantSHA   bool   // our SHA-256 computed
 		wantFP    bool   // our fingerprint computed
 		wantWarn  string // prefix of the warning; "" none
@@ -75,11 +76,16 @@ func TestCheckModel(t *testing.T) {
 			wantWarn: "model not checked", wantNames: []string{futureFP}},
 		{name: "fingerprint of another version only, --hash-model", refFP: futureFP, full: true, wantSHA: true,
 			wantWarn: "model not checked", wantNames: []string{futureFP}},
+		{name: "small file: hashed whole, matches", refSHA: sha, refFP: fp, limit: 1 << 30, wantSHA: true},
+		{name: "small file: a change the fingerprint cannot see is caught by the sha256", refSHA: otherSHA, refFP: fp, limit: 1 << 30, wantSHA: true,
+			wantWarn: "MODEL MISMATCH", wantNames: []string{"sha256 " + otherSHA, "sha256 " + sha}},
+		{name: "small file, fingerprint only: fingerprint", refFP: fp, limit: 1 << 30, wantFP: true},
+		{name: "file above the limit: fingerprint", refSHA: sha, refFP: fp, limit: 1000, wantFP: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			info := reference.Info{ModelPath: "ref.gguf", ModelSHA256: c.refSHA, ModelFingerprint: c.refFP}
-			id, err := checkModel(info, f, c.full)
+			id, err := checkModel(info, f, c.full, c.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +143,7 @@ func TestRunModelCheck(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ref := &infoSource{reference.Info{Kind: reference.KindDump, Path: "mem", Tokens: []int32{1, 5, 9},
 				ModelPath: "ref.gguf", ModelSHA256: sha, ModelFingerprint: c.refFP}}
-			rep, err := Run(ref, path, RunOptions{Threads: 1, HashModel: c.hash})
+			rep, err := Run(ref, path, RunOptions{Threads: 1, HashModel: c.hash, FullHashLimit: -1})
 			if err != nil {
 				t.Fatal(err)
 			}

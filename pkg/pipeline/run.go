@@ -42,6 +42,10 @@ type RunOptions struct {
 	// fingerprint (reference.ModelFingerprint), and records it in the
 	// report.
 	HashModel bool
+	// FullHashLimit is the model size up to which the whole file is hashed
+	// anyway when the reference records a sha256 (exact, and cheap for
+	// small files); 0 means FullHashBytes, negative never.
+	FullHashLimit int64
 	// Timings, when set, is told how long each phase took: "load" (open,
 	// model check, tokens), "forward", "compare" (with blame).
 	Timings func(phase string, d time.Duration)
@@ -64,7 +68,11 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		return nil, err
 	}
 	defer f.Close()
-	ident, err := checkModel(info, f, o.HashModel)
+	limit := o.FullHashLimit
+	if limit == 0 {
+		limit = FullHashBytes
+	}
+	ident, err := checkModel(info, f, o.HashModel, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +163,11 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	return rep, err
 }
 
+// FullHashBytes is the default RunOptions.FullHashLimit: the model size up
+// to which run checks the whole file's SHA-256 (when the reference records
+// one) instead of the fingerprint.
+const FullHashBytes = 256 << 20
+
 // modelIdentity is what Run learned about the identity of its model file.
 type modelIdentity struct {
 	sha256      string // our file's SHA-256, "" when not computed
@@ -167,6 +180,8 @@ type modelIdentity struct {
 //
 //   - full (--hash-model): the whole file's SHA-256, compared with the
 //     reference's sha256 when it records one (else with its fingerprint);
+//   - the file is at most fullLimit bytes and the reference records a
+//     sha256: the whole file's SHA-256 (exact, cheap at that size);
 //   - the reference records a fingerprint: ours, by reading the metadata
 //     and a few KiB per tensor;
 //   - it records only a sha256 (dumps older than fingerprints): the whole
@@ -175,7 +190,7 @@ type modelIdentity struct {
 //
 // A fingerprint of a version this layerdiff does not compute is treated as
 // absent.
-func checkModel(info reference.Info, f *model.File, full bool) (modelIdentity, error) {
+func checkModel(info reference.Info, f *model.File, full bool, fullLimit int64) (modelIdentity, error) {
 	var id modelIdentity
 	refFP := info.ModelFingerprint
 	if refFP != "" && !strings.HasPrefix(refFP, reference.FingerprintVersion+":") {
@@ -184,7 +199,11 @@ func checkModel(info reference.Info, f *model.File, full bool) (modelIdentity, e
 		}
 		refFP = ""
 	}
-	bySHA := full || (refFP == "" && info.ModelSHA256 != "")
+	// A small file is hashed whole when the reference has its sha256: exact,
+	// and cheaper than a tenth of a second; the fingerprint's sampling is
+	// for the gigabytes.
+	small := info.ModelSHA256 != "" && f.Size <= fullLimit
+	bySHA := full || small || (refFP == "" && info.ModelSHA256 != "")
 	if bySHA {
 		sha, _, err := reference.FileSHA256(f.Path)
 		if err != nil {
