@@ -75,17 +75,10 @@ func BenchmarkDotQ8_0x4(b *testing.B) {
 		}
 	}
 	out := make([]float32, 4)
-	for _, k := range []struct {
-		name string
-		dot  func(int, []byte, *[4][]byte, []float32) bool
-	}{{"checked", dotQ8_0x4}, {"clean", dotQ8_0x4Clean}} {
-		b.Run(k.name, func(b *testing.B) {
-			b.SetBytes(4 * n) // "bytes" = multiply-adds
-			for b.Loop() {
-				if !k.dot(n, x, &ys, out) {
-					b.Skip("no AVX2 kernel")
-				}
-			}
-		})
+	b.SetBytes(4 * n) // "bytes" = multiply-adds
+	for b.Loop() {
+		if !dotQ8_0x4(n, x, &ys, out) {
+			b.Skip("no AVX2 kernel")
+		}
 	}
 }

@@ -76,9 +76,6 @@ func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8
 func dotQ8_0x4AVX2(nb int, x *byte, y *[4]*byte, tab *[1 << 16]float32, acc *[4][8]float32) bool
 
 //go:noescape
-func dotQ8_0x4NCAVX2(nb int, x *byte, y *[4]*byte, tab *[1 << 16]float32, acc *[4][8]float32)
-
-//go:noescape
 func dotQ8_0x8PAVX2(nb int, x *byte, q *byte, qstride int, s *float32, sstride int, tab *[1 << 16]float32, acc *[8][8]float32)
 
 // dotQ8_0x8Packed sets out[c] = dotQ8_0(n, x, column first+c) for eight
@@ -91,29 +88,6 @@ func dotQ8_0x8Packed(n int, x []byte, p *q8Packed, first int, out []float32) boo
 	}
 	var acc [8][8]float32
 	dotQ8_0x8PAVX2(nb, &x[0], &p.quants[first*32*nb], 32*nb, &p.scales[first], 4*p.ncols, f16Table, &acc)
-	for c := range acc {
-		out[c] = hsum8(&acc[c])
-	}
-	return true
-}
-
-// dotQ8_0x4Clean is dotQ8_0x4 for activation rows that q8_0Clean has
-// accepted (no -128 quant): it cannot decline except without AVX2 or on
-// a size mismatch.
-func dotQ8_0x4Clean(n int, x []byte, y *[4][]byte, out []float32) bool {
-	nb := n / 32
-	if !hasAVX2 || nb == 0 || len(x) < nb*34 || len(out) < 4 {
-		return false
-	}
-	var p [4]*byte
-	for c := range p {
-		if len(y[c]) < nb*34 {
-			return false
-		}
-		p[c] = &y[c][0]
-	}
-	var acc [4][8]float32
-	dotQ8_0x4NCAVX2(nb, &x[0], &p, f16Table, &acc)
 	for c := range acc {
 		out[c] = hsum8(&acc[c])
 	}

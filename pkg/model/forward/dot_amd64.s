@@ -407,67 +407,9 @@ x4done:
 	VZEROUPPER
 	RET
 
-// Q8COLNC is Q8COL without the -128 check, for activations known to hold
-// none (see dotQ8_0x4NCAVX2).
-#define Q8COLNC(ptr, acc) \
-	MOVWLZX (ptr), AX; \
-	VMULSS (R8)(AX*4), X1, X8; \
-	VBROADCASTSS X8, Y8; \
-	VMOVDQU 2(ptr), Y9; \
-	VPSIGNB Y3, Y9, Y9; \
-	VPMADDUBSW Y9, Y2, Y9; \
-	VPMADDWD Y15, Y9, Y9; \
-	VCVTDQ2PS Y9, Y9; \
-	VFMADD231PS Y9, Y8, acc; \
-	ADDQ $34, ptr
-
-// func dotQ8_0x4NCAVX2(nb int, x *byte, y *[4]*byte, tab *[65536]float32, acc *[4][8]float32)
-//
-// dotQ8_0x4AVX2 for activation rows the caller has checked hold no -128
-// quant (q8_0Clean): the same arithmetic, two instructions fewer per
-// column and block.
-TEXT ·dotQ8_0x4NCAVX2(SB), NOSPLIT, $0-40
-	MOVQ nb+0(FP), CX
-	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), DI
-	MOVQ tab+24(FP), R8
-	MOVQ acc+32(FP), R9
-	MOVQ 0(DI), R10
-	MOVQ 8(DI), R11
-	MOVQ 16(DI), R12
-	MOVQ 24(DI), R13
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	TESTQ CX, CX
-	JLE  ncdone
-ncloop:
-	MOVWLZX (SI), AX
-	VMOVSS (R8)(AX*4), X1
-	VMOVDQU 2(SI), Y3
-	VPABSB Y3, Y2
-	Q8COLNC(R10, Y4)
-	Q8COLNC(R11, Y5)
-	Q8COLNC(R12, Y6)
-	Q8COLNC(R13, Y7)
-	ADDQ $34, SI
-	DECQ CX
-	JNZ  ncloop
-ncdone:
-	VMOVUPS Y4, 0(R9)
-	VMOVUPS Y5, 32(R9)
-	VMOVUPS Y6, 64(R9)
-	VMOVUPS Y7, 96(R9)
-	VZEROUPPER
-	RET
-
 // Q8P8COL adds one packed activation block (32 quants at qaddr) to acc,
 // with the product of the block's two scales at saddr, |x| in Y2 and x in
-// Y3: the arithmetic of Q8COLNC.
+// Y3: the arithmetic of Q8COL, without its -128 check.
 #define Q8P8COL(saddr, qaddr, acc) \
 	VBROADCASTSS saddr, Y8; \
 	VMOVDQU qaddr, Y9; \

@@ -155,19 +155,14 @@ func TestDotQ8_0x4MatchesGo(t *testing.T) {
 			if !q8_0Clean(y[:]) {
 				t.Fatal("q8_0Clean rejected rows without -128")
 			}
-			for _, k := range []struct {
-				name string
-				dot  func(int, []byte, *[4][]byte, []float32) bool
-			}{{"dotQ8_0x4", dotQ8_0x4}, {"dotQ8_0x4Clean", dotQ8_0x4Clean}} {
-				out := make([]float32, 4)
-				if !k.dot(32*nb, x, &y, out) {
-					t.Fatalf("%s declined", k.name)
-				}
-				for c := range y {
-					want := dotQ8_0Go(32*nb, x, y[c])
-					if math.Float32bits(out[c]) != math.Float32bits(want) && !(want != want && out[c] != out[c]) {
-						t.Fatalf("%s nb=%d trial %d col %d: x4 %g, Go %g", k.name, nb, trial, c, out[c], want)
-					}
+			out := make([]float32, 4)
+			if !dotQ8_0x4(32*nb, x, &y, out) {
+				t.Fatal("dotQ8_0x4 declined")
+			}
+			for c := range y {
+				want := dotQ8_0Go(32*nb, x, y[c])
+				if math.Float32bits(out[c]) != math.Float32bits(want) && !(want != want && out[c] != out[c]) {
+					t.Fatalf("nb=%d trial %d col %d: x4 %g, Go %g", nb, trial, c, out[c], want)
 				}
 			}
 			y[2][2+34*(nb-1)] = 0x80

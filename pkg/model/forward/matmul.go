@@ -207,13 +207,11 @@ func (e *executor) mulMatGGML(dst *node) error {
 			return fmt.Errorf("%s: %w", dst.name, err)
 		}
 	}
-	// Q8_0 activations from our quantizer never hold -128: checked once
-	// here, the four-column kernel then skips its per-block check.
-	q8Clean := a.typ == model.Q8_0 && q8_0Clean(act.b)
-	// ... and for eight columns at a time the kernel reads them packed,
-	// scales already float32.
+	// Q8_0, eight columns at a time: the kernel reads them packed, scales
+	// already float32, and trusts them to hold no -128 quant (our
+	// quantizer never writes one: checked once here).
 	var q8p *q8Packed
-	if q8Clean && hasAVX2 && ne11 >= 8 {
+	if a.typ == model.Q8_0 && hasAVX2 && ne11 >= 8 && q8_0Clean(act.b) {
 		q8p = packQ8_0(act.b, int(ne00/32))
 	}
 	out, off := dst.base()
@@ -293,7 +291,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 						}
 						if a.typ == model.Q8_0 && i11+4 <= ne11 {
 							ys := [4][]byte{act.b[col], act.b[col+1], act.b[col+2], act.b[col+3]}
-							if (q8Clean && dotQ8_0x4Clean(int(ne00), xb, &ys, quad[:])) || dotQ8_0x4(int(ne00), xb, &ys, quad[:]) {
+							if dotQ8_0x4(int(ne00), xb, &ys, quad[:]) {
 								for c := int64(0); c < 4; c++ {
 									out.f32[o0+c*colStride] = quad[c]
 								}
