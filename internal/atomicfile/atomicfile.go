@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 )
 
-// Write creates path (mode 0644) with what write produces. On any error,
-// or a panic in write, the temporary file is removed and path is left
-// untouched. Errors name path.
+// Write creates path (mode 0644) with what write produces, then syncs the
+// directory. On any error, or a panic in write, the temporary file is
+// removed and path is left untouched. Errors name path.
 func Write(path string, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -46,5 +46,11 @@ func Write(path string, write func(io.Writer) error) (err error) {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	done = true
+	// Make the rename itself durable; not every system can sync a
+	// directory, so this is best effort.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
 	return nil
 }

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
+
+	"github.com/layerdiff/layerdiff/internal/atomicfile"
 )
 
 // WriteTensor is one tensor to write: its info and its data, in ggml layout
@@ -304,47 +304,15 @@ func (a *asyncWriter) Close() error {
 // temporary file in the same directory, synced, then renamed over path, so
 // that path holds either its old content or the complete new file. The
 // file is written by a second goroutine while the data is produced.
-func WriteFile(path string, kvs []KV, tensors []WriteTensor, alignment uint64) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+func WriteFile(path string, kvs []KV, tensors []WriteTensor, alignment uint64) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		aw := newAsyncWriter(w, 1<<20, 8)
+		err := Write(aw, kvs, tensors, alignment)
+		if cerr := aw.Close(); err == nil {
+			err = cerr
 		}
-	}()
-	aw := newAsyncWriter(tmp, 1<<20, 8)
-	err = Write(aw, kvs, tensors, alignment)
-	if cerr := aw.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
 		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// Make the rename itself durable; not every system can sync a directory.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	})
 }
 
 // resolveAlignment applies Write's alignment rules.
