@@ -18,6 +18,7 @@
 # markdown table on stdout to paste into BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/benchlib.sh
 
 TYPES=${TYPES:-"q8_0 q4_k_m"}
 TOKENS=${TOKENS:-"8 32 128"}
@@ -50,7 +51,7 @@ for t in $TYPES; do
 	m=$(model_of "$t")
 	for n in $TOKENS; do
 		for e in go llamacpp; do
-			echo "bench: $t $n tokens $e (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+			echo "bench: $t $n tokens $e (load $(loadavg))" >&2
 			./bin/benchrun -engine "$e" -model "$m" -tokens "$n" -threads "$THREADS" -reps "$REPS" \
 				2>>"$OUT/benchrun.log" | tee -a "$RESULTS.new"
 		done
@@ -58,7 +59,6 @@ for t in $TYPES; do
 done
 
 # Full layerdiff run against a dump, vs the forward pass alone (above).
-tokens_csv() { python3 -c "import sys; n=int(sys.argv[1]); print(','.join(str(1+(i*7919)%31999) for i in range(n)))" "$1"; }
 for t in $TYPES; do
 	m=$(model_of "$t")
 	d=$CACHE/dump-$t-$RUN_TOKENS
@@ -68,17 +68,11 @@ for t in $TYPES; do
 	fi
 	for r in $(seq "$REPS"); do
 		# The forward pass alone as a process: load the model, one cold pass.
-		/usr/bin/time -f '%e %U %S %M' -o "$OUT/time.txt" \
-			./bin/benchrun -engine go -model "$m" -tokens "$RUN_TOKENS" -threads "$THREADS" -reps 0 >/dev/null 2>>"$OUT/benchrun.log"
-		read -r wall user sys rss < "$OUT/time.txt"
-		printf '{"engine":"forward-process","model":"%s","tokens":%d,"threads":%d,"wall_s":%s,"cpu_s":%s,"peak_rss_kb":%s,"loadavg":"%s"}\n' \
-			"$m" "$RUN_TOKENS" "$THREADS" "$wall" "$(echo "$user + $sys" | bc)" "$rss" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS.new"
-		echo "bench: $t layerdiff run $RUN_TOKENS tokens #$r (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-		/usr/bin/time -f '%e %U %S %M' -o "$OUT/time.txt" \
-			./bin/layerdiff run --ref "$d" --model "$m" --threads "$THREADS" --mode bitexact --out "$OUT/run-$t.txt" --force >/dev/null || true
-		read -r wall user sys rss < "$OUT/time.txt"
-		printf '{"engine":"layerdiff-run","model":"%s","tokens":%d,"threads":%d,"wall_s":%s,"cpu_s":%s,"peak_rss_kb":%s,"loadavg":"%s"}\n' \
-			"$m" "$RUN_TOKENS" "$THREADS" "$wall" "$(echo "$user + $sys" | bc)" "$rss" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS.new"
+		timed ./bin/benchrun -engine go -model "$m" -tokens "$RUN_TOKENS" -threads "$THREADS" -reps 0 2>>"$OUT/benchrun.log"
+		timed_json forward-process "$m" "$RUN_TOKENS" "$THREADS" | tee -a "$RESULTS.new"
+		echo "bench: $t layerdiff run $RUN_TOKENS tokens #$r (load $(loadavg))" >&2
+		timed ./bin/layerdiff run --ref "$d" --model "$m" --threads "$THREADS" --mode bitexact --out "$OUT/run-$t.txt" --force
+		timed_json layerdiff-run "$m" "$RUN_TOKENS" "$THREADS" | tee -a "$RESULTS.new"
 	done
 done
 

@@ -14,6 +14,7 @@
 # Environment: TOKENS=32  THREADS=2  REPS=3  CACHE=out/bench/cache  OUT=out/bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/benchlib.sh
 
 TOKENS=${TOKENS:-32}
 THREADS=${THREADS:-2}
@@ -32,7 +33,6 @@ if [ ! -f "$m" ]; then
 		--ff 11008 --vocab-size 32000 --ctx 4096 --seed 1 --out "$m.tmp" --force
 	mv "$m.tmp" "$m"
 fi
-tokens_csv() { python3 -c "import sys; n=int(sys.argv[1]); print(','.join(str(1+(i*7919)%31999) for i in range(n)))" "$1"; }
 d=$CACHE/dump-7b-$TOKENS
 if [ ! -f "$d/manifest.json" ]; then
 	/usr/bin/time -f 'bench7b: dump %e s, peak RSS %M KB' \
@@ -42,26 +42,20 @@ fi
 RESULTS=$OUT/results-7b.jsonl
 : > "$RESULTS.new"
 for e in go llamacpp; do
-	echo "bench7b: forward $e (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+	echo "bench7b: forward $e (load $(loadavg))" >&2
 	./bin/benchrun -engine "$e" -model "$m" -tokens "$TOKENS" -threads "$THREADS" -reps "$REPS" \
 		2>>"$OUT/benchrun.log" | tee -a "$RESULTS.new"
 done
 for r in $(seq "$REPS"); do
 	# The forward pass alone as a process: load the model, one cold pass.
-	/usr/bin/time -f '%e %U %S %M' -o "$OUT/time7b.txt" \
-		./bin/benchrun -engine go -model "$m" -tokens "$TOKENS" -threads "$THREADS" -reps 0 >/dev/null 2>>"$OUT/benchrun.log"
-	read -r wall user sys rss < "$OUT/time7b.txt"
-	printf '{"engine":"forward-process","model":"%s","tokens":%d,"threads":%d,"wall_s":%s,"cpu_s":%s,"peak_rss_kb":%s,"loadavg":"%s"}\n' \
-		"$m" "$TOKENS" "$THREADS" "$wall" "$(echo "$user + $sys" | bc)" "$rss" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS.new"
-	echo "bench7b: layerdiff run #$r (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-	/usr/bin/time -f '%e %U %S %M' -o "$OUT/time7b.txt" \
-		./bin/layerdiff run --ref "$d" --model "$m" --threads "$THREADS" --timings \
-		--out "$OUT/run-7b.txt" --force >/dev/null 2>"$OUT/timings7b.txt" || true
-	read -r wall user sys rss < "$OUT/time7b.txt"
+	timed ./bin/benchrun -engine go -model "$m" -tokens "$TOKENS" -threads "$THREADS" -reps 0 2>>"$OUT/benchrun.log"
+	timed_json forward-process "$m" "$TOKENS" "$THREADS" | tee -a "$RESULTS.new"
+	echo "bench7b: layerdiff run #$r (load $(loadavg))" >&2
+	timed ./bin/layerdiff run --ref "$d" --model "$m" --threads "$THREADS" --timings \
+		--out "$OUT/run-7b.txt" --force 2>"$OUT/timings7b.txt"
 	fwd=$(awk '$2 == "forward" {print $3}' "$OUT/timings7b.txt" | tr -d s)
 	verdict=$(head -1 "$OUT/run-7b.txt")
-	printf '{"engine":"layerdiff-run","model":"%s","tokens":%d,"threads":%d,"wall_s":%s,"cpu_s":%s,"forward_phase_s":%s,"peak_rss_kb":%s,"verdict":"%s","loadavg":"%s"}\n' \
-		"$m" "$TOKENS" "$THREADS" "$wall" "$(echo "$user + $sys" | bc)" "${fwd:-null}" "$rss" "$verdict" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS.new"
+	timed_json layerdiff-run "$m" "$TOKENS" "$THREADS" ",\"forward_phase_s\":${fwd:-null},\"verdict\":\"$verdict\"" | tee -a "$RESULTS.new"
 done
 mv "$RESULTS.new" "$RESULTS"
 echo "bench7b: model $(stat -c %s "$m") bytes; results in $RESULTS" >&2
