@@ -71,7 +71,10 @@ type Node struct {
 // Recorder receives the nodes of a run in graph order. Want is asked
 // before a node's data is materialized, so a Recorder that keeps a few
 // tensors costs little; Record gets the data (in ggml order, as float32) of
-// every wanted node. An error from Record stops the run.
+// every wanted node. The data may be the node's own buffer, not a copy: it
+// stays valid after Record returns and the run never changes it again, but
+// a Recorder must not modify it (later nodes read it). An error from
+// Record stops the run.
 type Recorder interface {
 	Want(n *Node) bool
 	Record(n *Node, t *tensor.Tensor) error
@@ -250,7 +253,17 @@ func (e *executor) run(b *built, rec Recorder, inj Injector) error {
 			}
 		}
 		if rec != nil && rec.Want(&info) {
-			t := &tensor.Tensor{Key: n.name, Name: n.name, Op: n.op.String(), Ne: tensor.Trim(n.ne[:]), Data: n.toF32()}
+			// A node's own float32 buffer is written only by its own
+			// compute (other nodes write only the pinned KV caches, through
+			// views), so the recorder can keep it instead of a copy; views
+			// and other types are gathered into a new slice.
+			var data []float32
+			if n.viewSrc == nil && !pinned[n] && n.typ == model.F32 && n.buf != nil && int64(len(n.buf.f32)) == n.nelements() {
+				data = n.buf.f32
+			} else {
+				data = n.toF32()
+			}
+			t := &tensor.Tensor{Key: n.name, Name: n.name, Op: n.op.String(), Ne: tensor.Trim(n.ne[:]), Data: data}
 			if err := rec.Record(&info, t); err != nil {
 				return err
 			}
