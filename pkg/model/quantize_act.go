@@ -322,21 +322,9 @@ func quantQ8_K(src []float32, dst []byte, v QuantVariant) {
 		}
 		iscale := -127 / maxv
 		for j, xv := range x {
-			var q int32
-			if p := float64(iscale) * float64(xv); v == QuantCPU && p > -1<<22 && p < 1<<22 {
-				// fma(iscale, x, 1.5·2^23) rounds the exact product to
-				// an integer (ties to even) while |p| < 2^22, and that
-				// integer is what the bit trick below extracts: take it
-				// directly (exact, and much cheaper than fma32).
-				q = int32(math.RoundToEven(p))
-			} else {
-				var val float32
-				if v == QuantCPU {
-					val = fma32(iscale, xv, 12582912)
-				} else {
-					val = float32(iscale*xv) + 12582912
-				}
-				q = int32(math.Float32bits(val)&0x007fffff) - 0x00400000
+			q, ok := roundQ8KFast(iscale, xv, v)
+			if !ok {
+				q = q8KBitTrick(iscale, xv, v)
 			}
 			if q > 127 {
 				q = 127
@@ -352,6 +340,33 @@ func quantQ8_K(src []float32, dst []byte, v QuantVariant) {
 		}
 		binary.LittleEndian.PutUint32(y, math.Float32bits(1/iscale))
 	}
+}
+
+// roundQ8KFast is quantize_row_q8_K's rounding of iscale·x to an integer
+// on the CPU, where ggml computes fma(iscale, x, 1.5·2^23) and reads the
+// integer from the low mantissa bits (q8KBitTrick). While the exact product
+// p stays below 2^22 in magnitude that is round-to-even of p itself (1.5·2^23
+// is even and the ulp there is 1), taken directly: exact and far cheaper
+// than fma32 (TestQ8KFastRoundingExact). ok is false outside that range or
+// for the reference variant: use q8KBitTrick.
+func roundQ8KFast(iscale, x float32, v QuantVariant) (q int32, ok bool) {
+	if p := float64(iscale) * float64(x); v == QuantCPU && p > -1<<22 && p < 1<<22 {
+		return int32(math.RoundToEven(p)), true
+	}
+	return 0, false
+}
+
+// q8KBitTrick is quantize_row_q8_K's rounding the way ggml writes it: add
+// 1.5·2^23 to iscale·x (fused on the CPU) and read the integer from the low
+// mantissa bits.
+func q8KBitTrick(iscale, x float32, v QuantVariant) int32 {
+	var val float32
+	if v == QuantCPU {
+		val = fma32(iscale, x, 12582912)
+	} else {
+		val = float32(iscale*x) + 12582912
+	}
+	return int32(math.Float32bits(val)&0x007fffff) - 0x00400000
 }
 
 // roundEven32 is ROUNDPS with _MM_ROUND_NEAREST: to the nearest integer,

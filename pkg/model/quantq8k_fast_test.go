@@ -1,55 +1,19 @@
 package model
 
 import (
-	"bytes"
-	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
 )
 
-// quantQ8KFMA is quantQ8_K's CPU variant before its fast path: every quant
-// through fma32(iscale, x, 1.5·2^23) and the bit trick, as ggml's AVX2
-// code computes it.
-func quantQ8KFMA(src []float32, dst []byte) {
-	for i := 0; i < len(src)/256; i++ {
-		x := src[256*i : 256*i+256]
-		y := dst[292*i : 292*i+292]
-		qs := y[4:260]
-		var maxv, amax float32
-		for _, xv := range x {
-			if ax := float32(math.Abs(float64(xv))); ax > amax {
-				amax, maxv = ax, xv
-			}
-		}
-		if amax == 0 {
-			clear(y)
-			continue
-		}
-		iscale := -127 / maxv
-		for j, xv := range x {
-			q := int32(math.Float32bits(fma32(iscale, xv, 12582912))&0x007fffff) - 0x00400000
-			if q > 127 {
-				q = 127
-			}
-			qs[j] = byte(int8(q))
-		}
-		for j := 0; j < 16; j++ {
-			var sum int16
-			for _, q := range qs[16*j : 16*j+16] {
-				sum += int16(int8(q))
-			}
-			binary.LittleEndian.PutUint16(y[260+2*j:], uint16(sum))
-		}
-		binary.LittleEndian.PutUint32(y, math.Float32bits(1/iscale))
-	}
-}
-
-// TestQuantQ8KFastPathExact checks quantQ8_K's rounding shortcut against
-// the fma32 formulation it replaces, on random rows, rows full of exact
-// ties (x chosen so that iscale·x is k + 1/2), and rows with NaN and ±Inf.
-func TestQuantQ8KFastPathExact(t *testing.T) {
+// TestQ8KFastRoundingExact checks quantQ8_K's rounding shortcut against
+// ggml's fma32 formulation (q8KBitTrick) with the scales quantQ8_K derives
+// (iscale = -127/maxv of each 256-value block) on random rows, rows full of
+// exact ties (x chosen so that iscale·x is k + 1/2), and rows with NaN and
+// ±Inf.
+func TestQ8KFastRoundingExact(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
+	fast := 0
 	for trial := 0; trial < 3000; trial++ {
 		x := make([]float32, 512)
 		switch trial % 4 {
@@ -81,12 +45,36 @@ func TestQuantQ8KFastPathExact(t *testing.T) {
 				}
 			}
 		}
-		got := make([]byte, 2*292)
-		want := make([]byte, 2*292)
-		quantQ8_K(x, got, QuantCPU)
-		quantQ8KFMA(x, want)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("trial %d (kind %d): fast path differs from fma32", trial, trial%4)
+		for b := 0; b < len(x); b += 256 {
+			var maxv, amax float32
+			for _, xv := range x[b : b+256] {
+				if ax := float32(math.Abs(float64(xv))); ax > amax {
+					amax, maxv = ax, xv
+				}
+			}
+			if amax == 0 {
+				continue
+			}
+			iscale := -127 / maxv
+			for _, xv := range x[b : b+256] {
+				q, ok := roundQ8KFast(iscale, xv, QuantCPU)
+				if !ok {
+					continue
+				}
+				fast++
+				if want := q8KBitTrick(iscale, xv, QuantCPU); q != want {
+					t.Fatalf("trial %d (kind %d): iscale %v x %v: fast %d, fma32 %d", trial, trial%4, iscale, xv, q, want)
+				}
+			}
 		}
+	}
+	if fast < 1000000 {
+		t.Errorf("the fast path took only %d values", fast)
+	}
+	if _, ok := roundQ8KFast(1, 1<<23, QuantCPU); ok {
+		t.Error("the fast path took a product of 2^23")
+	}
+	if _, ok := roundQ8KFast(1, 0.5, QuantRef); ok {
+		t.Error("the fast path took the reference variant")
 	}
 }
