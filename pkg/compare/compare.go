@@ -19,6 +19,16 @@ type Side interface {
 	Tensor(key string) (*tensor.Tensor, error)
 }
 
+// Releaser is implemented by a Side that can free a tensor once Compare
+// has measured it, such as a Side fed by a forward pass that is still
+// running. Compare releases both tensors of every matched row that did not
+// fail; a failing row's tensors stay for the Blamer. A Side must still give
+// a released tensor when asked again (a Blamer may ask for any row's),
+// reading or computing it anew.
+type Releaser interface {
+	Release(key string)
+}
+
 // TensorList is an in-memory Side holding tensors in graph order.
 type TensorList struct {
 	list  []*tensor.Tensor
@@ -248,7 +258,9 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	}
 
 	// Measure the matched rows in parallel (each job reads its own two
-	// tensors and fills its own row), then fold the outcomes in graph order.
+	// tensors and fills its own row), in graph order so that a Side fed by
+	// a running forward pass is consumed as it produces, then fold the
+	// outcomes in graph order.
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -264,6 +276,14 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 				}
 				j := &jobs[k]
 				j.out = measureRow(&rep.Tensors[j.row], ref, other, j.rn, j.on, T, pol, nWorst)
+				if rep.Tensors[j.row].Status != Fail {
+					if r, ok := ref.(Releaser); ok {
+						r.Release(j.rn.Key)
+					}
+					if r, ok := other.(Releaser); ok {
+						r.Release(j.on.Key)
+					}
+				}
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/tensor"
@@ -374,6 +375,67 @@ func TestFormatPair(t *testing.T) {
 		sa, sb := FormatPair(c.a, c.b, c.min)
 		if sa != c.sa || sb != c.sb {
 			t.Errorf("FormatPair(%v, %v) = %s, %s; want %s, %s", c.a, c.b, sa, sb, c.sa, c.sb)
+		}
+	}
+}
+
+// releasing is a Side that records which keys Compare releases.
+type releasing struct {
+	*TensorList
+	mu       sync.Mutex
+	released []string
+}
+
+func (r *releasing) Release(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.released = append(r.released, key)
+}
+
+// TestCompareReleasesMeasuredTensors checks that Compare releases the
+// tensors of every measured row that did not fail, on both sides, and keeps
+// the failing row's for the blamer.
+func TestCompareReleasesMeasuredTensors(t *testing.T) {
+	ref := graph(1)
+	var other []*tensor.Tensor
+	for _, x := range ref {
+		if x.Name == "ffn_out-1" {
+			continue // unmatched: never read, never released
+		}
+		other = append(other, clone(x))
+	}
+	find(other, "l_out-0").Data[3] += 1 // fails
+	a := &releasing{TensorList: NewTensorList(ref)}
+	b := &releasing{TensorList: NewTensorList(other)}
+	var blamedWith *tensor.Tensor
+	blamer := BlamerFunc(func(d *Divergence, env *BlameEnv) (*Blame, error) {
+		var err error
+		blamedWith, err = env.Counterpart(d.Row)
+		return nil, err
+	})
+	rep, err := Compare(a, b, Options{Blamer: blamer, Filter: func(n Node) bool { return n.Name != "attn_norm-1" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.FirstDivergence == nil || rep.FirstDivergence.Name != "l_out-0" {
+		t.Fatalf("first divergence %+v, want l_out-0", rep.FirstDivergence)
+	}
+	if blamedWith == nil || blamedWith.Name != "l_out-0" {
+		t.Errorf("blamer got %v for the divergent row", blamedWith)
+	}
+	var want []string
+	for _, r := range rep.Tensors {
+		if r.Status == Pass {
+			want = append(want, r.Key)
+		}
+	}
+	for _, s := range []*releasing{a, b} {
+		got := slices.Clone(s.released)
+		slices.Sort(got)
+		w := slices.Clone(want)
+		slices.Sort(w)
+		if !slices.Equal(got, w) {
+			t.Errorf("released %v, want the passing rows %v", got, w)
 		}
 	}
 }

@@ -47,7 +47,9 @@ type RunOptions struct {
 	// small files); 0 means FullHashBytes, negative never.
 	FullHashLimit int64
 	// Timings, when set, is told how long each phase took: "load" (open,
-	// model check, tokens), "forward", "compare" (with blame).
+	// model check, tokens), "forward", "compare" (the compare runs while
+	// the forward pass does; this is the time it took beyond the forward
+	// pass, blame included).
 	Timings func(phase string, d time.Duration)
 }
 
@@ -114,17 +116,43 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if inj != nil {
 		fo.Inject = inj
 	}
-	rec := &listRecorder{filter: o.NodeFilter}
-	phase("load")
-	if _, err := m.Run(toks, fo, rec); err != nil {
+	nodes, err := m.Nodes(len(toks), fo)
+	if err != nil {
 		return nil, err
 	}
-	phase("forward")
-	if inj != nil {
-		if err := inj.unused(); err != nil {
-			return nil, err
+	// The forward pass runs while Compare measures: each activation is
+	// compared as soon as it is computed and then released, so memory holds
+	// a few activations instead of all of them.
+	ours := newStreamSide(nodes, o.NodeFilter)
+	ours.regen = func(key string) (*tensor.Tensor, error) {
+		if inj != nil {
+			inj.reset()
 		}
+		return recomputeOne(m, toks, fo, o.NodeFilter, key)
 	}
+	phase("load")
+	fwdStart := time.Now()
+	fwdDone := make(chan struct{})
+	var fwdErr error
+	var fwdTime time.Duration
+	go func() {
+		defer close(fwdDone)
+		_, fwdErr = m.Run(toks, fo, ours)
+		fwdTime = time.Since(fwdStart)
+		ours.finish(fwdErr)
+	}()
+	// waitForward returns once the forward pass has ended, with its error.
+	waitForward := func() error {
+		<-fwdDone
+		if fwdErr != nil {
+			return fwdErr
+		}
+		if inj != nil {
+			return inj.unused()
+		}
+		return nil
+	}
+
 	warn := append([]string(nil), o.Warnings...)
 	warn = append(warn, info.Warnings...)
 	if ident.warning != "" {
@@ -148,6 +176,8 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if pol == nil {
 		pol, err = compare.DefaultPolicy(fo.Numerics)
 		if err != nil {
+			ours.halt()
+			<-fwdDone
 			return nil, err
 		}
 	}
@@ -155,12 +185,32 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if blamer == nil {
 		blamer = &isolationBlamer{model: m, tokens: toks, opts: fo, user: inj, all: o.Isolate}
 	}
-	ours := compare.NewTensorList(rec.list)
-	rep, err := compare.Compare(SideOf(ref), ours, compare.Options{
-		Policy: pol, Meta: meta, Filter: o.Filter, Blamer: blamer, Warnings: warn,
+	// Blame only after the forward pass: the isolation run must not share
+	// the injector or the CPUs with it, and a failed pass is Run's error.
+	afterForward := compare.BlamerFunc(func(d *compare.Divergence, env *compare.BlameEnv) (*compare.Blame, error) {
+		if err := waitForward(); err != nil {
+			return nil, err
+		}
+		return blamer.Blame(d, env)
 	})
-	phase("compare")
-	return rep, err
+	rep, err := compare.Compare(SideOf(ref), ours, compare.Options{
+		Policy: pol, Meta: meta, Filter: o.Filter, Blamer: afterForward, Warnings: warn,
+	})
+	if err != nil {
+		ours.halt()
+	}
+	<-fwdDone
+	if o.Timings != nil {
+		o.Timings("forward", fwdTime)
+		o.Timings("compare", time.Since(fwdStart)-fwdTime)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := waitForward(); err != nil {
+		return nil, err
+	}
+	return rep, nil
 }
 
 // FullHashBytes is the default RunOptions.FullHashLimit: the model size up
@@ -270,21 +320,4 @@ func runTokens(f *model.File, info reference.Info, o RunOptions) ([]int32, error
 		return nil, ErrNoTokens
 	}
 	return fromPrompt, nil
-}
-
-// listRecorder keeps the forward pass's tensors in graph order.
-type listRecorder struct {
-	filter *regexp.Regexp
-	list   []*tensor.Tensor
-	keys   reference.KeyMaker
-}
-
-func (r *listRecorder) Want(n *forward.Node) bool {
-	return r.filter == nil || r.filter.MatchString(n.Name)
-}
-
-func (r *listRecorder) Record(n *forward.Node, t *tensor.Tensor) error {
-	t.Key = r.keys.Next(n.Name)
-	r.list = append(r.list, t)
-	return nil
 }

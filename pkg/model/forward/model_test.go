@@ -3,8 +3,10 @@ package forward
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -300,4 +302,57 @@ func FuzzLoad(f *testing.F) {
 		}
 		_, _ = m.Run([]int32{0}, DefaultOptions(), nil)
 	})
+}
+
+// TestNodesMatchRun checks that Nodes lists exactly the nodes Run hands its
+// Recorder, in order, for every graph variant.
+func TestNodesMatchRun(t *testing.T) {
+	for _, tc := range []struct {
+		arch     string
+		fa       bool
+		numerics string
+		kv       model.Type
+	}{
+		{"llama", true, NumericsGGML, model.F16},
+		{"llama", false, NumericsGGML, model.F16},
+		{"qwen2", false, NumericsF64, model.F32},
+		{"qwen3", true, NumericsGGML, model.F32},
+	} {
+		t.Run(fmt.Sprintf("%s-fa%v-%s-%s", tc.arch, tc.fa, tc.numerics, tc.kv), func(t *testing.T) {
+			m := tinyModel(t, defaultTiny(tc.arch))
+			opts := DefaultOptions()
+			opts.FlashAttn, opts.Numerics, opts.KVType = tc.fa, tc.numerics, tc.kv
+			toks := goldenTokens[:5]
+			want, err := m.Nodes(len(toks), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []Node
+			_, err = m.Run(toks, opts, RecorderFunc(func(n *Node, x *tensor.Tensor) error {
+				got = append(got, *n)
+				if !slices.Equal(x.Ne, tensor.Trim(n.Ne[:])) {
+					t.Errorf("%s: tensor shape %v, node shape %v", n.Name, x.Ne, n.Ne)
+				}
+				return nil
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("Run recorded %d nodes, Nodes lists %d", len(got), len(want))
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("node %d: Run %+v, Nodes %+v", i, got[i], want[i])
+				}
+			}
+		})
+	}
+	m := tinyModel(t, defaultTiny("llama"))
+	if _, err := m.Nodes(0, DefaultOptions()); err == nil {
+		t.Error("Nodes(0) gave no error")
+	}
+	if _, err := m.Nodes(4, Options{Numerics: "fast", KVType: model.F16}); err == nil {
+		t.Error("Nodes with unknown numerics gave no error")
+	}
 }

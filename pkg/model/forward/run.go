@@ -103,34 +103,15 @@ func (m *Model) Run(tokens []int32, opts Options, rec Recorder) (*tensor.Tensor,
 			return nil, fmt.Errorf("forward: token %d (position %d) outside the vocabulary of %d", t, i, m.Hparams.NVocab)
 		}
 	}
-	numerics := opts.Numerics
-	if numerics == "" {
-		numerics = NumericsGGML
-	}
-	if numerics != NumericsGGML && numerics != NumericsF64 {
-		return nil, fmt.Errorf("forward: numerics %q (want %q or %q)", opts.Numerics, NumericsGGML, NumericsF64)
-	}
-	if opts.KVType != model.F16 && opts.KVType != model.F32 {
-		return nil, fmt.Errorf("forward: KV cache type %s (want f16 or f32)", opts.KVType)
-	}
-	kvSize := opts.NCtx
-	if kvSize == 0 {
-		kvSize = (len(tokens) + kvPadding - 1) / kvPadding * kvPadding
-	}
-	kvSize = (kvSize + kvPadding - 1) / kvPadding * kvPadding
-	if kvSize < len(tokens) {
-		return nil, fmt.Errorf("forward: %d tokens do not fit a context of %d", len(tokens), opts.NCtx)
-	}
-	b, err := m.buildGraph(len(tokens), kvSize, opts.FlashAttn, opts.KVType)
+	b, numerics, err := m.graph(len(tokens), opts)
 	if err != nil {
-		return nil, fmt.Errorf("forward: %s: %w", m.File.Path, err)
+		return nil, err
 	}
 	threads := opts.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
 	e := &executor{threads: threads, exact: numerics == NumericsF64}
-	b.tokenDims()
 	if err := e.setInputs(b, tokens); err != nil {
 		return nil, err
 	}
@@ -139,6 +120,54 @@ func (m *Model) Run(tokens []int32, opts Options, rec Recorder) (*tensor.Tensor,
 	}
 	logits := &tensor.Tensor{Key: b.out.name, Name: b.out.name, Op: b.out.op.String(), Ne: tensor.Trim(b.out.ne[:]), Data: b.out.toF32()}
 	return logits, nil
+}
+
+// Nodes returns the nodes Run would hand its Recorder for nTokens tokens
+// with opts, in the same order and with the same names, ops and shapes,
+// without computing anything: a caller can plan what to do with each
+// tensor (align it with a reference) before the run.
+func (m *Model) Nodes(nTokens int, opts Options) ([]Node, error) {
+	if nTokens <= 0 {
+		return nil, errors.New("forward: no tokens")
+	}
+	b, _, err := m.graph(nTokens, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Node, len(b.g.nodes))
+	for i, n := range b.g.nodes {
+		out[i] = n.info()
+	}
+	return out, nil
+}
+
+// graph checks opts and builds the graph for nTokens tokens; it returns the
+// numerics mode with the default filled in.
+func (m *Model) graph(nTokens int, opts Options) (*built, string, error) {
+	numerics := opts.Numerics
+	if numerics == "" {
+		numerics = NumericsGGML
+	}
+	if numerics != NumericsGGML && numerics != NumericsF64 {
+		return nil, "", fmt.Errorf("forward: numerics %q (want %q or %q)", opts.Numerics, NumericsGGML, NumericsF64)
+	}
+	if opts.KVType != model.F16 && opts.KVType != model.F32 {
+		return nil, "", fmt.Errorf("forward: KV cache type %s (want f16 or f32)", opts.KVType)
+	}
+	kvSize := opts.NCtx
+	if kvSize == 0 {
+		kvSize = (nTokens + kvPadding - 1) / kvPadding * kvPadding
+	}
+	kvSize = (kvSize + kvPadding - 1) / kvPadding * kvPadding
+	if kvSize < nTokens {
+		return nil, "", fmt.Errorf("forward: %d tokens do not fit a context of %d", nTokens, opts.NCtx)
+	}
+	b, err := m.buildGraph(nTokens, kvSize, opts.FlashAttn, opts.KVType)
+	if err != nil {
+		return nil, "", fmt.Errorf("forward: %s: %w", m.File.Path, err)
+	}
+	b.tokenDims()
+	return b, numerics, nil
 }
 
 // executor runs a graph.

@@ -1,0 +1,168 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+
+	"github.com/layerdiff/layerdiff/pkg/compare"
+	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/reference"
+	"github.com/layerdiff/layerdiff/pkg/tensor"
+)
+
+// streamSide is the compare.Side of a forward pass that is running while
+// Compare measures: its nodes are known before the run (forward.Model.Nodes),
+// Tensor waits until the run has recorded the node, and Release drops a
+// measured tensor so that the run's memory is recycled instead of every
+// activation being held until the end. A released tensor asked for again
+// (the blamer's hints) is recomputed by regen.
+//
+// It is also the run's forward.Recorder.
+type streamSide struct {
+	filter *regexp.Regexp
+	nodes  []compare.Node
+	keys   reference.KeyMaker // used by Record, in the run's goroutine
+
+	mu       sync.Mutex
+	cond     sync.Cond
+	have     map[string]*tensor.Tensor
+	released map[string]bool
+	done     bool  // the run has ended
+	err      error // why it ended early, or errStopped
+	stop     bool  // Record returns errStopped from now on
+
+	// regen recomputes the tensor of a released key; nil means a released
+	// tensor cannot be asked for again.
+	regen func(key string) (*tensor.Tensor, error)
+}
+
+// errStopped ends a run whose results are no longer wanted.
+var errStopped = errors.New("forward pass stopped: its results are no longer needed")
+
+// newStreamSide lists the nodes of a run that the recorder will keep: those
+// whose name filter matches (all when filter is nil), keyed as KeyMaker
+// keys them.
+func newStreamSide(nodes []forward.Node, filter *regexp.Regexp) *streamSide {
+	s := &streamSide{filter: filter, have: map[string]*tensor.Tensor{}, released: map[string]bool{}}
+	s.cond.L = &s.mu
+	var keys reference.KeyMaker
+	for i := range nodes {
+		n := &nodes[i]
+		if !s.Want(n) {
+			continue
+		}
+		s.nodes = append(s.nodes, compare.Node{Key: keys.Next(n.Name), Name: n.Name, Op: n.Op, Ne: tensor.Trim(n.Ne[:])})
+	}
+	return s
+}
+
+// Want implements forward.Recorder.
+func (s *streamSide) Want(n *forward.Node) bool {
+	return s.filter == nil || s.filter.MatchString(n.Name)
+}
+
+// Record implements forward.Recorder: it hands the tensor to whoever waits
+// for it.
+func (s *streamSide) Record(n *forward.Node, t *tensor.Tensor) error {
+	t.Key = s.keys.Next(n.Name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop {
+		return errStopped
+	}
+	s.have[t.Key] = t
+	s.cond.Broadcast()
+	return nil
+}
+
+// finish marks the end of the run (err nil when it completed).
+func (s *streamSide) finish(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done, s.err = true, err
+	s.cond.Broadcast()
+}
+
+// halt makes the run stop at its next recorded node.
+func (s *streamSide) halt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stop = true
+}
+
+// Nodes implements compare.Side.
+func (s *streamSide) Nodes() []compare.Node { return s.nodes }
+
+// Tensor implements compare.Side: it waits until the run has recorded the
+// node, or has ended without it.
+func (s *streamSide) Tensor(key string) (*tensor.Tensor, error) {
+	s.mu.Lock()
+	for {
+		if t, ok := s.have[key]; ok {
+			s.mu.Unlock()
+			return t, nil
+		}
+		if s.released[key] {
+			s.mu.Unlock()
+			if s.regen == nil {
+				return nil, fmt.Errorf("forward tensor %s was released", key)
+			}
+			return s.regen(key)
+		}
+		if s.done {
+			err := s.err
+			s.mu.Unlock()
+			if err != nil {
+				return nil, fmt.Errorf("forward pass ended before %s: %w", key, err)
+			}
+			return nil, fmt.Errorf("the forward pass did not produce %s", key)
+		}
+		s.cond.Wait()
+	}
+}
+
+// Release implements compare.Releaser.
+func (s *streamSide) Release(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.have[key]; ok {
+		delete(s.have, key)
+		s.released[key] = true
+	}
+}
+
+// recomputeOne runs the forward pass again and returns the tensor of one
+// node, keyed as a streamSide with the same filter keys it.
+func recomputeOne(m *forward.Model, tokens []int32, opts forward.Options, filter *regexp.Regexp, key string) (*tensor.Tensor, error) {
+	r := &oneRecorder{filter: filter, key: key}
+	if _, err := m.Run(tokens, opts, r); err != nil {
+		return nil, fmt.Errorf("recomputing %s: %w", key, err)
+	}
+	if r.got == nil {
+		return nil, fmt.Errorf("recomputing %s: the forward pass has no such node", key)
+	}
+	return r.got, nil
+}
+
+// oneRecorder keeps the node with one key.
+type oneRecorder struct {
+	filter *regexp.Regexp
+	key    string
+	keys   reference.KeyMaker
+	got    *tensor.Tensor
+}
+
+func (r *oneRecorder) Want(n *forward.Node) bool {
+	if r.filter != nil && !r.filter.MatchString(n.Name) {
+		return false
+	}
+	return r.keys.Next(n.Name) == r.key
+}
+
+func (r *oneRecorder) Record(n *forward.Node, t *tensor.Tensor) error {
+	t.Key = r.key
+	r.got = t
+	return nil
+}
