@@ -20,7 +20,7 @@ func compareCommand() *cli.Command {
 		ArgsUsage: "A B",
 		Flags:     append(policyFlags(), outputFlags()...),
 		Action: func(c *cli.Context) error {
-			heavyGC()
+			tuneGC()
 			if c.NArg() != 2 {
 				return errors.New("usage: layerdiff compare A B [flags]")
 			}

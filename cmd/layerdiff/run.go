@@ -33,7 +33,7 @@ func runCommand() *cli.Command {
 		ArgsUsage: " ",
 		Flags:     append(append(flags, policyFlags()...), outputFlags()...),
 		Action: func(c *cli.Context) error {
-			heavyGC()
+			tuneGC()
 			if err := checkOutputs(c); err != nil {
 				return err
 			}

@@ -490,3 +490,43 @@ func BenchmarkMeasureLogits(b *testing.B) {
 		MeasureLogits(x, y, nv, 0, TieRule{Gap: 1e-3})
 	}
 }
+
+// TestMeasureLogitsIdenticalRows checks the shortcut for bit-identical
+// token rows against the full computation: the same top 5, and the KL that
+// klDivergence gives for equal inputs (0); rows that differ, including
+// identical rows with NaN, take the full path.
+func TestMeasureLogitsIdenticalRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const nv, nt = 200, 4
+	ref := make([]float32, nv*nt)
+	for i := range ref {
+		ref[i] = float32(rng.NormFloat64() * 4)
+	}
+	oth := slices.Clone(ref)
+	oth[2*nv+17] += 0.25       // token 2 differs
+	ref[3*nv+5] = float32(nan) // token 3: identical bits, NaN
+	oth[3*nv+5] = float32(nan)
+	lg := MeasureLogits(ref, oth, nv, 0, TieRule{Gap: 1e-3})
+	for tok := 0; tok < nt; tok++ {
+		a := make([]float64, nv)
+		b := make([]float64, nv)
+		for i := range a {
+			a[i], b[i] = float64(ref[tok*nv+i]), float64(oth[tok*nv+i])
+		}
+		ta, tb := topK(a, 5), topK(b, 5)
+		want := math.NaN()
+		if tok != 3 {
+			want = klDivergence(a, b)
+		}
+		got := lg.Tokens[tok]
+		if got.RefArgmax != ta[0] || got.OtherArgmax != tb[0] || got.Top5 != overlap(ta, tb) {
+			t.Errorf("token %d: %+v, full path top-5 %v %v", tok, got, ta, tb)
+		}
+		if math.Float64bits(float64(got.KL)) != math.Float64bits(want) && !(math.IsNaN(want) && math.IsNaN(float64(got.KL))) {
+			t.Errorf("token %d: KL %v, full path %v", tok, got.KL, want)
+		}
+	}
+	if lg.Tokens[0].KL != 0 || lg.Tokens[2].KL <= 0 {
+		t.Errorf("KL of an identical row %v, of a differing row %v", lg.Tokens[0].KL, lg.Tokens[2].KL)
+	}
+}

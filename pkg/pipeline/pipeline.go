@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/reference"
@@ -16,24 +17,107 @@ import (
 )
 
 // refSide adapts a reference.Source to compare.Side. Nodes without data are
-// still listed (compare reports them unmeasured when loading fails).
+// still listed (compare reports them unmeasured when loading fails). When
+// the source can load into a buffer, the memory of tensors Compare has
+// released is recycled for the next ones.
 type refSide struct {
 	src   reference.Source
 	nodes []compare.Node
+	numel map[string]int64
+
+	mu   sync.Mutex
+	lent map[string][]float32 // data of loaded tensors, by key, until released
+	free [][]float32          // released data, to be loaded into again
 }
+
+// maxFree bounds the buffers a refSide keeps for reuse.
+const maxFree = 16
 
 // SideOf makes a compare.Side of a reference source.
 func SideOf(src reference.Source) compare.Side {
-	s := &refSide{src: src}
+	s := &refSide{src: src, numel: map[string]int64{}, lent: map[string][]float32{}}
 	for _, n := range src.Nodes() {
 		s.nodes = append(s.nodes, compare.Node{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne})
+		s.numel[n.Key] = tensor.Numel(n.Ne)
 	}
 	return s
 }
 
 func (s *refSide) Nodes() []compare.Node { return s.nodes }
 
-func (s *refSide) Tensor(key string) (*tensor.Tensor, error) { return s.src.Load(key) }
+func (s *refSide) Tensor(key string) (*tensor.Tensor, error) {
+	bl, ok := s.src.(reference.BufferLoader)
+	if !ok {
+		return s.src.Load(key)
+	}
+	buf := s.take(s.numel[key])
+	t, err := bl.LoadInto(key, buf)
+	if err == nil && t != nil && len(t.Data) > 0 {
+		s.mu.Lock()
+		s.lent[key] = t.Data
+		s.mu.Unlock()
+		if len(buf) > 0 && &buf[0] == &t.Data[0] {
+			return t, nil
+		}
+	}
+	s.put(buf)
+	return t, err
+}
+
+// Release implements compare.Releaser: the tensor's memory is loaded into
+// again.
+func (s *refSide) Release(key string) {
+	s.mu.Lock()
+	data := s.lent[key]
+	delete(s.lent, key)
+	s.mu.Unlock()
+	s.put(data)
+}
+
+// take returns a free buffer of at least n values (the smallest), or nil.
+func (s *refSide) take(n int64) []float32 {
+	if n <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	best := -1
+	for i, b := range s.free {
+		if int64(cap(b)) >= n && (best < 0 || cap(b) < cap(s.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	b := s.free[best]
+	s.free[best] = s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	return b[:cap(b)]
+}
+
+// put keeps b for reuse; with maxFree buffers kept, b replaces the
+// smallest if it is larger.
+func (s *refSide) put(b []float32) {
+	if cap(b) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.free) < maxFree {
+		s.free = append(s.free, b)
+		return
+	}
+	small := 0
+	for i := range s.free {
+		if cap(s.free[i]) < cap(s.free[small]) {
+			small = i
+		}
+	}
+	if cap(b) > cap(s.free[small]) {
+		s.free[small] = b
+	}
+}
 
 // sourceMeta describes a reference for the report.
 func sourceMeta(src reference.Source, label string) compare.Source {

@@ -105,6 +105,13 @@ func ReadNPYHeader(path string) (*NPYHeader, error) {
 
 // ReadNPY reads the .npy file at path.
 func ReadNPY(path string) (*Array, error) {
+	return ReadNPYInto(path, nil)
+}
+
+// ReadNPYInto reads the .npy file at path like ReadNPY, storing the values
+// of float32 and float16 arrays in buf when its capacity suffices (a
+// caller reading many arrays recycles its buffers this way).
+func ReadNPYInto(path string, buf []float32) (*Array, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -114,15 +121,17 @@ func ReadNPY(path string) (*Array, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeNPY(f, st.Size(), path)
+	return decodeNPY(f, st.Size(), path, buf)
 }
 
 // DecodeNPY decodes a .npy file of size bytes read from r.
 func DecodeNPY(r io.ReaderAt, size int64) (*Array, error) {
-	return decodeNPY(r, size, "")
+	return decodeNPY(r, size, "", nil)
 }
 
-func decodeNPY(r io.ReaderAt, size int64, name string) (*Array, error) {
+// decodeNPY decodes a .npy file; float32 and float16 values go to buf when
+// it is large enough.
+func decodeNPY(r io.ReaderAt, size int64, name string, buf []float32) (*Array, error) {
 	h, err := decodeNPYHeader(r, size, name)
 	if err != nil {
 		return nil, err
@@ -131,7 +140,7 @@ func decodeNPY(r io.ReaderAt, size int64, name string) (*Array, error) {
 	if h.kind == (npyKind{'f', 4}) && isNativeOrder(h.order) {
 		// The common case (every layerdiff dump): read the bytes straight
 		// into the float32 slice, no second copy.
-		out := make([]float32, n) // size checked by decodeNPYHeader
+		out := floats(buf, n) // size checked by decodeNPYHeader
 		var raw []byte
 		if n > 0 {
 			raw = unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n)
@@ -148,13 +157,21 @@ func decodeNPY(r io.ReaderAt, size int64, name string) (*Array, error) {
 	if h.kind == (npyKind{'f', 2}) {
 		// float16 (KV cache views): through a table, not bit by bit.
 		tab := halfTable()
-		out := make([]float32, n)
+		out := floats(buf, n)
 		for i := range out {
 			out[i] = tab[h.order.Uint16(raw[2*i:])]
 		}
 		return &Array{NPYHeader: *h, Data: out}, nil
 	}
 	return &Array{NPYHeader: *h, Data: npyToFloat32(raw, h.kind, h.order)}, nil
+}
+
+// floats returns buf[:n] when buf can hold n values, else a new slice.
+func floats(buf []float32, n int64) []float32 {
+	if int64(cap(buf)) >= n {
+		return buf[:n]
+	}
+	return make([]float32, n)
 }
 
 // halfTable is halfToFloat32 of every float16 bit pattern, made on first

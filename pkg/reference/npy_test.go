@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -288,4 +289,37 @@ func FuzzNPY(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadNPYInto checks that float32 and float16 arrays are stored in the
+// caller's buffer when it is large enough, and in new memory otherwise.
+func TestReadNPYInto(t *testing.T) {
+	dir := t.TempDir()
+	data := []float32{1, -2, 0.5, 3}
+	f32 := filepath.Join(dir, "a.npy")
+	if err := WriteNPYFloat32(f32, []int64{2, 2}, data); err != nil {
+		t.Fatal(err)
+	}
+	f16 := filepath.Join(dir, "h.npy")
+	if err := WriteNPYFloat16(f16, []int64{4}, []uint16{0x3c00, 0xc000, 0x3800, 0x4200}); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{f32, f16} {
+		big := make([]float32, 10)
+		a, err := ReadNPYInto(path, big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a.Data, data) || &a.Data[0] != &big[0] {
+			t.Errorf("%s: read %v into a large buffer (shared %v)", path, a.Data, &a.Data[0] == &big[0])
+		}
+		small := make([]float32, 3)
+		a, err = ReadNPYInto(path, small)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a.Data, data) || &a.Data[0] == &small[0] || !slices.Equal(small, []float32{0, 0, 0}) {
+			t.Errorf("%s: read %v past a small buffer %v", path, a.Data, small)
+		}
+	}
 }

@@ -99,12 +99,15 @@ func (d *NPYDir) Describe() Info {
 func (d *NPYDir) Nodes() []NodeInfo { return d.nodes }
 
 // Load implements Source.
-func (d *NPYDir) Load(key string) (*tensor.Tensor, error) {
+func (d *NPYDir) Load(key string) (*tensor.Tensor, error) { return d.LoadInto(key, nil) }
+
+// LoadInto implements BufferLoader.
+func (d *NPYDir) LoadInto(key string, buf []float32) (*tensor.Tensor, error) {
 	p, ok := d.files[key]
 	if !ok {
 		return nil, fmt.Errorf("%s: %q: %w", d.Dir, key, ErrNotFound)
 	}
-	a, err := ReadNPY(p)
+	a, err := ReadNPYInto(p, buf)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,15 @@ type Source interface {
 	Load(key string) (*tensor.Tensor, error)
 }
 
+// BufferLoader is a Source that can store a tensor's values in a buffer
+// the caller recycles, sparing a reader of many tensors the cost of fresh
+// memory for each.
+type BufferLoader interface {
+	// LoadInto is Load, storing full data in buf when its capacity
+	// suffices (else in new memory).
+	LoadInto(key string, buf []float32) (*tensor.Tensor, error)
+}
+
 // Kind names a kind of source.
 type Kind string
 
@@ -233,7 +242,10 @@ func isOutputName(name string) bool {
 }
 
 // Load implements Source.
-func (d *Dump) Load(key string) (*tensor.Tensor, error) {
+func (d *Dump) Load(key string) (*tensor.Tensor, error) { return d.LoadInto(key, nil) }
+
+// LoadInto implements BufferLoader.
+func (d *Dump) LoadInto(key string, buf []float32) (*tensor.Tensor, error) {
 	i, ok := d.byKey[key]
 	if !ok {
 		return nil, fmt.Errorf("%s: %q: %w", d.Dir, key, ErrNotFound)
@@ -246,7 +258,7 @@ func (d *Dump) Load(key string) (*tensor.Tensor, error) {
 	if file == "" {
 		return nil, fmt.Errorf("%s: node %q: %w", d.Dir, key, ErrNoData)
 	}
-	a, err := ReadNPY(filepath.Join(d.Dir, filepath.FromSlash(file)))
+	a, err := ReadNPYInto(filepath.Join(d.Dir, filepath.FromSlash(file)), buf)
 	if err != nil {
 		return nil, fmt.Errorf("node %q: %w", key, err)
 	}

@@ -1,0 +1,131 @@
+package pipeline
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/layerdiff/layerdiff/pkg/compare"
+	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/reference"
+)
+
+// TestRefSideRecyclesBuffers checks that a reference side loads into the
+// memory of released tensors, never into a tensor still held, and that
+// every value read through the pool is the file's.
+func TestRefSideRecyclesBuffers(t *testing.T) {
+	dir := t.TempDir()
+	vals := func(n int, seed float32) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = seed + float32(i)/8
+		}
+		return v
+	}
+	want := map[string][]float32{}
+	write := func(name string, n int, seed float32) {
+		want[name] = vals(n, seed)
+		if err := reference.WriteNPYFloat32(filepath.Join(dir, name+".npy"), []int64{int64(n)}, want[name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a", 1000, 1)
+	write("b", 500, 2)
+	write("d", 2000, 4)
+	write("e", 800, 5)
+	// f16 goes through the pool too; f64 is converted into new memory.
+	half := vals(300, 6)
+	bits := make([]uint16, len(half))
+	for i, x := range half {
+		bits[i] = model.F32ToF16(x)
+	}
+	if err := reference.WriteNPYFloat16(filepath.Join(dir, "f.npy"), []int64{300}, bits); err != nil {
+		t.Fatal(err)
+	}
+	want["f"] = half // exact in f16: multiples of 1/8 below 2048
+	src, err := reference.OpenNPYDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := SideOf(src).(*refSide)
+	load := func(key string) []float32 {
+		t.Helper()
+		x, err := s.Tensor(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(x.Data, want[key]) {
+			t.Fatalf("%s read through the pool differs from the file", key)
+		}
+		return x.Data
+	}
+	a := load("a")
+	b := load("b")
+	s.Release("a")
+	e := load("e") // 800 values fit a's 1000
+	if &e[0] != &a[0] {
+		t.Error("e was not loaded into a's released memory")
+	}
+	if !slices.Equal(b, want["b"]) {
+		t.Error("b changed while held")
+	}
+	d := load("d") // 2000 values fit nothing free: new memory
+	if &d[0] == &e[0] || &d[0] == &b[0] {
+		t.Error("d shares memory with a tensor still held")
+	}
+	s.Release("b")
+	f := load("f")
+	if &f[0] != &b[0] {
+		t.Error("the f16 tensor was not loaded into b's released memory")
+	}
+	for key, x := range map[string][]float32{"d": d, "e": e, "f": f} {
+		if !slices.Equal(x, want[key]) {
+			t.Errorf("%s changed while held", key)
+		}
+	}
+	// Releasing twice, or a key never loaded, is harmless.
+	s.Release("e")
+	s.Release("e")
+	s.Release("zzz")
+	if n := len(s.free); n != 1 {
+		t.Errorf("%d free buffers, want 1 (e's)", n)
+	}
+	// The pool stays bounded.
+	for i := 0; i < 3*maxFree; i++ {
+		s.put(make([]float32, i+1))
+	}
+	if len(s.free) != maxFree || cap(s.free[0]) < 2*maxFree {
+		t.Errorf("pool of %d buffers after many puts (smallest kept %d), want the %d largest", len(s.free), cap(s.free[0]), maxFree)
+	}
+
+	// Two directories compared end to end through the pool.
+	other := t.TempDir()
+	for key, v := range want {
+		c := slices.Clone(v)
+		if key == "d" {
+			c[7] += 1
+		}
+		if key == "f" {
+			continue
+		}
+		if err := reference.WriteNPYFloat32(filepath.Join(other, key+".npy"), []int64{int64(len(c))}, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src2, err := reference.OpenNPYDir(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Compare(src, src2, CompareOptions{Policy: compare.MustPolicy(compare.ModeBitExact)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Fail != 1 || rep.FirstDivergence == nil || rep.FirstDivergence.Key != "d" {
+		t.Fatalf("summary %+v, first divergence %+v; want d failing alone", rep.Summary, rep.FirstDivergence)
+	}
+	for _, r := range rep.Tensors {
+		if r.Key == "d" && (r.Metrics == nil || r.Metrics.MaxAbs != 1 || r.Metrics.BitIdentical != 1999) {
+			t.Errorf("d measured %+v", r.Metrics)
+		}
+	}
+}
