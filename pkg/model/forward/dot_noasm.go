@@ -26,6 +26,8 @@ func scaleF16Prefix(y []uint16, v float32) int { return 0 }
 
 func toF16Prefix(dst []uint16, src []float32) int { return 0 }
 
+func fromF16Prefix(dst []float32, src []uint16) int { return 0 }
+
 func dotQ8_0x8Packed(n int, x []byte, p *q8Packed, first int, out []float32) bool { return false }
 
 func swigluPrefix(y, x, g []float32) int { return 0 }

@@ -14,6 +14,9 @@ func scaleF16AVX2(n int, y *uint16, v float32)
 //go:noescape
 func toF16AVX2(n int, dst *uint16, src *float32)
 
+//go:noescape
+func fromF16AVX2(n int, dst *float32, src *uint16)
+
 // dotF16Acc runs vecDotF16's main loop over the first np (a multiple of
 // 32) elements into sum through the assembly kernel, or returns false when
 // the CPU lacks it.
@@ -53,5 +56,17 @@ func toF16Prefix(dst []uint16, src []float32) int {
 		return 0
 	}
 	toF16AVX2(n, &dst[0], &src[0])
+	return n
+}
+
+// fromF16Prefix converts the longest prefix of src (and dst) whose length
+// is a multiple of 8 from float16 to float32, as f16Table does, and returns
+// that length (0 without the kernel).
+func fromF16Prefix(dst []float32, src []uint16) int {
+	n := min(len(dst), len(src)) &^ 7
+	if !hasAVX2 || n == 0 {
+		return 0
+	}
+	fromF16AVX2(n, &dst[0], &src[0])
 	return n
 }

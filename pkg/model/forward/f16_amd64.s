@@ -119,3 +119,26 @@ cvtloop:
 cvtdone:
 	VZEROUPPER
 	RET
+
+// func fromF16AVX2(n int, dst *float32, src *uint16)
+//
+// GGML_CPU_FP16_TO_FP32 (exact; a NaN keeps sign and payload and is made
+// quiet) on n (a multiple of 8) elements.
+TEXT ·fromF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), CX
+	MOVQ dst+8(FP), DI
+	MOVQ src+16(FP), SI
+	SHRQ $3, CX
+	JZ   fromdone
+
+fromloop:
+	VCVTPH2PS (SI), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  fromloop
+
+fromdone:
+	VZEROUPPER
+	RET

@@ -140,3 +140,32 @@ func TestSwigluKernelMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestFromF16KernelMatchesTable converts every float16 bit pattern with the
+// F16C kernel and compares the float32 bits, NaN payloads included, with
+// f16Table (ggml's conversion).
+func TestFromF16KernelMatchesTable(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU/build")
+	}
+	src := make([]uint16, 1<<16+5) // a tail the kernel leaves
+	for i := range src {
+		src[i] = uint16(i)
+		if i >= 1<<16 {
+			src[i] = 0x3c00 // 1.0, must stay unconverted
+		}
+	}
+	dst := make([]float32, len(src))
+	n := fromF16Prefix(dst, src)
+	if n != 1<<16 {
+		t.Fatalf("kernel converted %d values, want %d", n, 1<<16)
+	}
+	for i := 0; i < n; i++ {
+		if math.Float32bits(dst[i]) != math.Float32bits(f16Table[src[i]]) {
+			t.Fatalf("%#04x: kernel %#08x, table %#08x", src[i], math.Float32bits(dst[i]), math.Float32bits(f16Table[src[i]]))
+		}
+	}
+	if dst[n] != 0 {
+		t.Error("kernel wrote past the prefix")
+	}
+}

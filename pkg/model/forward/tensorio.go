@@ -126,10 +126,12 @@ func (n *node) toF32() []float32 {
 				}
 				if n.typ == model.F16 && n.nb[0] == 2 {
 					if b, _ := n.base(); b.f32 == nil && b.f16 != nil {
-						for _, h := range n.rowF16(i1, i2, i3) {
-							out[k] = f16Table[h]
-							k++
+						row := n.rowF16(i1, i2, i3)
+						dst := out[k : k+len(row)]
+						for j := fromF16Prefix(dst, row); j < len(row); j++ {
+							dst[j] = f16Table[row[j]]
 						}
+						k += len(row)
 						continue
 					}
 				}
