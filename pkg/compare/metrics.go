@@ -319,20 +319,25 @@ func measureIdentical(a []float32, lay Layout, tol Tolerance) (measurement, bool
 	var m Metrics
 	m.N = int64(len(a))
 	m.BitIdentical = m.N
+	// Counters in locals, not in m (whose address escapes): the loop's
+	// only dependency chain is then the sum, kept serial so that it equals
+	// measureGeneral's to the bit.
 	var ssa float64
+	var finite int64
 	firstFinite := int64(-1)
 	for i, v := range a {
-		fa := float64(v)
-		if !isFinite(fa) {
-			classifyNonFinite(&m, fa, fa)
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 { // NaN or ±Inf
+			classifyNonFinite(&m, float64(v), float64(v))
 			continue
 		}
 		if firstFinite < 0 {
 			firstFinite = int64(i)
 		}
-		m.Finite++
+		finite++
+		fa := float64(v)
 		ssa += fa * fa
 	}
+	m.Finite = finite
 	rms := 0.0
 	if m.Finite > 0 {
 		rms = math.Sqrt(ssa / float64(m.Finite))
