@@ -60,3 +60,7 @@ func (f *Float) UnmarshalJSON(b []byte) error {
 }
 
 func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// finite32 is isFinite(float64(v)) on the float32's bits: its exponent is
+// not all ones.
+func finite32(v float32) bool { return math.Float32bits(v)&0x7f800000 != 0x7f800000 }

@@ -326,7 +326,7 @@ func measureIdentical(a []float32, lay Layout, tol Tolerance) (measurement, bool
 	var finite int64
 	firstFinite := int64(-1)
 	for i, v := range a {
-		if math.Float32bits(v)&0x7f800000 == 0x7f800000 { // NaN or ±Inf
+		if !finite32(v) {
 			classifyNonFinite(&m, float64(v), float64(v))
 			continue
 		}
@@ -363,38 +363,41 @@ func measureIdentical(a []float32, lay Layout, tol Tolerance) (measurement, bool
 func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measurement {
 	var m Metrics
 	m.N = int64(len(a))
-	var sse, ssa, ssb, sab float64
+	// Counters and maxima in locals, not in m (whose address escapes, so
+	// each update would be a store and a load).
+	var sse, ssa, ssb, sab, maxAbs, maxRel float64
+	var identical, finite int64
 	maxAbsIdx := int64(-1)
 	firstDiff := int64(-1)
 	for i := range a {
 		fa, fb := float64(a[i]), float64(b[i])
 		if math.Float32bits(a[i]) == math.Float32bits(b[i]) || (fa != fa && fb != fb) {
-			m.BitIdentical++
+			identical++
 		} else if firstDiff < 0 {
 			firstDiff = int64(i)
 		}
-		finA, finB := isFinite(fa), isFinite(fb)
-		if !finA || !finB {
+		if !finite32(a[i]) || !finite32(b[i]) {
 			classifyNonFinite(&m, fa, fb)
 			continue
 		}
-		m.Finite++
+		finite++
 		d := fa - fb
 		ad := math.Abs(d)
 		sse += d * d
 		ssa += fa * fa
 		ssb += fb * fb
 		sab += fa * fb
-		if ad > float64(m.MaxAbs) || maxAbsIdx < 0 {
-			m.MaxAbs = Float(ad)
+		if ad > maxAbs || maxAbsIdx < 0 {
+			maxAbs = ad
 			maxAbsIdx = int64(i)
 		}
 		if den := math.Max(math.Abs(fa), math.Abs(fb)); den > 0 {
-			if r := ad / den; r > float64(m.MaxRel) {
-				m.MaxRel = Float(r)
+			if r := ad / den; r > maxRel {
+				maxRel = r
 			}
 		}
 	}
+	m.BitIdentical, m.Finite, m.MaxAbs, m.MaxRel = identical, finite, Float(maxAbs), Float(maxRel)
 	finishSums(&m, sse, ssa, ssb, sab)
 	if maxAbsIdx >= 0 {
 		m.MaxAbsAt = fullElement(a, b, maxAbsIdx, lay.Ne)
@@ -418,14 +421,15 @@ func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measu
 		hi = make([]uint32, 1<<16)
 	}
 	var ulpMax uint32
+	var mismatches int64
 	for i := range a {
 		fa, fb := float64(a[i]), float64(b[i])
 		t := tok.next()
 		bitSame := math.Float32bits(a[i]) == math.Float32bits(b[i]) || (fa != fa && fb != fb)
-		if !isFinite(fa) || !isFinite(fb) {
+		if !finite32(a[i]) || !finite32(b[i]) {
 			shared := sharedNonFinite(fa, fb)
 			if !shared {
-				m.Mismatches++
+				mismatches++
 				w.offer(int64(i), math.Inf(1))
 			}
 			tok.add(t, 0, 0, !shared, !shared, !bitSame)
@@ -435,7 +439,7 @@ func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measu
 		ad := math.Abs(d)
 		mis := ad > bound+rtol*math.Abs(fa)
 		if mis {
-			m.Mismatches++
+			mismatches++
 		}
 		tok.add(t, d*d, fa*fa, mis, false, !bitSame)
 		w.offer(int64(i), ad)
@@ -445,6 +449,7 @@ func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measu
 			ulpMax = u
 		}
 	}
+	m.Mismatches = mismatches
 	if m.Finite > 0 {
 		m.ULP = ulpPercentiles(a, b, hi, uint64(m.Finite), ulpMax)
 	} else {
@@ -481,8 +486,7 @@ func ulpPercentiles(a, b []float32, hi []uint32, n uint64, max uint32) *ULPStats
 		lo[1] = make([]uint32, 1<<16)
 	}
 	for i := range a {
-		fa, fb := float64(a[i]), float64(b[i])
-		if !isFinite(fa) || !isFinite(fb) {
+		if !finite32(a[i]) || !finite32(b[i]) {
 			continue
 		}
 		u := ulp32(a[i], b[i])
