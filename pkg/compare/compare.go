@@ -21,10 +21,10 @@ type Side interface {
 
 // Releaser is implemented by a Side that can free a tensor once Compare
 // has measured it, such as a Side fed by a forward pass that is still
-// running. Compare releases both tensors of every matched row that did not
-// fail; a failing row's tensors stay for the Blamer. A Side must still give
-// a released tensor when asked again (a Blamer may ask for any row's),
-// reading or computing it anew.
+// running. Compare releases both tensors of every matched row it has
+// measured except the first divergence's, which stay for the Blamer. A
+// Side must still give a released tensor when asked again (a Blamer may
+// ask for any row's), reading or computing it anew.
 type Releaser interface {
 	Release(key string)
 }
@@ -265,6 +265,18 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	release := func(k int) {
+		if r, ok := ref.(Releaser); ok {
+			r.Release(jobs[k].rn.Key)
+		}
+		if r, ok := other.(Releaser); ok {
+			r.Release(jobs[k].on.Key)
+		}
+	}
+	// Of the failing rows only the earliest, the first divergence, keeps
+	// its tensors.
+	var failMu sync.Mutex
+	keptFail := -1 // job index
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, len(jobs)) {
@@ -276,13 +288,16 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 				}
 				j := &jobs[k]
 				j.out = measureRow(&rep.Tensors[j.row], ref, other, j.rn, j.on, T, pol, nWorst)
-				if rep.Tensors[j.row].Status != Fail {
-					if r, ok := ref.(Releaser); ok {
-						r.Release(j.rn.Key)
+				drop := k
+				if j.out.diverged {
+					failMu.Lock()
+					if keptFail < 0 || k < keptFail {
+						drop, keptFail = keptFail, k
 					}
-					if r, ok := other.(Releaser); ok {
-						r.Release(j.on.Key)
-					}
+					failMu.Unlock()
+				}
+				if drop >= 0 {
+					release(drop)
 				}
 			}
 		})
