@@ -214,19 +214,26 @@ func ULPDistance(a, b float32) (d uint32, ok bool) {
 
 // ulp32 is ULPDistance for finite values.
 func ulp32(a, b float32) uint32 {
-	oa, ob := ord32(a), ord32(b)
-	if oa > ob {
-		return uint32(oa - ob)
-	}
-	return uint32(ob - oa)
+	d := ord32(a) - ord32(b)
+	m := d >> 63 // |d| without a branch: signs are data
+	return uint32((d ^ m) - m)
 }
 
+// ord32 maps a float32 to an integer that orders like its value, with
+// ord32(-0) = ord32(+0): the magnitude's bits, negated for a negative sign
+// (without a branch).
 func ord32(x float32) int64 {
-	u := math.Float32bits(x)
-	if u&0x80000000 != 0 {
-		return -int64(u & 0x7fffffff)
+	u := int64(math.Float32bits(x))
+	s := -(u >> 31) // 0, or -1 for a negative sign
+	return ((u & 0x7fffffff) ^ s) - s
+}
+
+// b2i is 1 for true, 0 for false.
+func b2i(b bool) int64 {
+	if b {
+		return 1
 	}
-	return int64(u)
+	return 0
 }
 
 // Coord converts a flat ggml-order index into coordinates for shape ne
@@ -391,7 +398,15 @@ func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measu
 			maxAbs = ad
 			maxAbsIdx = int64(i)
 		}
-		if den := math.Max(math.Abs(fa), math.Abs(fb)); den > 0 {
+		// max(|fa|, |fb|) (finite here; math.Max is a call), and the
+		// division only when it can raise maxRel: below 0.999·maxRel·den,
+		// ad/den < maxRel exactly, so its rounding cannot exceed maxRel
+		// (|Δ|/den ≤ 2: no overflow).
+		den := math.Abs(fa)
+		if x := math.Abs(fb); x > den {
+			den = x
+		}
+		if den > 0 && ad >= maxRel*den*0.999 {
 			if r := ad / den; r > maxRel {
 				maxRel = r
 			}
@@ -416,42 +431,72 @@ func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measu
 	rtol := float64(tol.RTol)
 	tok := newTokenAcc(lay)
 	w := newWorst(nWorst)
-	var hi []uint32
+	// The ULP histogram of the high 16 bits (hi; bucket 0, the usual one,
+	// counted in a register) and the low 16 bits within bucket 0 (lo0):
+	// ulpPercentiles reads the data a third time only when a percentile
+	// lies above bucket 0.
+	var hi, lo0 []uint32
 	if m.Finite > 0 {
 		hi = make([]uint32, 1<<16)
+		lo0 = make([]uint32, 1<<16)
 	}
 	var ulpMax uint32
-	var mismatches int64
-	for i := range a {
-		fa, fb := float64(a[i]), float64(b[i])
-		t := tok.next()
-		bitSame := math.Float32bits(a[i]) == math.Float32bits(b[i]) || (fa != fa && fb != fb)
-		if !finite32(a[i]) || !finite32(b[i]) {
-			shared := sharedNonFinite(fa, fb)
-			if !shared {
-				mismatches++
-				w.offer(int64(i), math.Inf(1))
+	var mismatches, hi0 int64
+	// Element by element in runs of one token, whose sums are kept in
+	// registers: the same additions in the same order as one element at a
+	// time into the token's accumulators.
+	for start := 0; start < len(a); {
+		k, end := tok.run(start, len(a))
+		var se, sa float64
+		var st TokenStat
+		if k >= 0 {
+			se, sa = tok.sse[k], tok.ssa[k]
+		}
+		for i := start; i < end; i++ {
+			fa, fb := float64(a[i]), float64(b[i])
+			bitDiff := b2i(math.Float32bits(a[i]) != math.Float32bits(b[i])) & (1 - b2i(fa != fa && fb != fb))
+			st.N++
+			st.BitDiff += bitDiff
+			if !finite32(a[i]) || !finite32(b[i]) {
+				if !sharedNonFinite(fa, fb) {
+					mismatches++
+					w.offer(int64(i), math.Inf(1))
+					st.Mismatches++
+					st.NonFiniteMismatch++
+				}
+				continue
 			}
-			tok.add(t, 0, 0, !shared, !shared, !bitSame)
-			continue
+			d := fa - fb
+			ad := math.Abs(d)
+			mis := b2i(ad > bound+rtol*math.Abs(fa))
+			mismatches += mis
+			st.Mismatches += mis
+			se += d * d
+			sa += fa * fa
+			w.offer(int64(i), ad)
+			u := ulp32(a[i], b[i])
+			if u>>16 == 0 {
+				hi0++
+				lo0[u]++
+			} else {
+				hi[u>>16]++
+			}
+			ulpMax = max(ulpMax, u)
 		}
-		d := fa - fb
-		ad := math.Abs(d)
-		mis := ad > bound+rtol*math.Abs(fa)
-		if mis {
-			mismatches++
+		if k >= 0 {
+			tok.sse[k], tok.ssa[k] = se, sa
+			t := &tok.st[k]
+			t.N += st.N
+			t.Mismatches += st.Mismatches
+			t.NonFiniteMismatch += st.NonFiniteMismatch
+			t.BitDiff += st.BitDiff
 		}
-		tok.add(t, d*d, fa*fa, mis, false, !bitSame)
-		w.offer(int64(i), ad)
-		u := ulp32(a[i], b[i])
-		hi[u>>16]++
-		if u > ulpMax {
-			ulpMax = u
-		}
+		start = end
 	}
 	m.Mismatches = mismatches
 	if m.Finite > 0 {
-		m.ULP = ulpPercentiles(a, b, hi, uint64(m.Finite), ulpMax)
+		hi[0] = uint32(hi0)
+		m.ULP = ulpPercentiles(a, b, hi, lo0, uint64(m.Finite), ulpMax)
 	} else {
 		m.ULP = &ULPStats{}
 	}
@@ -463,9 +508,10 @@ func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measu
 }
 
 // ulpPercentiles finds the exact nearest-rank P50 and P99 from the
-// histogram of the high 16 bits, then a second histogram of the low 16 bits
-// within the bucket holding each rank.
-func ulpPercentiles(a, b []float32, hi []uint32, n uint64, max uint32) *ULPStats {
+// histogram of the high 16 bits, then a histogram of the low 16 bits
+// within the bucket holding each rank: lo0 for bucket 0, else counted
+// here.
+func ulpPercentiles(a, b []float32, hi, lo0 []uint32, n uint64, max uint32) *ULPStats {
 	ranks := [2]uint64{nearestRank(50, n), nearestRank(99, n)}
 	var bucket [2]int
 	var before [2]uint64
@@ -479,22 +525,30 @@ func ulpPercentiles(a, b []float32, hi []uint32, n uint64, max uint32) *ULPStats
 			cum += uint64(c)
 		}
 	}
-	lo := [2][]uint32{make([]uint32, 1<<16), nil}
-	if bucket[1] == bucket[0] {
-		lo[1] = lo[0]
-	} else {
-		lo[1] = make([]uint32, 1<<16)
-	}
-	for i := range a {
-		if !finite32(a[i]) || !finite32(b[i]) {
-			continue
+	var lo [2][]uint32
+	var count [2]bool // lo[k] must be counted from the data
+	for k := range lo {
+		switch {
+		case bucket[k] == 0:
+			lo[k] = lo0
+		case k == 1 && bucket[1] == bucket[0]:
+			lo[1] = lo[0]
+		default:
+			lo[k], count[k] = make([]uint32, 1<<16), true
 		}
-		u := ulp32(a[i], b[i])
-		h := int(u >> 16)
-		if h == bucket[0] {
-			lo[0][u&0xffff]++
-		} else if h == bucket[1] {
-			lo[1][u&0xffff]++
+	}
+	if count[0] || count[1] {
+		for i := range a {
+			if !finite32(a[i]) || !finite32(b[i]) {
+				continue
+			}
+			u := ulp32(a[i], b[i])
+			h := int(u >> 16)
+			if h == bucket[0] && count[0] {
+				lo[0][u&0xffff]++
+			} else if h == bucket[1] && count[1] {
+				lo[1][u&0xffff]++
+			}
 		}
 	}
 	var res [2]uint32
@@ -630,6 +684,17 @@ func (t *tokenAcc) next() int {
 	}
 	t.left--
 	return int(t.cur)
+}
+
+// run returns the token of element start (-1 without per-token slicing)
+// and the end of the run of elements from start on that share it, at most
+// total.
+func (t *tokenAcc) run(start, total int) (k, end int) {
+	if t.n == 0 {
+		return -1, total
+	}
+	s := int64(start)
+	return int((s / t.stride) % t.n), int(min(int64(total), (s/t.stride+1)*t.stride))
 }
 
 // countOnly adds elements 0..total-1 to their tokens' counts (N) and

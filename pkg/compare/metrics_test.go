@@ -256,26 +256,32 @@ func TestULPPercentiles(t *testing.T) {
 	if u.P50 != 49 || u.P99 != 98 || u.Max != 99 {
 		t.Errorf("ULP = %+v, want p50 49 p99 98 max 99", *u)
 	}
-	// Random distances spanning both histogram levels against a sort.
+	// Random distances spanning both histogram levels against a sort: per
+	// trial, every distance small (both percentiles in bucket 0), every one
+	// large, a mix, or a mix with sign flips.
 	rng := rand.New(rand.NewPCG(1, 2))
-	for trial := 0; trial < 20; trial++ {
+	for trial := 0; trial < 40; trial++ {
 		n := 1 + rng.IntN(3000)
 		a := make([]float32, n)
 		b := make([]float32, n)
 		d := make([]uint32, n)
+		mode := trial % 4
 		for i := range a {
 			a[i] = float32(rng.NormFloat64())
 			var k uint32
-			switch rng.IntN(3) {
-			case 0:
+			switch c := rng.IntN(3); {
+			case mode == 0 || (mode >= 2 && c == 0):
 				k = uint32(rng.IntN(4))
-			case 1:
+			case mode == 1 || c == 1:
 				k = uint32(rng.IntN(1 << 20))
 			default:
 				k = uint32(rng.IntN(70000))
 			}
 			bits := math.Float32bits(a[i])
 			b[i] = math.Float32frombits(bits + k) // same sign: distance k (finite here)
+			if mode == 3 && rng.IntN(5) == 0 {
+				b[i] = -b[i]
+			}
 			d[i], _ = ULPDistance(a[i], b[i])
 		}
 		slices.Sort(d)
@@ -528,5 +534,38 @@ func TestMeasureLogitsIdenticalRows(t *testing.T) {
 	}
 	if lg.Tokens[0].KL != 0 || lg.Tokens[2].KL <= 0 {
 		t.Errorf("KL of an identical row %v, of a differing row %v", lg.Tokens[0].KL, lg.Tokens[2].KL)
+	}
+}
+
+// TestOrd32 checks the branch-free ord32 against its definition on random
+// and edge bit patterns.
+func TestOrd32(t *testing.T) {
+	def := func(x float32) int64 {
+		u := math.Float32bits(x)
+		if u&0x80000000 != 0 {
+			return -int64(u & 0x7fffffff)
+		}
+		return int64(u)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	bits := []uint32{0, 0x80000000, 1, 0x80000001, 0x7f7fffff, 0xff7fffff, 0x3f800000, 0xbf800000}
+	for range 100000 {
+		bits = append(bits, rng.Uint32())
+	}
+	for _, u := range bits {
+		x := math.Float32frombits(u)
+		if got, want := ord32(x), def(x); got != want {
+			t.Fatalf("ord32(%#08x) = %d, want %d", u, got, want)
+		}
+	}
+	for i := 0; i+1 < len(bits); i++ {
+		a, b := math.Float32frombits(bits[i]), math.Float32frombits(bits[i+1])
+		d := def(a) - def(b)
+		if d < 0 {
+			d = -d
+		}
+		if got := ulp32(a, b); got != uint32(d) {
+			t.Fatalf("ulp32(%#08x, %#08x) = %d, want %d", bits[i], bits[i+1], got, d)
+		}
 	}
 }
