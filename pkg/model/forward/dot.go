@@ -223,6 +223,44 @@ func dotIQ4NL(n int, x, y []byte) float32 {
 	return sumf
 }
 
+// dotIQ4XS is ggml_vec_dot_iq4_xs_q8_K (AVX2). block_iq4_xs is d (f16),
+// scales_h (u16), scales_l[4], qs[128]: eight 32-value sub-blocks, value j
+// of sub-block ib from the low (j < 16) or high nibble of qs[16ib + j%16]
+// through kvalues_iq4nl, with the 6-bit scale ls = (scales_l[ib/2] nibble
+// ib%2) | ((scales_h >> 2ib) & 3) << 4, minus 32. Int32 lane l sums
+// ls*Σ q*q8 over bytes 4l..4l+3 of each sub-block (integer, exact in any
+// order), then acc[l] = fma(x.d*y.d, lane, acc[l]); result hsum8(acc).
+func dotIQ4XS(n int, x, y []byte) float32 {
+	var acc [8]float32
+	var q [32]int8
+	nb := n / 256
+	for i := 0; i < nb; i++ {
+		xb := x[i*136 : i*136+136]
+		yd, yq, _ := q8K(y[i*292 : i*292+292])
+		d := ldF16(xb) * yd
+		sh := binary.LittleEndian.Uint16(xb[2:])
+		var lane [8]int32
+		for ib := 0; ib < 8; ib++ {
+			ls := int32((xb[4+ib/2]>>(4*(ib%2)))&0xF|uint8((sh>>(2*ib))&3)<<4) - 32
+			qs := xb[8+16*ib : 8+16*ib+16]
+			for j := 0; j < 16; j++ {
+				q[j] = kvaluesIQ4NL[qs[j]&0xF]
+				q[j+16] = kvaluesIQ4NL[qs[j]>>4]
+			}
+			y8 := yq[32*ib : 32*ib+32]
+			for l := 0; l < 8; l++ {
+				s := int32(q[4*l])*int32(int8(y8[4*l])) + int32(q[4*l+1])*int32(int8(y8[4*l+1])) +
+					int32(q[4*l+2])*int32(int8(y8[4*l+2])) + int32(q[4*l+3])*int32(int8(y8[4*l+3]))
+				lane[l] += ls * s
+			}
+		}
+		for l := 0; l < 8; l++ {
+			acc[l] = fma32(d, float32(lane[l]), acc[l])
+		}
+	}
+	return hsum8(&acc)
+}
+
 // dotQ4_1 is ggml_vec_dot_q4_1_q8_1 (AVX2): unsigned nibbles times int8 in
 // eight lanes, acc = fma(d0*d1, lanes, acc), plus summs, the fused running
 // sum of m*s, after the horizontal sum.

@@ -110,6 +110,8 @@ func quantDot(t model.Type, kern matKernel) (func(n int, x, y []byte) float32, e
 		return dotQ3_K, nil
 	case model.Q5_K:
 		return dotQ5_K, nil
+	case model.IQ4_XS:
+		return dotIQ4XS, nil
 	}
 	return nil, fmt.Errorf("no dot product for weight type %s", t)
 }

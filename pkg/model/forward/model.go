@@ -268,7 +268,7 @@ func (m *Model) loadHparams(arch Arch) error {
 func supportedWeight(t model.Type) bool {
 	switch t {
 	case model.F32, model.F16, model.BF16, model.Q4_0, model.Q4_1, model.Q5_0, model.Q5_1, model.Q8_0,
-		model.Q2_K, model.Q3_K, model.Q4_K, model.Q5_K, model.Q6_K, model.IQ4_NL:
+		model.Q2_K, model.Q3_K, model.Q4_K, model.Q5_K, model.Q6_K, model.IQ4_NL, model.IQ4_XS:
 		return true
 	}
 	return false
