@@ -223,6 +223,19 @@ func dotIQ4NL(n int, x, y []byte) float32 {
 	return sumf
 }
 
+// mulSign8 is q*y as ggml's mul_add_epi8 computes it: |q| times y with
+// q's sign applied in int8 (so y = -128 stays -128 when q < 0, as VPSIGNB
+// wraps; Q8_K quants are never -128, so this is q*y in practice).
+func mulSign8(q, y int8) int32 {
+	switch {
+	case q > 0:
+		return int32(q) * int32(y)
+	case q < 0:
+		return -int32(q) * int32(-y)
+	}
+	return 0
+}
+
 // dotIQ4XS is ggml_vec_dot_iq4_xs_q8_K (AVX2). block_iq4_xs is d (f16),
 // scales_h (u16), scales_l[4], qs[128]: eight 32-value sub-blocks, value j
 // of sub-block ib from the low (j < 16) or high nibble of qs[16ib + j%16]
@@ -230,6 +243,7 @@ func dotIQ4NL(n int, x, y []byte) float32 {
 // ib%2) | ((scales_h >> 2ib) & 3) << 4, minus 32. Int32 lane l sums
 // ls*Σ q*q8 over bytes 4l..4l+3 of each sub-block (integer, exact in any
 // order), then acc[l] = fma(x.d*y.d, lane, acc[l]); result hsum8(acc).
+// This is the portable kernel; kRowDots runs iq4xsRowAVX2, the same bits.
 func dotIQ4XS(n int, x, y []byte) float32 {
 	var acc [8]float32
 	var q [32]int8
@@ -249,8 +263,10 @@ func dotIQ4XS(n int, x, y []byte) float32 {
 			}
 			y8 := yq[32*ib : 32*ib+32]
 			for l := 0; l < 8; l++ {
-				s := int32(q[4*l])*int32(int8(y8[4*l])) + int32(q[4*l+1])*int32(int8(y8[4*l+1])) +
-					int32(q[4*l+2])*int32(int8(y8[4*l+2])) + int32(q[4*l+3])*int32(int8(y8[4*l+3]))
+				var s int32
+				for b := 4 * l; b < 4*l+4; b++ {
+					s += mulSign8(q[b], int8(y8[b]))
+				}
 				lane[l] += ls * s
 			}
 		}
@@ -522,16 +538,48 @@ func dotQ6KImpl(n int, x, y []byte, simd bool) float32 {
 	return hsum8(&acc)
 }
 
-// kRowDots holds a goroutine's decoded weight row for the Q4_K and Q6_K
-// row kernels of mulMatGGML.
+// iq4xsBlockMeta is one IQ4_XS super-block decoded for iq4xsRowAVX2
+// (dot_amd64.s reads it at fixed offsets): the 256 values through
+// kvalues_iq4nl, the eight scales minus 32 each broadcast over 16 int16
+// lanes (little-endian words), then x.d.
+type iq4xsBlockMeta struct {
+	q  [256]int8
+	sv [8][4]uint64
+	d  float32
+}
+
+// decodeIQ4XSRow decodes the super-blocks of the IQ4_XS row x into meta
+// (len(x) must be at least 136*len(meta)).
+func decodeIQ4XSRow(x []byte, meta []iq4xsBlockMeta) {
+	for i := range meta {
+		xb := (*[136]byte)(x[i*136 : i*136+136])
+		m := &meta[i]
+		m.d = ldF16(xb[0:])
+		sh := binary.LittleEndian.Uint16(xb[2:])
+		for ib := 0; ib < 8; ib++ {
+			ls := int16((xb[4+ib/2]>>(4*(ib%2)))&0xF|uint8((sh>>(2*ib))&3)<<4) - 32
+			w := uint64(uint16(ls)) * splat4
+			m.sv[ib] = [4]uint64{w, w, w, w}
+			qs := xb[8+16*ib:]
+			for j := 0; j < 16; j++ {
+				m.q[32*ib+j] = kvaluesIQ4NL[qs[j]&0xF]
+				m.q[32*ib+16+j] = kvaluesIQ4NL[qs[j]>>4]
+			}
+		}
+	}
+}
+
+// kRowDots holds a goroutine's decoded weight row for the Q4_K, Q6_K and
+// IQ4_XS row kernels of mulMatGGML.
 type kRowDots struct {
 	q4 []q4KBlockMeta
 	q6 []q6KBlockMeta
+	iq []iq4xsBlockMeta
 }
 
-// decode decodes the weight row x of type t (Q4_K or Q6_K, n values) once,
-// for any number of dots calls; it returns false when the row kernels
-// cannot run (no AVX2, another type, or a short row).
+// decode decodes the weight row x of type t (Q4_K, Q6_K or IQ4_XS, n
+// values) once, for any number of dots calls; it returns false when the
+// row kernels cannot run (no AVX2, another type, or a short row).
 func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 	nb := n / 256
 	if !hasAVX2 || nb == 0 {
@@ -558,13 +606,23 @@ func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 		k.q6 = k.q6[:nb]
 		decodeQ6KRow(x, k.q6)
 		return true
+	case model.IQ4_XS:
+		if len(x) < nb*136 {
+			return false
+		}
+		if cap(k.iq) < nb {
+			k.iq = make([]iq4xsBlockMeta, nb)
+		}
+		k.iq = k.iq[:nb]
+		decodeIQ4XSRow(x, k.iq)
+		return true
 	}
 	return false
 }
 
-// dots sets out[c] = dot(x, y[c]) (dotQ4_K or dotQ6_K, the same bits) for
-// the first ncol (1..4) activation rows, x the row last decoded for t, or
-// returns false having written nothing.
+// dots sets out[c] = dot(x, y[c]) (dotQ4_K, dotQ6_K or dotIQ4XS, the same
+// bits) for the first ncol (1..4) activation rows, x the row last decoded
+// for t, or returns false having written nothing.
 func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []float32) bool {
 	if len(out) < ncol {
 		return false
@@ -582,6 +640,14 @@ func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []fl
 		return true
 	case model.Q6_K:
 		if !q6KRowAcc(x, k.q6, y, ncol, &acc) {
+			return false
+		}
+		for c := 0; c < ncol; c++ {
+			out[c] = hsum8(&acc[c])
+		}
+		return true
+	case model.IQ4_XS:
+		if !iq4xsRowAcc(k.iq, y, ncol, &acc) {
 			return false
 		}
 		for c := 0; c < ncol; c++ {

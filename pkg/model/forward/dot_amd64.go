@@ -73,6 +73,27 @@ func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8
 }
 
 //go:noescape
+func iq4xsRowAVX2(nb int, meta *iq4xsBlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
+
+// iq4xsRowAcc is q4KRowAcc for IQ4_XS (meta from decodeIQ4XSRow holds the
+// whole row).
+func iq4xsRowAcc(meta []iq4xsBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
+	nb := len(meta)
+	if !hasAVX2 || nb == 0 || ncol < 1 || ncol > 4 {
+		return false
+	}
+	var p [4]*byte
+	for c := 0; c < ncol; c++ {
+		if len(y[c]) < nb*292 {
+			return false
+		}
+		p[c] = &y[c][0]
+	}
+	iq4xsRowAVX2(nb, &meta[0], ncol, &p, acc)
+	return true
+}
+
+//go:noescape
 func dotQ8_0x4AVX2(nb int, x *byte, y *[4]*byte, tab *[1 << 16]float32, acc *[4][8]float32) bool
 
 //go:noescape

@@ -341,6 +341,109 @@ q6rdone:
 	VZEROUPPER
 	RET
 
+// func iq4xsRowAVX2(nb int, meta *iq4xsBlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
+//
+// ggml_vec_dot_iq4_xs_q8_K for one weight row, decoded by decodeIQ4XSRow
+// (meta: 256 int8 values, the eight 6-bit scales minus 32 broadcast over
+// 16 int16 lanes, x.d; 520 bytes a block), and ncol (1..4) activation
+// columns (block_q8_K rows y[c], stride 292). Per 32-value sub-block and
+// column, as ggml's mul_add_epi8: |q| (VPABSB, once per block for every
+// column) times y with q's sign (VPSIGNB) in pairs (VPMADDUBSW), times the
+// scale (VPMADDWD); int32 lane l sums bytes 4l..4l+3 of every sub-block,
+// then acc = fma(x.d*y.d, float(lane), acc).
+TEXT ·iq4xsRowAVX2(SB), NOSPLIT, $0-40
+	MOVQ nb+0(FP), CX
+	MOVQ meta+8(FP), R8
+	MOVQ ncol+16(FP), DX
+	MOVQ y+24(FP), R11
+	MOVQ acc+32(FP), R9
+	XORQ BX, BX
+	TESTQ CX, CX
+	JLE  iqrdone
+	TESTQ DX, DX
+	JLE  iqrdone
+iqrblock:
+	VMOVDQU 0(R8), Y7
+	VPABSB Y7, Y7
+	VMOVDQU 32(R8), Y8
+	VPABSB Y8, Y8
+	VMOVDQU 64(R8), Y9
+	VPABSB Y9, Y9
+	VMOVDQU 96(R8), Y10
+	VPABSB Y10, Y10
+	VMOVDQU 128(R8), Y11
+	VPABSB Y11, Y11
+	VMOVDQU 160(R8), Y12
+	VPABSB Y12, Y12
+	VMOVDQU 192(R8), Y13
+	VPABSB Y13, Y13
+	VMOVDQU 224(R8), Y14
+	VPABSB Y14, Y14
+	XORQ R12, R12
+iqrcol:
+	MOVQ (R11)(R12*8), DI
+	ADDQ BX, DI
+	VPXOR Y0, Y0, Y0
+	VMOVDQU 4(DI), Y1
+	VPSIGNB 0(R8), Y1, Y1
+	VPMADDUBSW Y1, Y7, Y1
+	VPMADDWD 256(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VMOVDQU 36(DI), Y1
+	VPSIGNB 32(R8), Y1, Y1
+	VPMADDUBSW Y1, Y8, Y1
+	VPMADDWD 288(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VMOVDQU 68(DI), Y1
+	VPSIGNB 64(R8), Y1, Y1
+	VPMADDUBSW Y1, Y9, Y1
+	VPMADDWD 320(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VMOVDQU 100(DI), Y1
+	VPSIGNB 96(R8), Y1, Y1
+	VPMADDUBSW Y1, Y10, Y1
+	VPMADDWD 352(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VMOVDQU 132(DI), Y1
+	VPSIGNB 128(R8), Y1, Y1
+	VPMADDUBSW Y1, Y11, Y1
+	VPMADDWD 384(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VMOVDQU 164(DI), Y1
+	VPSIGNB 160(R8), Y1, Y1
+	VPMADDUBSW Y1, Y12, Y1
+	VPMADDWD 416(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VMOVDQU 196(DI), Y1
+	VPSIGNB 192(R8), Y1, Y1
+	VPMADDUBSW Y1, Y13, Y1
+	VPMADDWD 448(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VMOVDQU 228(DI), Y1
+	VPSIGNB 224(R8), Y1, Y1
+	VPMADDUBSW Y1, Y14, Y1
+	VPMADDWD 480(R8), Y1, Y1
+	VPADDD Y1, Y0, Y0
+	VCVTDQ2PS Y0, Y0
+	VMOVSS (DI), X3
+	VMULSS 512(R8), X3, X4
+	VBROADCASTSS X4, Y4
+	MOVQ R12, AX
+	SHLQ $5, AX
+	VMOVUPS (R9)(AX*1), Y5
+	VFMADD231PS Y0, Y4, Y5
+	VMOVUPS Y5, (R9)(AX*1)
+	INCQ R12
+	CMPQ R12, DX
+	JLT  iqrcol
+	ADDQ $520, R8
+	ADDQ $292, BX
+	DECQ CX
+	JNZ  iqrblock
+iqrdone:
+	VZEROUPPER
+	RET
+
 // Q8COL adds one Q8_0 block of the activation column at ptr to acc, with
 // the weight block's scale in X1, |x| in Y2 and x in Y3 (as dotQ8_0AVX2).
 #define Q8COL(ptr, acc) \

@@ -31,3 +31,7 @@ func fromF16Prefix(dst []float32, src []uint16) int { return 0 }
 func dotQ8_0x8Packed(n int, x []byte, p *q8Packed, first int, out []float32) bool { return false }
 
 func swigluPrefix(y, x, g []float32) int { return 0 }
+
+func iq4xsRowAcc(meta []iq4xsBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
+	return false
+}

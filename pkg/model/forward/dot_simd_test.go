@@ -224,10 +224,11 @@ func TestDotQ8_0x8PackedMatchesGo(t *testing.T) {
 	}
 }
 
-// TestKRowDotsMatchGo checks the Q4_K and Q6_K row kernels, which decode
+// TestKRowDotsMatchGo checks the Q4_K, Q6_K and IQ4_XS row kernels, which decode
 // the weight row's scales once and take one to four activation columns per
-// pass, against the portable dotQ4_K/dotQ6_K of each column (random quants,
-// scales, mins and block sums).
+// pass, against the portable dotQ4_K/dotQ6_K/dotIQ4XS of each column
+// (random quants, scales, mins and block sums; Q8_K quants of -128
+// included, which no quantizer writes).
 func TestKRowDotsMatchGo(t *testing.T) {
 	if !hasAVX2 {
 		t.Skip("no AVX2 kernel on this CPU/build")
@@ -241,6 +242,7 @@ func TestKRowDotsMatchGo(t *testing.T) {
 	}{
 		{model.Q4_K, 144, []int{0, 2}, dotQ4KImpl},
 		{model.Q6_K, 210, []int{208}, dotQ6KImpl},
+		{model.IQ4_XS, 136, []int{0}, func(n int, x, y []byte, _ bool) float32 { return dotIQ4XS(n, x, y) }},
 	} {
 		var k kRowDots
 		for _, nb := range []int{1, 3, 8, 22, 70} {
@@ -287,10 +289,11 @@ func TestKRowDotsMatchGo(t *testing.T) {
 }
 
 // TestKRowMetaLayout pins the byte offsets dot_amd64.s reads the decoded
-// Q4_K and Q6_K super-blocks at.
+// Q4_K, Q6_K and IQ4_XS super-blocks at.
 func TestKRowMetaLayout(t *testing.T) {
 	var m4 q4KBlockMeta
 	var m6 q6KBlockMeta
+	var mi iq4xsBlockMeta
 	for _, c := range []struct {
 		name      string
 		got, want uintptr
@@ -303,6 +306,10 @@ func TestKRowMetaLayout(t *testing.T) {
 		{"q6K sv", unsafe.Offsetof(m6.sv), 0},
 		{"q6K d", unsafe.Offsetof(m6.d), 256},
 		{"q6K size", unsafe.Sizeof(m6), 264},
+		{"iq4xs q", unsafe.Offsetof(mi.q), 0},
+		{"iq4xs sv", unsafe.Offsetof(mi.sv), 256},
+		{"iq4xs d", unsafe.Offsetof(mi.d), 512},
+		{"iq4xs size", unsafe.Sizeof(mi), 520},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at %d, the assembly expects %d", c.name, c.got, c.want)

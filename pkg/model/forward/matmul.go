@@ -239,7 +239,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 				xb = a.weightRow(i01, i02, i03)
 				// Q4_K, Q6_K: the scales decoded once per row, not per
 				// column and block
-				useKRow = (a.typ == model.Q4_K || a.typ == model.Q6_K) && krow.decode(a.typ, int(ne00), xb)
+				useKRow = (a.typ == model.Q4_K || a.typ == model.Q6_K || a.typ == model.IQ4_XS) && krow.decode(a.typ, int(ne00), xb)
 			case a.weight != nil && a.typ == model.F32:
 				wr := a.weightRow(i01, i02, i03)
 				for i := range rowF32 {
