@@ -44,22 +44,30 @@ func (s *memRef) Load(key string) (*tensor.Tensor, error) {
 	return nil, reference.ErrNotFound
 }
 
-// ownForward runs layerdiff's forward pass on the model at path and returns
-// every node's tensor, keyed as a dump keys them.
-func ownForward(t *testing.T, path string, toks []int32) []*tensor.Tensor {
+// loadForward opens the model at path for the forward pass; the file stays
+// open until the test ends.
+func loadForward(t *testing.T, path string) *forward.Model {
 	t.Helper()
 	f, err := model.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	m, err := forward.Load(f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// ownForward runs layerdiff's forward pass on the model at path and returns
+// every node's tensor, keyed as a dump keys them.
+func ownForward(t *testing.T, path string, toks []int32) []*tensor.Tensor {
+	t.Helper()
+	m := loadForward(t, path)
 	var keys reference.KeyMaker
 	var list []*tensor.Tensor
-	_, err = m.Run(toks, forward.DefaultOptions(), forward.RecorderFunc(func(n *forward.Node, x *tensor.Tensor) error {
+	_, err := m.Run(toks, forward.DefaultOptions(), forward.RecorderFunc(func(n *forward.Node, x *tensor.Tensor) error {
 		x.Key = keys.Next(n.Name)
 		x.Data = slices.Clone(x.Data)
 		list = append(list, x)
@@ -149,15 +157,7 @@ func TestRunStreams(t *testing.T) {
 // halted wakes every waiter with its error.
 func TestStreamSide(t *testing.T) {
 	path, _, _ := checkFixture(t)
-	f, err := model.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := forward.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadForward(t, path)
 	toks := []int32{1, 5, 9}
 	opts := forward.DefaultOptions()
 	opts.Threads = 2

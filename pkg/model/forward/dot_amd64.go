@@ -38,17 +38,11 @@ func q4KRowAVX2(nb int, qs *byte, meta *q4KBlockMeta, ncol int, y *[4]*byte, acc
 // AVX2 or a size is wrong.
 func q4KRowAcc(x []byte, meta []q4KBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32, accm *[4][4]float32) bool {
 	nb := len(meta)
-	if !hasAVX2 || nb == 0 || ncol < 1 || ncol > 4 || len(x) < nb*144 {
+	p, ok := q8KColumns(y, ncol, nb)
+	if !ok || len(x) < nb*144 {
 		return false
 	}
-	var p [4]*byte
-	for c := 0; c < ncol; c++ {
-		if len(y[c]) < nb*292 {
-			return false
-		}
-		p[c] = &y[c][0]
-	}
-	q4KRowAVX2(nb, &x[16], &meta[0], ncol, &p, acc, accm)
+	q4KRowAVX2(nb, &x[16], &meta[0], ncol, p, acc, accm)
 	return true
 }
 
@@ -58,17 +52,11 @@ func q6KRowAVX2(nb int, x *byte, meta *q6KBlockMeta, ncol int, y *[4]*byte, acc 
 // q6KRowAcc is q4KRowAcc for Q6_K (meta from decodeQ6KRow; no mins).
 func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
 	nb := len(meta)
-	if !hasAVX2 || nb == 0 || ncol < 1 || ncol > 4 || len(x) < nb*210 {
+	p, ok := q8KColumns(y, ncol, nb)
+	if !ok || len(x) < nb*210 {
 		return false
 	}
-	var p [4]*byte
-	for c := 0; c < ncol; c++ {
-		if len(y[c]) < nb*292 {
-			return false
-		}
-		p[c] = &y[c][0]
-	}
-	q6KRowAVX2(nb, &x[0], &meta[0], ncol, &p, acc)
+	q6KRowAVX2(nb, &x[0], &meta[0], ncol, p, acc)
 	return true
 }
 
@@ -79,18 +67,28 @@ func iq4xsRowAVX2(nb int, meta *iq4xsBlockMeta, ncol int, y *[4]*byte, acc *[4][
 // whole row).
 func iq4xsRowAcc(meta []iq4xsBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
 	nb := len(meta)
-	if !hasAVX2 || nb == 0 || ncol < 1 || ncol > 4 {
+	p, ok := q8KColumns(y, ncol, nb)
+	if !ok {
 		return false
+	}
+	iq4xsRowAVX2(nb, &meta[0], ncol, p, acc)
+	return true
+}
+
+// q8KColumns checks what every row kernel needs (AVX2, 1 to nb blocks, 1
+// to 4 columns of nb block_q8_K each) and returns the columns' first bytes.
+func q8KColumns(y *[4][]byte, ncol, nb int) (*[4]*byte, bool) {
+	if !hasAVX2 || nb == 0 || ncol < 1 || ncol > 4 {
+		return nil, false
 	}
 	var p [4]*byte
 	for c := 0; c < ncol; c++ {
 		if len(y[c]) < nb*292 {
-			return false
+			return nil, false
 		}
 		p[c] = &y[c][0]
 	}
-	iq4xsRowAVX2(nb, &meta[0], ncol, &p, acc)
-	return true
+	return &p, true
 }
 
 //go:noescape
