@@ -22,9 +22,10 @@ type Side interface {
 // Releaser is implemented by a Side that can free a tensor once Compare
 // has measured it, such as a Side fed by a forward pass that is still
 // running. Compare releases both tensors of every matched row it has
-// measured except the first divergence's, which stay for the Blamer. A
-// Side must still give a released tensor when asked again (a Blamer may
-// ask for any row's), reading or computing it anew.
+// measured except the first divergence's, which stay for the Blamer, and,
+// before measuring, the other side's tensors no row will read. A Side must
+// still give a released tensor when asked again (a Blamer may ask for any
+// row's), reading or computing it anew.
 type Releaser interface {
 	Release(key string)
 }
@@ -255,6 +256,20 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		}
 		jobs = append(jobs, job{row: len(rep.Tensors), rn: rn, on: on})
 		rep.Tensors = append(rep.Tensors, row)
+	}
+
+	// The other side's tensors that no row will read (unmatched, or matched
+	// to a filtered-out row) are released before any is produced.
+	if r, ok := other.(Releaser); ok {
+		read := make([]bool, len(otherNodes))
+		for _, j := range jobs {
+			read[al.Matches[rep.Tensors[j.row].Index].Other] = true
+		}
+		for k, on := range otherNodes {
+			if !read[k] {
+				r.Release(on.Key)
+			}
+		}
 	}
 
 	// Measure the matched rows in parallel (each job reads its own two

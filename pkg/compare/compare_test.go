@@ -394,16 +394,17 @@ func (r *releasing) Release(key string) {
 
 // TestCompareReleasesMeasuredTensors checks that Compare releases the
 // tensors of every measured row on both sides but the first divergence's,
-// which the blamer gets.
+// which the blamer gets, and the other side's tensors no row reads.
 func TestCompareReleasesMeasuredTensors(t *testing.T) {
 	ref := graph(1)
 	var other []*tensor.Tensor
 	for _, x := range ref {
 		if x.Name == "ffn_out-1" {
-			continue // unmatched: never read, never released
+			continue // the reference's ffn_out-1 has no counterpart
 		}
 		other = append(other, clone(x))
 	}
+	other = append(other, &tensor.Tensor{Key: "extra", Name: "extra", Op: "ADD", Ne: []int64{8, 4}, Data: make([]float32, 32)})
 	find(other, "l_out-0").Data[3] += 1     // fails: the first divergence
 	find(other, "result_norm").Data[0] += 1 // fails later
 	a := &releasing{TensorList: NewTensorList(ref)}
@@ -424,22 +425,30 @@ func TestCompareReleasesMeasuredTensors(t *testing.T) {
 	if blamedWith == nil || blamedWith.Name != "l_out-0" {
 		t.Errorf("blamer got %v for the divergent row", blamedWith)
 	}
-	var want []string
+	var measured []string
 	for _, r := range rep.Tensors {
 		if (r.Status == Pass || r.Status == Fail) && r.Key != "l_out-0" {
-			want = append(want, r.Key)
+			measured = append(measured, r.Key)
 		}
 	}
-	if !slices.Contains(want, "result_norm") {
-		t.Fatalf("result_norm not measured: %v", want)
+	if !slices.Contains(measured, "result_norm") {
+		t.Fatalf("result_norm not measured: %v", measured)
 	}
-	for _, s := range []*releasing{a, b} {
-		got := slices.Clone(s.released)
+	for _, c := range []struct {
+		side *releasing
+		want []string
+	}{
+		// the reference: every measured row but the first divergence
+		{a, measured},
+		// the other side: the same, plus what no row reads (the filtered
+		// row's counterpart and the node without a reference)
+		{b, append(slices.Clone(measured), "attn_norm-1", "extra")},
+	} {
+		got := slices.Clone(c.side.released)
 		slices.Sort(got)
-		w := slices.Clone(want)
-		slices.Sort(w)
-		if !slices.Equal(got, w) {
-			t.Errorf("released %v, want every measured row but the first divergence %v", got, w)
+		slices.Sort(c.want)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("released %v, want %v", got, c.want)
 		}
 	}
 }

@@ -21,17 +21,18 @@ import (
 //
 // It is also the run's forward.Recorder.
 type streamSide struct {
-	filter *regexp.Regexp
-	nodes  []compare.Node
-	keys   reference.KeyMaker // used by Record, in the run's goroutine
+	filter  *regexp.Regexp
+	nodes   []compare.Node
+	keys    reference.KeyMaker // used by Want, in the run's goroutine
+	pending string             // the key of the node Want accepted last
 
 	mu       sync.Mutex
 	cond     sync.Cond
 	have     map[string]*tensor.Tensor
-	released map[string]bool
-	done     bool  // the run has ended
-	err      error // why it ended early, or errStopped
-	stop     bool  // Record returns errStopped from now on
+	released map[string]bool // measured and dropped, or never to be read
+	done     bool            // the run has ended
+	err      error           // why it ended early, or errStopped
+	stop     bool            // Record returns errStopped from now on
 
 	// regen recomputes the tensor of a released key; nil means a released
 	// tensor cannot be asked for again.
@@ -50,7 +51,7 @@ func newStreamSide(nodes []forward.Node, filter *regexp.Regexp) *streamSide {
 	var keys reference.KeyMaker
 	for i := range nodes {
 		n := &nodes[i]
-		if !s.Want(n) {
+		if filter != nil && !filter.MatchString(n.Name) {
 			continue
 		}
 		s.nodes = append(s.nodes, compare.Node{Key: keys.Next(n.Name), Name: n.Name, Op: n.Op, Ne: tensor.Trim(n.Ne[:])})
@@ -58,20 +59,32 @@ func newStreamSide(nodes []forward.Node, filter *regexp.Regexp) *streamSide {
 	return s
 }
 
-// Want implements forward.Recorder.
+// Want implements forward.Recorder: the nodes the filter keeps, but not
+// those released before the run produced them (no one will read them, so
+// a view is not even gathered).
 func (s *streamSide) Want(n *forward.Node) bool {
-	return s.filter == nil || s.filter.MatchString(n.Name)
+	if s.filter != nil && !s.filter.MatchString(n.Name) {
+		return false
+	}
+	key := s.keys.Next(n.Name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released[key] {
+		return false
+	}
+	s.pending = key
+	return true
 }
 
 // Record implements forward.Recorder: it hands the tensor to whoever waits
 // for it.
 func (s *streamSide) Record(n *forward.Node, t *tensor.Tensor) error {
-	t.Key = s.keys.Next(n.Name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stop {
 		return errStopped
 	}
+	t.Key = s.pending
 	s.have[t.Key] = t
 	s.cond.Broadcast()
 	return nil
@@ -123,14 +136,13 @@ func (s *streamSide) Tensor(key string) (*tensor.Tensor, error) {
 	}
 }
 
-// Release implements compare.Releaser.
+// Release implements compare.Releaser: the tensor is dropped, or, when the
+// run has not produced it yet, not kept.
 func (s *streamSide) Release(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.have[key]; ok {
-		delete(s.have, key)
-		s.released[key] = true
-	}
+	delete(s.have, key)
+	s.released[key] = true
 }
 
 // recomputeOne runs the forward pass again and returns the tensor of one

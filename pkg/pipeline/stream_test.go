@@ -208,6 +208,24 @@ func TestStreamSide(t *testing.T) {
 		t.Errorf("unknown key after the run: %v", err)
 	}
 
+	// A node released before the run produces it is not even recorded, and
+	// asked for afterwards, it is recomputed.
+	s4 := newStreamSide(nodes, filter)
+	s4.regen = s.regen
+	s4.Release("l_out-0")
+	var offered []string
+	rec := &spyRecorder{s: s4, seen: &offered}
+	if _, err := m.Run(toks, opts, rec); err != nil {
+		t.Fatal(err)
+	}
+	s4.finish(nil)
+	if slices.Contains(offered, "l_out-0") || !slices.Contains(offered, "l_out-1") {
+		t.Errorf("recorded %v: want l_out-1 and not the released l_out-0", offered)
+	}
+	if x, err := s4.Tensor("l_out-0"); err != nil || !slices.EqualFunc(x.Data, kept["l_out-0"], func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }) {
+		t.Errorf("l_out-0 released before the run: %v", err)
+	}
+
 	// A run that fails wakes a waiter with the run's error.
 	s2 := newStreamSide(nodes, nil)
 	got := make(chan error)
@@ -228,4 +246,20 @@ func TestStreamSide(t *testing.T) {
 	if _, err := m.Run(toks, opts, s3); !errors.Is(err, errStopped) {
 		t.Errorf("halted run returned %v, want errStopped", err)
 	}
+}
+
+// spyRecorder passes a run to a streamSide and notes the keys it records.
+type spyRecorder struct {
+	s    *streamSide
+	seen *[]string
+}
+
+func (r *spyRecorder) Want(n *forward.Node) bool { return r.s.Want(n) }
+
+func (r *spyRecorder) Record(n *forward.Node, t *tensor.Tensor) error {
+	if err := r.s.Record(n, t); err != nil {
+		return err
+	}
+	*r.seen = append(*r.seen, t.Key)
+	return nil
 }
