@@ -155,6 +155,11 @@ func Compare(a, b reference.Source, o CompareOptions) (*compare.Report, error) {
 	warn := append([]string(nil), o.Warnings...)
 	warn = append(warn, ia.Warnings...)
 	warn = append(warn, ib.Warnings...)
+	if na, _ := graphRuns(a.Nodes()); na > 0 {
+		if nb, _ := graphRuns(b.Nodes()); nb > 0 && na != nb {
+			warn = append(warn, fmt.Sprintf("the two sides split their tokens differently: %s ran its graph %s, %s %s (once per llama_decode call); nodes of different micro-batches cannot be aligned", ia.Path, times(na), ib.Path, times(nb)))
+		}
+	}
 	meta := compare.Meta{
 		Reference: sourceMeta(a, ""),
 		Other:     sourceMeta(b, "other"),
@@ -165,6 +170,14 @@ func Compare(a, b reference.Source, o CompareOptions) (*compare.Report, error) {
 	return compare.Compare(SideOf(a), SideOf(b), compare.Options{
 		Policy: o.Policy, Meta: meta, Filter: o.Filter, Blamer: o.Blamer, Warnings: warn,
 	})
+}
+
+// times is "once" or "N times".
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 // TokenMismatchError says that two sides evaluated different tokens; its

@@ -65,6 +65,9 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		}
 	}
 	info := ref.Describe()
+	if n, first := graphRuns(ref.Nodes()); n > 1 {
+		return nil, fmt.Errorf("%s: the reference evaluated its tokens in %d llama_decode calls (its graph starts %d times, at %q); layerdiff's forward pass evaluates the whole prompt as one batch, so their activations cannot be aligned: make the reference with one call (layerdiff dump --batch 0; llama.cpp: -b and -ub at least the prompt length, no generated tokens)", info.Path, n, n, first)
+	}
 	f, err := model.Open(modelPath)
 	if err != nil {
 		return nil, err
@@ -211,6 +214,23 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		return nil, err
 	}
 	return rep, nil
+}
+
+// graphRuns counts how many times a reference's graph starts: the nodes
+// named like its first node (inp_embd), one per llama_decode call (a
+// prompt split into micro-batches, or generated tokens).
+func graphRuns(nodes []reference.NodeInfo) (int, string) {
+	if len(nodes) == 0 {
+		return 0, ""
+	}
+	first := nodes[0].Name
+	n := 0
+	for _, nd := range nodes {
+		if nd.Name == first {
+			n++
+		}
+	}
+	return n, first
 }
 
 // FullHashBytes is the default RunOptions.FullHashLimit: the model size up

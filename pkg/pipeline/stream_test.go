@@ -263,3 +263,34 @@ func (r *spyRecorder) Record(n *forward.Node, t *tensor.Tensor) error {
 	*r.seen = append(*r.seen, t.Key)
 	return nil
 }
+
+// TestRunRefusesMicroBatches checks that a reference whose graph ran more
+// than once (a prompt split into micro-batches) is refused with a clear
+// error instead of being aligned with a one-batch forward pass.
+func TestRunRefusesMicroBatches(t *testing.T) {
+	path, _, _ := checkFixture(t)
+	toks := []int32{1, 5, 9, 17}
+	one := ownForward(t, path, toks[:2])
+	two := ownForward(t, path, toks[2:])
+	var keys reference.KeyMaker
+	var list []*tensor.Tensor
+	for _, x := range append(one, two...) {
+		c := *x
+		c.Key = keys.Next(x.Name)
+		list = append(list, &c)
+	}
+	info := reference.Info{Kind: reference.KindDump, Path: "mem", Tokens: toks}
+	_, err := Run(&memRef{info: info, list: list}, path, RunOptions{Threads: 1})
+	if err == nil || !strings.Contains(err.Error(), "2 llama_decode calls") || !strings.Contains(err.Error(), "--batch 0") {
+		t.Fatalf("Run on a two-batch reference: %v", err)
+	}
+	// The same reference compared with itself is fine; with a one-batch
+	// run of the same tokens it warns.
+	rep, err := Compare(&memRef{info: info, list: list}, &memRef{info: info, list: ownForward(t, path, toks)}, CompareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "split their tokens differently") }) {
+		t.Errorf("no warning for different micro-batches: %q", rep.Warnings)
+	}
+}

@@ -168,7 +168,7 @@ func DumpLlamaCpp(o DumpOptions) (*Manifest, error) {
 		man.FlashAttn = "on"
 	}
 	// Cross-check: the result_output rows must be llama.cpp's logits.
-	if err := d.checkLogits(ctx, len(toks), nv); err != nil {
+	if err := d.checkLogits(ctx, len(toks), batch, nv); err != nil {
 		return nil, err
 	}
 	if err := man.Write(tmp); err != nil {
@@ -200,7 +200,7 @@ type dumper struct {
 	nStored      int
 	sawFlashAttn bool
 	ubatch       int
-	logits       []float32 // result_output, last seen
+	logits       []float32 // result_output of every micro-batch, in order
 }
 
 func (d *dumper) node(n *llamacpp.Node) error {
@@ -248,7 +248,8 @@ func (d *dumper) node(n *llamacpp.Node) error {
 			d.nStored++
 		}
 		if n.Name == "result_output" {
-			d.logits = vals
+			// One per micro-batch, each with its tokens' rows.
+			d.logits = append(d.logits, vals...)
 		}
 	}
 	d.man.Nodes = append(d.man.Nodes, mn)
@@ -259,15 +260,19 @@ func (d *dumper) node(n *llamacpp.Node) error {
 	return nil
 }
 
-func (d *dumper) checkLogits(ctx *llamacpp.Context, ntok, nv int) error {
+// checkLogits compares the result_output rows of the dump (every
+// micro-batch's, concatenated) with llama_get_logits_ith, which holds the
+// last llama_decode call's: its batch of up to batch tokens.
+func (d *dumper) checkLogits(ctx *llamacpp.Context, ntok, batch, nv int) error {
 	if d.logits == nil {
 		return nil // filtered out
 	}
 	if len(d.logits) != ntok*nv {
 		return fmt.Errorf("dump: result_output has %d values, want %d tokens x %d", len(d.logits), ntok, nv)
 	}
-	for i := 0; i < ntok; i++ {
-		lg := ctx.Logits(i)
+	first := (ntok - 1) / batch * batch
+	for i := first; i < ntok; i++ {
+		lg := ctx.Logits(i - first)
 		for j, v := range lg {
 			if math.Float32bits(v) != math.Float32bits(d.logits[i*nv+j]) {
 				return fmt.Errorf("dump: result_output token %d logit %d is %v but llama_get_logits_ith gives %v", i, j, d.logits[i*nv+j], v)

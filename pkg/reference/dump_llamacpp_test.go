@@ -137,3 +137,46 @@ func checkDump(t *testing.T, out, model string, toks []int32, fa string) {
 func sameFloat(a, b float64) bool {
 	return a == b || (math.IsNaN(a) && math.IsNaN(b))
 }
+
+// TestDumpMicroBatches dumps a prompt split into llama_decode calls of 4
+// tokens (--batch 4): every call's graph is recorded with its micro-batch
+// index, and the last call's result_output rows are llama.cpp's logits
+// (DumpLlamaCpp checks them against llama_get_logits_ith).
+func TestDumpMicroBatches(t *testing.T) {
+	dir := t.TempDir()
+	f32 := filepath.Join(dir, "f32.gguf")
+	if err := fixture.Generate(fixture.Default("llama"), f32); err != nil {
+		t.Fatal(err)
+	}
+	q8 := filepath.Join(dir, "q8.gguf")
+	if err := llamacpp.QuantizeModel(f32, q8, 7, 2); err != nil {
+		t.Fatal(err)
+	}
+	toks := []int32{1, 300, 301, 302, 303, 304, 305, 306, 307, 308}
+	out := filepath.Join(dir, "dump")
+	man, err := reference.DumpLlamaCpp(reference.DumpOptions{Model: q8, Tokens: toks, Out: out, Batch: 4, Threads: 2, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if man.NBatch != 4 || man.NUBatch != 4 {
+		t.Errorf("n_batch %d, n_ubatch %d, want 4", man.NBatch, man.NUBatch)
+	}
+	var rows []int64
+	var ubatches []int
+	for _, n := range man.Nodes {
+		if n.Name == "result_output" {
+			rows = append(rows, n.Ne[1])
+			ubatches = append(ubatches, n.UBatch)
+		}
+	}
+	if fmt.Sprint(rows) != "[4 4 2]" || fmt.Sprint(ubatches) != "[0 1 2]" {
+		t.Errorf("result_output rows %v in micro-batches %v, want [4 4 2] in [0 1 2]", rows, ubatches)
+	}
+	d, err := reference.OpenDump(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Load("result_output#3"); err != nil {
+		t.Errorf("the last micro-batch's logits: %v", err)
+	}
+}
