@@ -65,9 +65,6 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		}
 	}
 	info := ref.Describe()
-	if n, first := graphRuns(ref.Nodes()); n > 1 {
-		return nil, fmt.Errorf("%s: the reference evaluated its tokens in %d llama_decode calls (its graph starts %d times, at %q); layerdiff's forward pass evaluates the whole prompt as one batch, so their activations cannot be aligned: make the reference with one call (layerdiff dump --batch 0; llama.cpp: -b and -ub at least the prompt length, no generated tokens)", info.Path, n, n, first)
-	}
 	f, err := model.Open(modelPath)
 	if err != nil {
 		return nil, err
@@ -91,6 +88,9 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	}
 	fo := forward.DefaultOptions()
 	fo.Threads = o.Threads
+	if fo.UBatches, err = microBatches(info.Path, ref.Nodes(), len(toks)); err != nil {
+		return nil, err
+	}
 	if o.Numerics != "" {
 		fo.Numerics = o.Numerics
 	}
@@ -217,8 +217,8 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 }
 
 // graphRuns counts how many times a reference's graph starts: the nodes
-// named like its first node (inp_embd), one per llama_decode call (a
-// prompt split into micro-batches, or generated tokens).
+// named like its first node (inp_embd), one per micro-batch (a prompt
+// split over llama_decode calls or n_ubatch, or generated tokens).
 func graphRuns(nodes []reference.NodeInfo) (int, string) {
 	if len(nodes) == 0 {
 		return 0, ""
@@ -231,6 +231,39 @@ func graphRuns(nodes []reference.NodeInfo) (int, string) {
 		}
 	}
 	return n, first
+}
+
+// microBatches returns the token counts of the reference's micro-batches,
+// read from the shape {n_embd, T} of each graph's first node, for the
+// forward pass to split the same way; nil when the graph ran once. The
+// counts must add up to the prompt's tokens (a log that also decodes
+// generated tokens does not).
+func microBatches(path string, nodes []reference.NodeInfo, nTokens int) ([]int, error) {
+	n, first := graphRuns(nodes)
+	if n <= 1 {
+		return nil, nil
+	}
+	var sizes []int
+	sum := 0
+	for _, nd := range nodes {
+		if nd.Name != first {
+			continue
+		}
+		ne := tensor.Trim(nd.Ne)
+		t := int64(1)
+		if len(ne) >= 2 {
+			t = ne[1]
+		}
+		if len(ne) > 2 || t <= 0 || t > int64(nTokens) {
+			return nil, fmt.Errorf("%s: the graph starts %d times (at %q, one micro-batch each), but %q has shape %s, not {n_embd, tokens}", path, n, first, first, tensor.ShapeString(nd.Ne))
+		}
+		sizes = append(sizes, int(t))
+		sum += int(t)
+	}
+	if sum != nTokens {
+		return nil, fmt.Errorf("%s: the graph starts %d times (at %q) for %d tokens in all, not the prompt's %d: the reference decoded more than the prompt (generated tokens?); make it with the prompt alone", path, n, first, sum, nTokens)
+	}
+	return sizes, nil
 }
 
 // FullHashBytes is the default RunOptions.FullHashLimit: the model size up

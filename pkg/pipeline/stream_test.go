@@ -264,29 +264,46 @@ func (r *spyRecorder) Record(n *forward.Node, t *tensor.Tensor) error {
 	return nil
 }
 
-// TestRunRefusesMicroBatches checks that a reference whose graph ran more
-// than once (a prompt split into micro-batches) is refused with a clear
-// error instead of being aligned with a one-batch forward pass.
-func TestRunRefusesMicroBatches(t *testing.T) {
+// TestRunMicroBatches runs against a reference whose prompt was split into
+// micro-batches (the graph starts once per batch): layerdiff's pass splits
+// the same way and every tensor passes bit for bit; a reference that
+// decoded more than the prompt is refused with a clear error; and compare
+// warns when two sides were batched differently.
+func TestRunMicroBatches(t *testing.T) {
 	path, _, _ := checkFixture(t)
-	toks := []int32{1, 5, 9, 17}
-	one := ownForward(t, path, toks[:2])
-	two := ownForward(t, path, toks[2:])
+	toks := []int32{1, 5, 9, 17, 23}
+	m := loadForward(t, path)
 	var keys reference.KeyMaker
 	var list []*tensor.Tensor
-	for _, x := range append(one, two...) {
-		c := *x
-		c.Key = keys.Next(x.Name)
-		list = append(list, &c)
+	opts := forward.DefaultOptions()
+	opts.UBatches = []int{2, 2, 1}
+	_, err := m.Run(toks, opts, forward.RecorderFunc(func(n *forward.Node, x *tensor.Tensor) error {
+		x.Key = keys.Next(n.Name)
+		x.Data = slices.Clone(x.Data)
+		list = append(list, x)
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
 	}
-	info := reference.Info{Kind: reference.KindDump, Path: "mem", Tokens: toks}
-	_, err := Run(&memRef{info: info, list: list}, path, RunOptions{Threads: 1})
-	if err == nil || !strings.Contains(err.Error(), "2 llama_decode calls") || !strings.Contains(err.Error(), "--batch 0") {
-		t.Fatalf("Run on a two-batch reference: %v", err)
+	info := reference.Info{Kind: reference.KindDump, Path: "mem", Tokens: toks, FlashAttn: "on"}
+	rep, err := Run(&memRef{info: info, list: list}, path, RunOptions{Threads: 2, CompareOptions: CompareOptions{Policy: compare.MustPolicy(compare.ModeBitExact)}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The same reference compared with itself is fine; with a one-batch
-	// run of the same tokens it warns.
-	rep, err := Compare(&memRef{info: info, list: list}, &memRef{info: info, list: ownForward(t, path, toks)}, CompareOptions{})
+	if rep.Verdict != compare.VerdictPass || rep.Summary.Pass != len(list) {
+		t.Fatalf("verdict %s, %d of %d pass", rep.Verdict, rep.Summary.Pass, len(list))
+	}
+
+	// Tokens decoded beyond the prompt: the micro-batches add up to more.
+	info.Tokens = toks[:4]
+	_, err = Run(&memRef{info: info, list: list}, path, RunOptions{Threads: 1})
+	if err == nil || !strings.Contains(err.Error(), "starts 3 times") || !strings.Contains(err.Error(), "5 tokens in all, not the prompt's 4") {
+		t.Fatalf("Run with more decoded tokens than the prompt: %v", err)
+	}
+
+	info.Tokens = toks
+	rep, err = Compare(&memRef{info: info, list: list}, &memRef{info: info, list: ownForward(t, path, toks)}, CompareOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

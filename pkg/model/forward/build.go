@@ -21,6 +21,7 @@ type built struct {
 	outIDs                *node // I32 {n_outputs}
 	cacheK, cacheV        []*node
 	kvSize, nKV, nTokens  int
+	p0, ubatch            int // position of the first token; micro-batch index
 	vTrans                bool
 	out                   *node
 	weights               map[string]*node
@@ -52,22 +53,26 @@ func (b *built) weight(m *Model, ti *model.TensorInfo) (*node, error) {
 // llama_kv_cache::get_n_kv and llama_context's n_ctx rounding).
 const kvPadding = 256
 
-// buildGraph builds the graph for nTokens tokens at positions 0..T-1 in an
-// empty KV cache of kvSize cells, with every position an output (as
-// layerdiff's llama.cpp dumps request).
-func (m *Model) buildGraph(nTokens, kvSize int, flashAttn bool, kvType model.Type) (*built, error) {
+// buildGraph builds the graph for nTokens tokens at positions p0..p0+T-1 of
+// a KV cache of kvSize cells whose cells 0..p0-1 hold the earlier tokens
+// (p0 = 0: an empty cache), with every position an output (as layerdiff's
+// llama.cpp dumps request). The graph attends to n_kv cells, llama.cpp's
+// get_n_kv: the used cells (p0+T) rounded up to the padding, at most
+// kvSize.
+func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType model.Type) (*built, error) {
 	h := &m.Hparams
 	if nTokens <= 0 {
 		return nil, fmt.Errorf("no tokens")
 	}
-	if kvSize < nTokens {
-		return nil, fmt.Errorf("%d tokens do not fit a KV cache of %d cells", nTokens, kvSize)
+	if kvSize < p0+nTokens {
+		return nil, fmt.Errorf("%d tokens do not fit a KV cache of %d cells", p0+nTokens, kvSize)
 	}
 	g := &graph{layer: -1}
 	T := int64(nTokens)
 	hd := int64(h.HeadDimK)
-	b := &built{g: g, weights: map[string]*node{}, kvSize: kvSize, nTokens: nTokens, flashAttn: flashAttn}
-	b.nKV = min(kvSize, max(kvPadding, (nTokens+kvPadding-1)/kvPadding*kvPadding))
+	b := &built{g: g, weights: map[string]*node{}, kvSize: kvSize, nTokens: nTokens, p0: p0, flashAttn: flashAttn}
+	used := p0 + nTokens
+	b.nKV = min(kvSize, max(kvPadding, (used+kvPadding-1)/kvPadding*kvPadding))
 	b.vTrans = !flashAttn
 	b.nEmbdKGQA = hd * int64(h.NHeadKV)
 	b.nEmbdVGQA = int64(h.HeadDimV) * int64(h.NHeadKV)

@@ -312,16 +312,19 @@ func TestNodesMatchRun(t *testing.T) {
 		fa       bool
 		numerics string
 		kv       model.Type
+		ubatches []int
 	}{
-		{"llama", true, NumericsGGML, model.F16},
-		{"llama", false, NumericsGGML, model.F16},
-		{"qwen2", false, NumericsF64, model.F32},
-		{"qwen3", true, NumericsGGML, model.F32},
+		{"llama", true, NumericsGGML, model.F16, nil},
+		{"llama", false, NumericsGGML, model.F16, nil},
+		{"qwen2", false, NumericsF64, model.F32, nil},
+		{"qwen3", true, NumericsGGML, model.F32, nil},
+		{"llama", true, NumericsGGML, model.F16, []int{2, 2, 1}},
+		{"qwen2", false, NumericsF64, model.F32, []int{4, 1}},
 	} {
-		t.Run(fmt.Sprintf("%s-fa%v-%s-%s", tc.arch, tc.fa, tc.numerics, tc.kv), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s-fa%v-%s-%s-%v", tc.arch, tc.fa, tc.numerics, tc.kv, tc.ubatches), func(t *testing.T) {
 			m := tinyModel(t, defaultTiny(tc.arch))
 			opts := DefaultOptions()
-			opts.FlashAttn, opts.Numerics, opts.KVType = tc.fa, tc.numerics, tc.kv
+			opts.FlashAttn, opts.Numerics, opts.KVType, opts.UBatches = tc.fa, tc.numerics, tc.kv, tc.ubatches
 			toks := goldenTokens[:5]
 			want, err := m.Nodes(len(toks), opts)
 			if err != nil {
@@ -354,5 +357,57 @@ func TestNodesMatchRun(t *testing.T) {
 	}
 	if _, err := m.Nodes(4, Options{Numerics: "fast", KVType: model.F16}); err == nil {
 		t.Error("Nodes with unknown numerics gave no error")
+	}
+	for _, ub := range [][]int{{2, 1}, {3, 0, 1}, {5}} {
+		o := DefaultOptions()
+		o.UBatches = ub
+		if _, err := m.Run(goldenTokens[:4], o, nil); err == nil || !strings.Contains(err.Error(), "micro-batch") {
+			t.Errorf("micro-batches %v for 4 tokens: %v", ub, err)
+		}
+	}
+}
+
+// TestMicroBatches checks a run split into micro-batches against the same
+// tokens in one batch: the same graph per micro-batch (names, ops, shapes
+// with its tokens, positions continuing), logits for every token, and
+// values that agree to float32 rounding (the matmuls see fewer columns,
+// the attention more cached cells).
+func TestMicroBatches(t *testing.T) {
+	m := tinyModel(t, defaultTiny("llama"))
+	toks := goldenTokens[:7]
+	one := DefaultOptions()
+	split := DefaultOptions()
+	split.UBatches = []int{3, 3, 1}
+	var cOne, cSplit Collector
+	lOne, err := m.Run(toks, one, &cOne)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lSplit, err := m.Run(toks, split, &cSplit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(lOne.Ne, lSplit.Ne) || len(lSplit.Data) != len(lOne.Data) {
+		t.Fatalf("logits %v (%d values), one batch %v", lSplit.Ne, len(lSplit.Data), lOne.Ne)
+	}
+	num, den := 0.0, 0.0
+	for i := range lOne.Data {
+		d := float64(lOne.Data[i] - lSplit.Data[i])
+		num += d * d
+		den += float64(lOne.Data[i]) * float64(lOne.Data[i])
+	}
+	if num/den > 1e-10 {
+		t.Errorf("logits nmse %.3g between one batch and three", num/den)
+	}
+	nodes, err := m.Nodes(len(toks), split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perGraph := len(nodes) / 3
+	if len(nodes)%3 != 0 || nodes[0].Name != nodes[perGraph].Name || nodes[perGraph].UBatch != 1 || nodes[2*perGraph].UBatch != 2 {
+		t.Fatalf("%d nodes; graph starts %q, %q (micro-batch %d, %d)", len(nodes), nodes[0].Name, nodes[perGraph].Name, nodes[perGraph].UBatch, nodes[2*perGraph].UBatch)
+	}
+	if nodes[0].Ne[1] != 3 || nodes[2*perGraph].Ne[1] != 1 {
+		t.Errorf("inp_embd shapes %v, %v: want 3 and 1 tokens", nodes[0].Ne, nodes[2*perGraph].Ne)
 	}
 }

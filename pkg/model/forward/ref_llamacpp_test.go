@@ -30,6 +30,7 @@ type refConfig struct {
 	FA     bool
 	KVType model.Type
 	NCtx   int
+	NBatch int // tokens per llama_decode call; 0: all at once
 }
 
 var (
@@ -41,7 +42,7 @@ var (
 // its data converted to float32 in ggml order.
 func llamaNodes(t testing.TB, cfg refConfig) []refNode {
 	t.Helper()
-	key := fmt.Sprint(cfg.Path, cfg.Tokens, cfg.FA, cfg.KVType, cfg.NCtx)
+	key := fmt.Sprint(cfg.Path, cfg.Tokens, cfg.FA, cfg.KVType, cfg.NCtx, cfg.NBatch)
 	refMu.Lock()
 	defer refMu.Unlock()
 	if r, ok := refCache[key]; ok {
@@ -60,7 +61,11 @@ func llamaNodes(t testing.TB, cfg refConfig) []refNode {
 	if nctx == 0 {
 		nctx = (len(cfg.Tokens) + 255) / 256 * 256
 	}
-	ctx, err := llamacpp.NewContext(m, llamacpp.ContextOptions{NCtx: nctx, NBatch: nctx, Threads: 2, FlashAttn: fa, TypeK: int(cfg.KVType), TypeV: int(cfg.KVType)})
+	nbatch := nctx
+	if cfg.NBatch > 0 {
+		nbatch = cfg.NBatch
+	}
+	ctx, err := llamacpp.NewContext(m, llamacpp.ContextOptions{NCtx: nctx, NBatch: nbatch, Threads: 2, FlashAttn: fa, TypeK: int(cfg.KVType), TypeV: int(cfg.KVType)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,12 @@ type Options struct {
 	// Inject, when not nil, may replace the value of a node after it is
 	// computed and recorded, before later nodes read it.
 	Inject Injector
+	// UBatches splits the tokens into consecutive micro-batches of these
+	// sizes, one graph each over a shared KV cache, as llama.cpp does for
+	// a prompt longer than n_ubatch or decoded in several llama_decode
+	// calls; nil evaluates every token in one batch. The sizes must add up
+	// to the number of tokens.
+	UBatches []int
 }
 
 // DefaultOptions are llama.cpp's defaults on the CPU: ggml numerics, flash
@@ -66,6 +72,9 @@ type Node struct {
 	// (weights, KV cache): 1 for activations {n, T} and attention scores
 	// {n_kv, T, heads}, 2 for per-head tensors {d, heads, T}.
 	TokenDim int
+	// UBatch is the micro-batch whose graph the node belongs to (0 when
+	// the tokens are one batch); Index counts within that graph.
+	UBatch int
 }
 
 // Recorder receives the nodes of a run in graph order. Want is asked
@@ -91,9 +100,10 @@ type Injector interface {
 	Inject(n *Node, computed []float32) (data []float32, ok bool)
 }
 
-// Run evaluates tokens (positions 0..len-1, one batch, an empty KV cache,
-// every position an output) and hands every node to rec (which may be nil).
-// It returns the logits, {n_vocab, len(tokens)}.
+// Run evaluates tokens (positions 0..len-1, an empty KV cache at the start,
+// every position an output; one batch unless opts.UBatches splits them)
+// and hands every node to rec (which may be nil). It returns the logits,
+// {n_vocab, len(tokens)}.
 func (m *Model) Run(tokens []int32, opts Options, rec Recorder) (*tensor.Tensor, error) {
 	if len(tokens) == 0 {
 		return nil, errors.New("forward: no tokens")
@@ -103,7 +113,7 @@ func (m *Model) Run(tokens []int32, opts Options, rec Recorder) (*tensor.Tensor,
 			return nil, fmt.Errorf("forward: token %d (position %d) outside the vocabulary of %d", t, i, m.Hparams.NVocab)
 		}
 	}
-	b, numerics, err := m.graph(len(tokens), opts)
+	bs, numerics, err := m.graphs(len(tokens), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -112,14 +122,24 @@ func (m *Model) Run(tokens []int32, opts Options, rec Recorder) (*tensor.Tensor,
 		threads = runtime.NumCPU()
 	}
 	e := &executor{threads: threads, exact: numerics == NumericsF64}
-	if err := e.setInputs(b, tokens); err != nil {
-		return nil, err
+	var logits []float32
+	for _, b := range bs {
+		// Every micro-batch's graph writes the same KV cache.
+		for l := range b.cacheK {
+			b.cacheK[l].buf, b.cacheV[l].buf = bs[0].cacheK[l].buf, bs[0].cacheV[l].buf
+		}
+		if err := e.setInputs(b, tokens[b.p0:b.p0+b.nTokens]); err != nil {
+			return nil, err
+		}
+		if err := e.run(b, rec, opts.Inject); err != nil {
+			return nil, err
+		}
+		logits = append(logits, b.out.toF32()...)
 	}
-	if err := e.run(b, rec, opts.Inject); err != nil {
-		return nil, err
-	}
-	logits := &tensor.Tensor{Key: b.out.name, Name: b.out.name, Op: b.out.op.String(), Ne: tensor.Trim(b.out.ne[:]), Data: b.out.toF32()}
-	return logits, nil
+	out := bs[0].out
+	ne := tensor.Trim(out.ne[:])
+	ne[len(ne)-1] = int64(len(tokens))
+	return &tensor.Tensor{Key: out.name, Name: out.name, Op: out.op.String(), Ne: ne, Data: logits}, nil
 }
 
 // Nodes returns the nodes Run would hand its Recorder for nTokens tokens
@@ -130,20 +150,24 @@ func (m *Model) Nodes(nTokens int, opts Options) ([]Node, error) {
 	if nTokens <= 0 {
 		return nil, errors.New("forward: no tokens")
 	}
-	b, _, err := m.graph(nTokens, opts)
+	bs, _, err := m.graphs(nTokens, opts)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Node, len(b.g.nodes))
-	for i, n := range b.g.nodes {
-		out[i] = n.info()
+	var out []Node
+	for _, b := range bs {
+		for _, n := range b.g.nodes {
+			info := n.info()
+			info.UBatch = b.ubatch
+			out = append(out, info)
+		}
 	}
 	return out, nil
 }
 
-// graph checks opts and builds the graph for nTokens tokens; it returns the
-// numerics mode with the default filled in.
-func (m *Model) graph(nTokens int, opts Options) (*built, string, error) {
+// graphs checks opts and builds the graph of every micro-batch of nTokens
+// tokens; it returns the numerics mode with the default filled in.
+func (m *Model) graphs(nTokens int, opts Options) ([]*built, string, error) {
 	numerics := opts.Numerics
 	if numerics == "" {
 		numerics = NumericsGGML
@@ -162,12 +186,33 @@ func (m *Model) graph(nTokens int, opts Options) (*built, string, error) {
 	if kvSize < nTokens {
 		return nil, "", fmt.Errorf("forward: %d tokens do not fit a context of %d", nTokens, opts.NCtx)
 	}
-	b, err := m.buildGraph(nTokens, kvSize, opts.FlashAttn, opts.KVType)
-	if err != nil {
-		return nil, "", fmt.Errorf("forward: %s: %w", m.File.Path, err)
+	sizes := opts.UBatches
+	if len(sizes) == 0 {
+		sizes = []int{nTokens}
 	}
-	b.tokenDims()
-	return b, numerics, nil
+	sum := 0
+	for _, n := range sizes {
+		if n <= 0 {
+			return nil, "", fmt.Errorf("forward: micro-batch sizes %v: each must be at least 1", sizes)
+		}
+		sum += n
+	}
+	if sum != nTokens {
+		return nil, "", fmt.Errorf("forward: micro-batch sizes %v add up to %d, not the %d tokens", sizes, sum, nTokens)
+	}
+	var bs []*built
+	p0 := 0
+	for u, n := range sizes {
+		b, err := m.buildGraph(n, p0, kvSize, opts.FlashAttn, opts.KVType)
+		if err != nil {
+			return nil, "", fmt.Errorf("forward: %s: %w", m.File.Path, err)
+		}
+		b.ubatch = u
+		b.tokenDims()
+		bs = append(bs, b)
+		p0 += n
+	}
+	return bs, numerics, nil
 }
 
 // executor runs a graph.
@@ -177,35 +222,38 @@ type executor struct {
 }
 
 // setInputs fills the input leaves as llama.cpp's set_input functions do
-// for one sequence starting at position 0 in an empty cache.
+// for one sequence whose micro-batch starts at position b.p0, the cells
+// before it holding the earlier positions.
 func (e *executor) setInputs(b *built, tokens []int32) error {
 	for _, n := range []*node{b.tokens, b.pos, b.kIdxs, b.vIdxs, b.kqMask, b.outIDs} {
 		e.alloc(n)
 	}
-	T := len(tokens)
+	T, p0 := len(tokens), b.p0
 	copy(b.tokens.buf.i32, tokens)
 	for i := 0; i < T; i++ {
-		b.pos.buf.i32[i] = int32(i)
-		b.kIdxs.buf.i64[i] = int64(i)
+		b.pos.buf.i32[i] = int32(p0 + i)
+		b.kIdxs.buf.i64[i] = int64(p0 + i)
 		b.outIDs.buf.i32[i] = int32(i)
 	}
 	if b.vTrans {
 		nv := b.nEmbdVGQA
 		for i := int64(0); i < int64(T); i++ {
 			for j := int64(0); j < nv; j++ {
-				b.vIdxs.buf.i64[i*nv+j] = j*int64(b.kvSize) + i
+				b.vIdxs.buf.i64[i*nv+j] = j*int64(b.kvSize) + int64(p0) + i
 			}
 		}
 	} else {
 		for i := 0; i < T; i++ {
-			b.vIdxs.buf.i64[i] = int64(i)
+			b.vIdxs.buf.i64[i] = int64(p0 + i)
 		}
 	}
+	// Token i (position p0+i) sees the cells of positions 0..p0+i; later
+	// and empty cells are masked.
 	mask := b.kqMask.buf.f32
 	for i := 0; i < T; i++ {
 		for j := 0; j < b.nKV; j++ {
 			v := float32(0)
-			if j > i {
+			if j > p0+i {
 				v = float32(math.Inf(-1))
 			}
 			mask[i*b.nKV+j] = v
@@ -273,6 +321,7 @@ func (e *executor) run(b *built, rec Recorder, inj Injector) error {
 			return fmt.Errorf("forward: node %d %q (%s): %w", i, n.name, n.op, err)
 		}
 		info := n.info()
+		info.UBatch = b.ubatch
 		if inj != nil && !info.View && n.viewSrc == nil && n.typ == model.F32 {
 			if data, ok := inj.Inject(&info, n.buf.f32); ok {
 				if int64(len(data)) != n.nelements() {
