@@ -96,11 +96,11 @@ func newApp() *cli.App {
 	}
 }
 
-// tuneGC tunes the garbage collector for run and compare. They allocate
-// a fresh tensor per graph node (the forward pass's and the reference's)
-// and release each once it is measured, so little is live (~20 MB for
-// TinyLlama at 32 tokens) and the default GOGC=100 collects every few
-// megabytes: GOGC=200 halves the collections. Measured, TinyLlama Q8_0, 32
+// tuneGC tunes the garbage collector for run and compare. The forward pass
+// allocates a fresh tensor per graph node and compare releases each once
+// it is measured (reference tensors are read into released ones' memory),
+// so little is live (~20 MB for TinyLlama at 32 tokens) and the default
+// GOGC=100 collects every few megabytes: GOGC=200 halves the collections. Measured, TinyLlama Q8_0, 32
 // tokens, 2 threads, 9 interleaved runs: GOGC=50 1.50 s, 100 1.45 s, 200
 // 1.37 s, 400 1.35 s, off 1.49 s (the page faults of a growing heap), peak
 // RSS 1123 → 1146 MB (BENCHMARKS.md). A GOGC set by the user wins.

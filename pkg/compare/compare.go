@@ -21,11 +21,14 @@ type Side interface {
 
 // Releaser is implemented by a Side that can free a tensor once Compare
 // has measured it, such as a Side fed by a forward pass that is still
-// running. Compare releases both tensors of every matched row it has
-// measured except the first divergence's, which stay for the Blamer, and,
-// before measuring, the other side's tensors no row will read. A Side must
-// still give a released tensor when asked again (a Blamer may ask for any
-// row's), reading or computing it anew.
+// running. Compare releases the reference tensor of every matched row it
+// has measured, and an other side's tensor once every row reading it has
+// been measured (several rows may read one: a reference view without its
+// own counterpart is compared with its source's), except the first
+// divergence's tensors, which stay for the Blamer; before measuring, it
+// releases the other side's tensors no row will read. A Side must still
+// give a released tensor when asked again (a Blamer may ask for any row's),
+// reading or computing it anew.
 type Releaser interface {
 	Release(key string)
 }
@@ -280,18 +283,40 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	release := func(k int) {
-		if r, ok := ref.(Releaser); ok {
-			r.Release(jobs[k].rn.Key)
+	// Releasing: a job's reference tensor once it is measured; the other
+	// side's tensor once every job reading it is (a reference view without
+	// its own counterpart reads its source's); of the failing rows only the
+	// earliest, the first divergence, keeps its tensors.
+	refRel, _ := ref.(Releaser)
+	otherRel, _ := other.(Releaser)
+	readers := map[string]int{}
+	for _, j := range jobs {
+		readers[j.on.Key]++
+	}
+	var relMu sync.Mutex
+	keptFail := -1 // job index
+	// done is called with relMu held when job k has been measured.
+	done := func(k int) {
+		readers[jobs[k].on.Key]--
+		var drop []int
+		if jobs[k].out.diverged && (keptFail < 0 || k < keptFail) {
+			if keptFail >= 0 {
+				drop = append(drop, keptFail)
+			}
+			keptFail = k
+		} else {
+			drop = append(drop, k)
 		}
-		if r, ok := other.(Releaser); ok {
-			r.Release(jobs[k].on.Key)
+		for _, d := range drop {
+			if refRel != nil {
+				refRel.Release(jobs[d].rn.Key)
+			}
+			key := jobs[d].on.Key
+			if otherRel != nil && readers[key] == 0 && (keptFail < 0 || jobs[keptFail].on.Key != key) {
+				otherRel.Release(key)
+			}
 		}
 	}
-	// Of the failing rows only the earliest, the first divergence, keeps
-	// its tensors.
-	var failMu sync.Mutex
-	keptFail := -1 // job index
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, len(jobs)) {
@@ -303,17 +328,9 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 				}
 				j := &jobs[k]
 				j.out = measureRow(&rep.Tensors[j.row], ref, other, j.rn, j.on, T, pol, nWorst)
-				drop := k
-				if j.out.diverged {
-					failMu.Lock()
-					if keptFail < 0 || k < keptFail {
-						drop, keptFail = keptFail, k
-					}
-					failMu.Unlock()
-				}
-				if drop >= 0 {
-					release(drop)
-				}
+				relMu.Lock()
+				done(k)
+				relMu.Unlock()
 			}
 		})
 	}

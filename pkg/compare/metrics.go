@@ -291,7 +291,7 @@ func Measure(ref, other []float32, ne []int64, tol Tolerance) Metrics {
 
 // measureFull measures a full pair. Bit-identical pairs, the common case
 // of a faithful forward pass, take measureIdentical's single pass; all
-// others measureGeneral's three. Both give the same measurement
+// others measureGeneral's two or three. Both give the same measurement
 // (TestMeasureIdenticalMatchesGeneral).
 func measureFull(a, b []float32, lay Layout, tol Tolerance, nWorst int) measurement {
 	if bitsEqual(a, b) {
@@ -364,9 +364,11 @@ func measureIdentical(a []float32, lay Layout, tol Tolerance) (measurement, bool
 	return measurement{Metrics: m, PerToken: tok.stats(lay.TokenBase)}, true
 }
 
-// measureGeneral runs the three passes over a full pair: sums and
-// classification; the elementwise check, per-token sums, the worst elements
-// and the high ULP histogram; the low ULP histogram for the percentiles.
+// measureGeneral runs two or three passes over a full pair: sums and
+// classification; the elementwise check, per-token sums, the worst
+// elements, the high ULP histogram and the low one of bucket 0; and, only
+// when a percentile lies above bucket 0 (≥ 65,536 ULP), the low histogram
+// of its bucket.
 func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measurement {
 	var m Metrics
 	m.N = int64(len(a))

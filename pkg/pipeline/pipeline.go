@@ -26,8 +26,8 @@ type refSide struct {
 	numel map[string]int64
 
 	mu   sync.Mutex
-	lent map[string][]float32 // data of loaded tensors, by key, until released
-	free [][]float32          // released data, to be loaded into again
+	lent map[string][][]float32 // data of loaded tensors, by key, until released
+	free [][]float32            // released data, to be loaded into again
 }
 
 // maxFree bounds the buffers a refSide keeps for reuse.
@@ -35,7 +35,7 @@ const maxFree = 16
 
 // SideOf makes a compare.Side of a reference source.
 func SideOf(src reference.Source) compare.Side {
-	s := &refSide{src: src, numel: map[string]int64{}, lent: map[string][]float32{}}
+	s := &refSide{src: src, numel: map[string]int64{}, lent: map[string][][]float32{}}
 	for _, n := range src.Nodes() {
 		s.nodes = append(s.nodes, compare.Node{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne})
 		s.numel[n.Key] = tensor.Numel(n.Ne)
@@ -54,7 +54,7 @@ func (s *refSide) Tensor(key string) (*tensor.Tensor, error) {
 	t, err := bl.LoadInto(key, buf)
 	if err == nil && t != nil && len(t.Data) > 0 {
 		s.mu.Lock()
-		s.lent[key] = t.Data
+		s.lent[key] = append(s.lent[key], t.Data)
 		s.mu.Unlock()
 		if len(buf) > 0 && &buf[0] == &t.Data[0] {
 			return t, nil
@@ -64,14 +64,16 @@ func (s *refSide) Tensor(key string) (*tensor.Tensor, error) {
 	return t, err
 }
 
-// Release implements compare.Releaser: the tensor's memory is loaded into
-// again.
+// Release implements compare.Releaser: the memory of every tensor loaded
+// for key is loaded into again (the caller has finished with all of them).
 func (s *refSide) Release(key string) {
 	s.mu.Lock()
 	data := s.lent[key]
 	delete(s.lent, key)
 	s.mu.Unlock()
-	s.put(data)
+	for _, d := range data {
+		s.put(d)
+	}
 }
 
 // take returns a free buffer of at least n values (the smallest), or nil.

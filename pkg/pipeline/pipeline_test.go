@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/reference"
+	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
 // TestRefSideRecyclesBuffers checks that a reference side loads into the
@@ -126,6 +128,77 @@ func TestRefSideRecyclesBuffers(t *testing.T) {
 	for _, r := range rep.Tensors {
 		if r.Key == "d" && (r.Metrics == nil || r.Metrics.MaxAbs != 1 || r.Metrics.BitIdentical != 1999) {
 			t.Errorf("d measured %+v", r.Metrics)
+		}
+	}
+}
+
+// bufRef is a memRef that loads into the caller's buffer, as a dump
+// directory does.
+type bufRef struct{ memRef }
+
+func (s *bufRef) LoadInto(key string, buf []float32) (*tensor.Tensor, error) {
+	for _, t := range s.list {
+		if t.Key == key {
+			c := *t
+			if cap(buf) >= len(t.Data) {
+				c.Data = buf[:len(t.Data)]
+			} else {
+				c.Data = make([]float32, len(t.Data))
+			}
+			copy(c.Data, t.Data)
+			return &c, nil
+		}
+	}
+	return nil, reference.ErrNotFound
+}
+
+// TestCompareSharedCounterpart compares a reference holding, for each
+// node, a VIEW of it that the other side lacks: the view is compared with
+// its source's counterpart (view-of-source), so two rows read one tensor of
+// the other side, concurrently. Its memory must not be recycled while the
+// second row still measures it: the metrics with two workers equal those
+// with one.
+func TestCompareSharedCounterpart(t *testing.T) {
+	const n = 1 << 14
+	var a, b []*tensor.Tensor
+	for l := 0; l < 40; l++ {
+		d := make([]float32, n)
+		d2 := make([]float32, n)
+		for i := range d {
+			d[i] = float32(l*7+1) + float32(i%1000)/1024
+			d2[i] = d[i] * (1 + float32(i%3)*1e-7)
+		}
+		name := fmt.Sprintf("attn_norm-%d", l)
+		a = append(a, &tensor.Tensor{Key: name, Name: name, Op: "MUL", Ne: []int64{n}, Data: d},
+			&tensor.Tensor{Key: name + " (view)", Name: name + " (view)", Op: "VIEW", Ne: []int64{n}, Data: d})
+		b = append(b, &tensor.Tensor{Key: name, Name: name, Op: "MUL", Ne: []int64{n}, Data: d2})
+	}
+	info := reference.Info{Kind: reference.KindDump, Path: "mem"}
+	cmp := func(workers int) *compare.Report {
+		rep, err := compare.Compare(SideOf(&bufRef{memRef{info: info, list: a}}), SideOf(&bufRef{memRef{info: info, list: b}}),
+			compare.Options{Policy: compare.MustPolicy(compare.ModeBitExact), Workers: workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	want := cmp(1)
+	shared := 0
+	for _, r := range want.Tensors {
+		if r.Other != nil && r.Other.Match == "view-of-source" {
+			shared++
+		}
+	}
+	if shared != 40 {
+		t.Fatalf("%d rows compared with their source's counterpart, want 40", shared)
+	}
+	for it := 0; it < 10; it++ {
+		got := cmp(2)
+		for i, r := range got.Tensors {
+			w := want.Tensors[i]
+			if r.Metrics == nil || w.Metrics == nil || r.Metrics.NMSE != w.Metrics.NMSE || r.Metrics.MaxAbs != w.Metrics.MaxAbs {
+				t.Fatalf("run %d, row %s: metrics %+v with two workers, %+v with one", it, r.Name, r.Metrics, w.Metrics)
+			}
 		}
 	}
 }

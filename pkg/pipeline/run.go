@@ -128,10 +128,16 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	// a few activations instead of all of them.
 	ours := newStreamSide(nodes, o.NodeFilter)
 	ours.regen = func(key string) (*tensor.Tensor, error) {
+		ro := fo
 		if inj != nil {
-			inj.reset()
+			// A fresh injector: the blamer may be using the run's.
+			fresh, err := newInjector(o.Inject)
+			if err != nil {
+				return nil, err
+			}
+			ro.Inject = fresh
 		}
-		return recomputeOne(m, toks, fo, o.NodeFilter, key)
+		return recomputeOne(m, toks, ro, o.NodeFilter, key)
 	}
 	phase("load")
 	fwdStart := time.Now()
@@ -142,18 +148,16 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		defer close(fwdDone)
 		_, fwdErr = m.Run(toks, fo, ours)
 		fwdTime = time.Since(fwdStart)
+		if fwdErr == nil && inj != nil {
+			// Checked now: the blamer's runs reset the injector.
+			fwdErr = inj.unused()
+		}
 		ours.finish(fwdErr)
 	}()
 	// waitForward returns once the forward pass has ended, with its error.
 	waitForward := func() error {
 		<-fwdDone
-		if fwdErr != nil {
-			return fwdErr
-		}
-		if inj != nil {
-			return inj.unused()
-		}
-		return nil
+		return fwdErr
 	}
 
 	warn := append([]string(nil), o.Warnings...)

@@ -15,9 +15,10 @@ import (
 // streamSide is the compare.Side of a forward pass that is running while
 // Compare measures: its nodes are known before the run (forward.Model.Nodes),
 // Tensor waits until the run has recorded the node, and Release drops a
-// measured tensor so that the run's memory is recycled instead of every
-// activation being held until the end. A released tensor asked for again
-// (the blamer's hints) is recomputed by regen.
+// measured tensor (or one no row reads, before the run produces it) so that
+// the run's memory is recycled instead of every activation being held
+// until the end. A released tensor asked for again (the blamer's hints) is
+// recomputed by regen once the run has ended.
 //
 // It is also the run's forward.Recorder.
 type streamSide struct {
@@ -85,6 +86,9 @@ func (s *streamSide) Record(n *forward.Node, t *tensor.Tensor) error {
 		return errStopped
 	}
 	t.Key = s.pending
+	if s.released[t.Key] { // released since Want
+		return nil
+	}
 	s.have[t.Key] = t
 	s.cond.Broadcast()
 	return nil
@@ -117,7 +121,8 @@ func (s *streamSide) Tensor(key string) (*tensor.Tensor, error) {
 			s.mu.Unlock()
 			return t, nil
 		}
-		if s.released[key] {
+		if s.done && s.released[key] {
+			// Recomputed by another pass, never alongside the running one.
 			s.mu.Unlock()
 			if s.regen == nil {
 				return nil, fmt.Errorf("forward tensor %s was released", key)

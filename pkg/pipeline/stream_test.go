@@ -311,3 +311,40 @@ func TestRunMicroBatches(t *testing.T) {
 		t.Errorf("no warning for different micro-batches: %q", rep.Warnings)
 	}
 }
+
+// TestRunSharedCounterpart runs against a reference with VIEW nodes that
+// layerdiff's graph lacks, each compared with its source's counterpart, and
+// an --inject: two rows read one streamed tensor, which must stay until
+// both are measured (a tensor recomputed while the pass runs would share
+// its injector); every row passes bit for bit.
+func TestRunSharedCounterpart(t *testing.T) {
+	path, _, _ := checkFixture(t)
+	toks := []int32{1, 5, 9, 17}
+	list := ownForward(t, path, toks)
+	var ref []*tensor.Tensor
+	for _, x := range list {
+		ref = append(ref, x)
+		if x.Name == "ffn_out-0" || x.Name == "l_out-0" || x.Name == "attn_norm-1" {
+			v := *x
+			v.Name = x.Name + " (view)"
+			v.Key = v.Name
+			v.Op = "VIEW"
+			ref = append(ref, &v)
+		}
+	}
+	inj, err := ParseInjection("attn_norm-1:add=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := reference.Info{Kind: reference.KindDump, Path: "mem", Tokens: toks, FlashAttn: "on"}
+	for it := 0; it < 5; it++ {
+		rep, err := Run(&memRef{info: info, list: ref}, path, RunOptions{Threads: 2, Inject: []Injection{inj},
+			CompareOptions: CompareOptions{Policy: compare.MustPolicy(compare.ModeBitExact)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict != compare.VerdictPass || rep.Summary.Pass != len(ref) {
+			t.Fatalf("verdict %s, %d of %d pass: %v", rep.Verdict, rep.Summary.Pass, len(ref), rep.Warnings)
+		}
+	}
+}
