@@ -80,6 +80,31 @@ func unpackIQ4NL(xb []byte, q *[32]int8) float32 {
 	return ldF16(xb)
 }
 
+// expandQ0 writes the Q4_0, Q5_0 or IQ4_NL row x as Q8_0 blocks into dst
+// (34 bytes a block: the same f16 scale, then the 32 values as int8). The
+// Q8_0 kernels then compute exactly ggml's Q4_0/Q5_0 vec_dot and
+// tinyBLAS_Q0_AVX, and IQ4_NL's tinyBLAS: per block, lanes of four int8
+// products, fma(dx*dy, lane, acc); only the unpacking differs.
+func expandQ0(t model.Type, x, dst []byte) {
+	var q [32]int8
+	bs, unpack := 18, unpackQ4_0
+	switch t {
+	case model.Q5_0:
+		bs, unpack = 22, unpackQ5_0
+	case model.IQ4_NL:
+		unpack = unpackIQ4NL
+	}
+	for b := 0; b < len(dst)/34; b++ {
+		xb := x[b*bs : b*bs+bs]
+		unpack(xb, &q)
+		o := dst[b*34 : b*34+34]
+		o[0], o[1] = xb[0], xb[1]
+		for i, v := range q {
+			o[2+i] = byte(v)
+		}
+	}
+}
+
 // dotQ8_0 is dotQ0 for Q8_0 weights: the assembly kernel (dot_amd64.s)
 // when the CPU has AVX2, else dotQ8_0Go. Both give the same bits.
 func dotQ8_0(n int, x, y []byte) float32 {

@@ -2,6 +2,8 @@
 
 package forward
 
+import "unsafe"
+
 // hasAVX2 reports whether the CPU and OS support AVX2, FMA and F16C, the
 // instructions of the assembly kernels in dot_amd64.s. Without them (or
 // built with -tags purego, or on another architecture) the portable Go
@@ -136,4 +138,72 @@ func dotQ8_0x4(n int, x []byte, y *[4][]byte, out []float32) bool {
 		out[c] = hsum8(&acc[c])
 	}
 	return true
+}
+
+//go:noescape
+func tinyF32x4AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[4][8]float32)
+
+//go:noescape
+func tinyF16x4AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[4][8]float32)
+
+//go:noescape
+func tinyBF16x4AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[4][8]float32)
+
+// Kernels of tinyX4.
+const (
+	tinyF32 = iota
+	tinyF16
+	tinyBF16
+)
+
+// tinyX4 runs the tinyBLAS four-column kernel of kind on the first n&^7
+// elements of the weight row a and the float32 activation columns b[c],
+// or returns false when the CPU lacks AVX2 or a column is short. (A
+// switch, not a func value: the arguments then stay on the stack.)
+func tinyX4(kind, n int, a unsafe.Pointer, b *[4][]float32, out []float32) bool {
+	n &^= 7
+	if !hasAVX2 || n == 0 || len(out) < 4 {
+		return false
+	}
+	var p [4]unsafe.Pointer
+	for c := range b {
+		if len(b[c]) < n {
+			return false
+		}
+		p[c] = unsafe.Pointer(&b[c][0])
+	}
+	var acc [4][8]float32
+	switch kind {
+	case tinyF32:
+		tinyF32x4AVX2(n, a, &p, &acc)
+	case tinyF16:
+		tinyF16x4AVX2(n, a, &p, &acc)
+	default:
+		tinyBF16x4AVX2(n, a, &p, &acc)
+	}
+	for c := range acc {
+		out[c] = hsum8(&acc[c])
+	}
+	return true
+}
+
+// dotF32Tinyx4 sets out[c] = dotF32Tiny(a, b[c]) for four columns.
+func dotF32Tinyx4(a []float32, b *[4][]float32, out []float32) bool {
+	if len(a) < 8 {
+		return false
+	}
+	return tinyX4(tinyF32, len(a), unsafe.Pointer(&a[0]), b, out)
+}
+
+// dotF16Tinyx4 sets out[c] = dotF16Tiny(a, b[c]) for four columns (with bf
+// true, dotBF16Tiny) from the columns converted to float32 (b[c]).
+func dotF16Tinyx4(a []uint16, b *[4][]float32, bf bool, out []float32) bool {
+	if len(a) < 8 {
+		return false
+	}
+	kind := tinyF16
+	if bf {
+		kind = tinyBF16
+	}
+	return tinyX4(kind, len(a), unsafe.Pointer(&a[0]), b, out)
 }

@@ -35,3 +35,7 @@ func swigluPrefix(y, x, g []float32) int { return 0 }
 func iq4xsRowAcc(meta []iq4xsBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
 	return false
 }
+
+func dotF32Tinyx4(a []float32, b *[4][]float32, out []float32) bool { return false }
+
+func dotF16Tinyx4(a []uint16, b *[4][]float32, bf bool, out []float32) bool { return false }

@@ -316,3 +316,82 @@ func TestKRowMetaLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestTinyX4MatchesGo checks the four-column tinyBLAS kernels for F32,
+// F16 and BF16 weights against dotF32Tiny, dotF16Tiny and dotBF16Tiny of
+// each column, bit for bit (random values, a few infinities and NaNs:
+// NaN results need only agree on being NaN).
+func TestTinyX4MatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU/build")
+	}
+	r := rand.New(rand.NewSource(11))
+	same := func(a, b float32) bool {
+		return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b)
+	}
+	special := func(v float32) float32 {
+		switch r.Intn(400) {
+		case 0:
+			return float32(math.Inf(1))
+		case 1:
+			return float32(math.NaN())
+		}
+		return v
+	}
+	for _, n := range []int{8, 16, 64, 72, 256, 2048, 2052} {
+		for trial := 0; trial < 40; trial++ {
+			a32 := make([]float32, n)
+			var b32 [4][]float32
+			a16 := make([]uint16, n)
+			var b16 [4][]uint16
+			for i := range a32 {
+				a32[i] = special(float32(r.NormFloat64()))
+				a16[i] = randF16(r)
+			}
+			for c := range b32 {
+				b32[c] = make([]float32, n)
+				b16[c] = make([]uint16, n)
+				for i := range b32[c] {
+					b32[c][i] = special(float32(r.NormFloat64()))
+					b16[c][i] = randF16(r)
+				}
+			}
+			out := make([]float32, 4)
+			if !dotF32Tinyx4(a32, &b32, out) {
+				t.Fatal("dotF32Tinyx4 declined")
+			}
+			for c := range out {
+				if want := dotF32Tiny(a32, b32[c]); !same(out[c], want) {
+					t.Fatalf("F32 n=%d trial %d col %d: kernel %g (%#x), Go %g (%#x)", n, trial, c, out[c], math.Float32bits(out[c]), want, math.Float32bits(want))
+				}
+			}
+			for _, bf := range []bool{false, true} {
+				var bcols [4][]float32
+				for c := range bcols {
+					bcols[c] = make([]float32, n)
+					for i, h := range b16[c] {
+						bcols[c][i] = f16Table[h]
+						if bf {
+							bcols[c][i] = bf16(h)
+						}
+					}
+				}
+				if !dotF16Tinyx4(a16, &bcols, bf, out) {
+					t.Fatal("dotF16Tinyx4 declined")
+				}
+				for c := range out {
+					want := dotF16Tiny(a16, b16[c])
+					if bf {
+						want = dotBF16Tiny(a16, b16[c])
+					}
+					if !same(out[c], want) {
+						t.Fatalf("bf16=%v n=%d trial %d col %d: kernel %g (%#x), Go %g (%#x)", bf, n, trial, c, out[c], math.Float32bits(out[c]), want, math.Float32bits(want))
+					}
+				}
+			}
+		}
+	}
+	if dotF16Tinyx4(make([]uint16, 16), &[4][]float32{make([]float32, 16), make([]float32, 16), make([]float32, 16), make([]float32, 8)}, false, make([]float32, 4)) {
+		t.Error("dotF16Tinyx4 accepted a short column")
+	}
+}

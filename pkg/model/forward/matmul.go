@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/layerdiff/layerdiff/pkg/model"
 )
@@ -116,6 +117,27 @@ func quantDot(t model.Type, kern matKernel) (func(n int, x, y []byte) float32, e
 	return nil, fmt.Errorf("no dot product for weight type %s", t)
 }
 
+// littleEndian reports a little-endian host, where the mapped weights'
+// float32 and 16-bit values can be read in place.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// viewF32 returns the little-endian float32 values of b in place (no
+// copy), or nil when the host or b's alignment does not allow it.
+func viewF32(b []byte) []float32 {
+	if !littleEndian || len(b) < 4 || uintptr(unsafe.Pointer(&b[0]))%4 != 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+}
+
+// viewU16 is viewF32 for 16-bit values (F16, BF16 bits).
+func viewU16(b []byte) []uint16 {
+	if !littleEndian || len(b) < 2 || uintptr(unsafe.Pointer(&b[0]))%2 != 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2)
+}
+
 // actRows holds src1's rows converted to the vec_dot_type, indexed by
 // i11 + ne11*(i12 + ne12*i13).
 type actRows struct {
@@ -212,9 +234,34 @@ func (e *executor) mulMatGGML(dst *node) error {
 	// Q8_0, eight columns at a time: the kernel reads them packed, scales
 	// already float32, and trusts them to hold no -128 quant (our
 	// quantizer never writes one: checked once here).
+	// Q4_0, Q5_0 and (tinyBLAS) IQ4_NL are Q8_0 in their arithmetic: each
+	// weight row is expanded to Q8_0 blocks (the same f16 scale, the
+	// values as int8) and takes Q8_0's kernels.
+	asQ8 := a.typ == model.Q8_0 || a.typ == model.Q4_0 || a.typ == model.Q5_0 ||
+		(a.typ == model.IQ4_NL && kern == kernTinyBLAS)
 	var q8p *q8Packed
-	if a.typ == model.Q8_0 && hasAVX2 && ne11 >= 8 && q8_0Clean(act.b) {
+	if asQ8 && hasAVX2 && ne11 >= 8 && q8_0Clean(act.b) {
 		q8p = packQ8_0(act.b, int(ne00/32))
+	}
+	if asQ8 && a.typ != model.Q8_0 {
+		qdot = dotQ8_0
+	}
+	// F16, BF16 (tinyBLAS): the columns also as float32 for the
+	// four-column kernel (exact), converted once here, not once per row.
+	var act16f [][]float32
+	if (a.typ == model.F16 || a.typ == model.BF16) && kern == kernTinyBLAS && hasAVX2 {
+		act16f = make([][]float32, ncols)
+		for c, u := range act.u16 {
+			f := make([]float32, len(u))
+			for i, h := range u {
+				if a.typ == model.BF16 {
+					f[i] = bf16(h)
+				} else {
+					f[i] = f16Table[h]
+				}
+			}
+			act16f[c] = f
+		}
 	}
 	out, off := dst.base()
 	colStride := dst.nb[1] / typeSize(dst.typ) // elements from column i11 to i11+1
@@ -225,6 +272,10 @@ func (e *executor) mulMatGGML(dst *node) error {
 		var quad [4]float32
 		var oct [8]float32
 		var krow kRowDots
+		var q8row []byte
+		if asQ8 && a.typ != model.Q8_0 {
+			q8row = make([]byte, ne00/32*34)
+		}
 		for r := lo; r < hi; r++ {
 			i01 := int64(r) % ne01
 			i02 := (int64(r) / ne01) % a.ne[2]
@@ -235,6 +286,9 @@ func (e *executor) mulMatGGML(dst *node) error {
 			var xh []uint16
 			useKRow := false
 			switch {
+			case q8row != nil:
+				expandQ0(a.typ, a.weightRow(i01, i02, i03), q8row)
+				xb = q8row
 			case a.typ.Quantized():
 				xb = a.weightRow(i01, i02, i03)
 				// Q4_K, Q6_K, IQ4_XS: the scales (and IQ4_XS's
@@ -242,16 +296,20 @@ func (e *executor) mulMatGGML(dst *node) error {
 				useKRow = (a.typ == model.Q4_K || a.typ == model.Q6_K || a.typ == model.IQ4_XS) && krow.decode(a.typ, int(ne00), xb)
 			case a.weight != nil && a.typ == model.F32:
 				wr := a.weightRow(i01, i02, i03)
-				for i := range rowF32 {
-					rowF32[i] = math.Float32frombits(binary.LittleEndian.Uint32(wr[4*i:]))
+				if xf = viewF32(wr); xf == nil {
+					for i := range rowF32 {
+						rowF32[i] = math.Float32frombits(binary.LittleEndian.Uint32(wr[4*i:]))
+					}
+					xf = rowF32
 				}
-				xf = rowF32
 			case a.weight != nil: // F16, BF16
 				wr := a.weightRow(i01, i02, i03)
-				for i := range rowU16 {
-					rowU16[i] = binary.LittleEndian.Uint16(wr[2*i:])
+				if xh = viewU16(wr); xh == nil {
+					for i := range rowU16 {
+						rowU16[i] = binary.LittleEndian.Uint16(wr[2*i:])
+					}
+					xh = rowU16
 				}
-				xh = rowU16
 			case a.typ == model.F32:
 				xf = a.rowF32(i01, i02, i03, rowF32)
 			case a.typ == model.F16:
@@ -282,8 +340,9 @@ func (e *executor) mulMatGGML(dst *node) error {
 								continue
 							}
 						}
-						// Q8_0: eight, else four columns per pass over the
-						// weight row (the same bits as dotQ8_0 per column).
+						// Q8_0 (and the weights expanded to it): eight, else
+						// four columns per pass over the weight row (the same
+						// bits as dotQ8_0 per column).
 						if q8p != nil && i11+8 <= ne11 && dotQ8_0x8Packed(int(ne00), xb, q8p, int(col), oct[:]) {
 							for c := int64(0); c < 8; c++ {
 								out.f32[o0+c*colStride] = oct[c]
@@ -291,9 +350,26 @@ func (e *executor) mulMatGGML(dst *node) error {
 							i11 += 7
 							continue
 						}
-						if a.typ == model.Q8_0 && i11+4 <= ne11 {
+						if asQ8 && i11+4 <= ne11 {
 							ys := [4][]byte{act.b[col], act.b[col+1], act.b[col+2], act.b[col+3]}
 							if dotQ8_0x4(int(ne00), xb, &ys, quad[:]) {
+								for c := int64(0); c < 4; c++ {
+									out.f32[o0+c*colStride] = quad[c]
+								}
+								i11 += 3
+								continue
+							}
+						}
+						// F32, F16, BF16 (tinyBLAS): four columns per pass.
+						if kern == kernTinyBLAS && i11+4 <= ne11 {
+							ok := false
+							switch a.typ {
+							case model.F32:
+								ok = dotF32Tinyx4(xf, &[4][]float32{act.f32[col], act.f32[col+1], act.f32[col+2], act.f32[col+3]}, quad[:])
+							case model.F16, model.BF16:
+								ok = act16f != nil && dotF16Tinyx4(xh, &[4][]float32{act16f[col], act16f[col+1], act16f[col+2], act16f[col+3]}, a.typ == model.BF16, quad[:])
+							}
+							if ok {
 								for c := int64(0); c < 4; c++ {
 									out.f32[o0+c*colStride] = quad[c]
 								}

@@ -33,13 +33,18 @@ func (n *node) alloc() {
 	n.buf = b
 }
 
-// f32Weight decodes a small F32 model tensor (norm weights, biases) into
-// memory once.
+// f32Weight gives an F32 model tensor its float32 buffer: the mapped bytes
+// in place on a little-endian host (the weights are never written), else a
+// decoded copy, made once.
 func (n *node) f32Weight() {
 	if n.buf != nil || n.weight == nil {
 		return
 	}
 	cnt := n.nelements()
+	if v := viewF32(n.weight); int64(len(v)) >= cnt {
+		n.buf = &buffer{f32: v[:cnt]}
+		return
+	}
 	b := &buffer{f32: make([]float32, cnt)}
 	for i := range b.f32 {
 		b.f32[i] = math.Float32frombits(binary.LittleEndian.Uint32(n.weight[4*i:]))
