@@ -268,7 +268,7 @@ func mulSign8(q, y int8) int32 {
 // ib%2) | ((scales_h >> 2ib) & 3) << 4, minus 32. Int32 lane l sums
 // ls*Σ q*q8 over bytes 4l..4l+3 of each sub-block (integer, exact in any
 // order), then acc[l] = fma(x.d*y.d, lane, acc[l]); result hsum8(acc).
-// This is the portable kernel; kRowDots runs iq4xsRowAVX2, the same bits.
+// This is the portable kernel; kRowDots runs k8RowAVX2, the same bits.
 func dotIQ4XS(n int, x, y []byte) float32 {
 	var acc [8]float32
 	var q [32]int8
@@ -563,11 +563,12 @@ func dotQ6KImpl(n int, x, y []byte, simd bool) float32 {
 	return hsum8(&acc)
 }
 
-// iq4xsBlockMeta is one IQ4_XS super-block decoded for iq4xsRowAVX2
-// (dot_amd64.s reads it at fixed offsets): the 256 values through
-// kvalues_iq4nl, the eight scales minus 32 each broadcast over 16 int16
-// lanes (little-endian words), then x.d.
-type iq4xsBlockMeta struct {
+// k8BlockMeta is one 256-value super-block of an IQ4_XS, Q3_K or Q5_K row
+// decoded for k8RowAVX2 (dot_amd64.s reads it at fixed offsets): the
+// values as int8, each 32-value chunk's scale(s) broadcast over its 16
+// int16 lanes (little-endian words; the low and high eight lanes may
+// differ, for 16-value scales), then x.d.
+type k8BlockMeta struct {
 	q  [256]int8
 	sv [8][4]uint64
 	d  float32
@@ -575,7 +576,7 @@ type iq4xsBlockMeta struct {
 
 // decodeIQ4XSRow decodes the super-blocks of the IQ4_XS row x into meta
 // (len(x) must be at least 136*len(meta)).
-func decodeIQ4XSRow(x []byte, meta []iq4xsBlockMeta) {
+func decodeIQ4XSRow(x []byte, meta []k8BlockMeta) {
 	for i := range meta {
 		xb := (*[136]byte)(x[i*136 : i*136+136])
 		m := &meta[i]
@@ -594,15 +595,99 @@ func decodeIQ4XSRow(x []byte, meta []iq4xsBlockMeta) {
 	}
 }
 
-// kRowDots holds a goroutine's decoded weight row for the Q4_K, Q6_K and
-// IQ4_XS row kernels of mulMatGGML.
-type kRowDots struct {
-	q4 []q4KBlockMeta
-	q6 []q6KBlockMeta
-	iq []iq4xsBlockMeta
+// decodeQ3KRow decodes the super-blocks of the Q3_K row x into meta for
+// the int8 row kernel (len(x) at least 110*len(meta)): the values
+// q3low - (hbit ? 0 : 4) in ggml's order (chunk 4h+k holds bits 2k..2k+1
+// of qs[32h..32h+31] and hmask bit 4h+k), the two 16-value scales of each
+// chunk in its low and high eight int16 lanes, then x.d. With Q8_K
+// activations (never -128) the kernel's lanes are dotQ3_K's.
+func decodeQ3KRow(x []byte, meta []k8BlockMeta) {
+	for i := range meta {
+		xb := (*[110]byte)(x[i*110 : i*110+110])
+		m := &meta[i]
+		hm, qs := xb[0:32], xb[32:96]
+		sc := q3KScales(xb[96:108])
+		m.d = ldF16(xb[108:])
+		for h := 0; h < 2; h++ {
+			for k := 0; k < 4; k++ {
+				c := 4*h + k
+				bit := byte(1) << uint(c)
+				for b := 0; b < 32; b++ {
+					v := int8((qs[32*h+b] >> (2 * k)) & 3)
+					if hm[b]&bit == 0 {
+						v -= 4
+					}
+					m.q[32*c+b] = v
+				}
+				w0 := uint64(uint16(int16(sc[8*h+2*k]))) * splat4
+				w1 := uint64(uint16(int16(sc[8*h+2*k+1]))) * splat4
+				m.sv[c] = [4]uint64{w0, w0, w1, w1}
+			}
+		}
+	}
 }
 
-// decode decodes the weight row x of type t (Q4_K, Q6_K or IQ4_XS, n
+// q5KMins is what dotQ5_K needs of a Q5_K super-block beyond the int8 row
+// kernel's lanes: the eight 6-bit mins and x.dmin.
+type q5KMins struct {
+	mins [8]int32
+	dmin float32
+}
+
+// decodeQ5KRow decodes the super-blocks of the Q5_K row x into meta for the
+// int8 row kernel (the 5-bit values, chunk 2j from the low nibbles of
+// qs[32j..] and qh bit 2j, chunk 2j+1 from the high ones and bit 2j+1;
+// each chunk's scale in all 16 lanes; x.d) and into mins.
+func decodeQ5KRow(x []byte, meta []k8BlockMeta, mins []q5KMins) {
+	for i := range meta {
+		xb := (*[176]byte)(x[i*176 : i*176+176])
+		m := &meta[i]
+		m.d = ldF16(xb[0:])
+		mins[i].dmin = ldF16(xb[2:])
+		sc, qh, qs := xb[4:16], xb[16:48], xb[48:176]
+		for c := 0; c < 8; c++ {
+			s, mn := scaleMinK4(c, sc)
+			w := uint64(s) * splat4
+			m.sv[c] = [4]uint64{w, w, w, w}
+			mins[i].mins[c] = int32(mn)
+		}
+		for j := 0; j < 4; j++ {
+			for b := 0; b < 32; b++ {
+				m.q[64*j+b] = int8(qs[32*j+b]&0xF | ((qh[b]>>(2*j))&1)<<4)
+				m.q[64*j+32+b] = int8(qs[32*j+b]>>4 | ((qh[b]>>(2*j+1))&1)<<4)
+			}
+		}
+	}
+}
+
+// q5KSumMins is dotQ5_K's scalar part for one column: over the blocks in
+// order, summs = fma(-y.d*x.dmin, Σ_k mins[k]*(bsums[2k]+bsums[2k+1]),
+// summs).
+func q5KSumMins(mins []q5KMins, y []byte) float32 {
+	var summs float32
+	for i := range mins {
+		yd, _, bs := q8K(y[i*292 : i*292+292])
+		var ps int32
+		for k := 0; k < 8; k++ {
+			b0 := int32(int16(binary.LittleEndian.Uint16(bs[4*k:])))
+			b1 := int32(int16(binary.LittleEndian.Uint16(bs[4*k+2:])))
+			ps += mins[i].mins[k] * (b0 + b1)
+		}
+		summs = fma32(-yd*mins[i].dmin, float32(ps), summs)
+	}
+	return summs
+}
+
+// kRowDots holds a goroutine's decoded weight row for the Q3_K, Q4_K,
+// Q5_K, Q6_K and IQ4_XS row kernels of mulMatGGML.
+type kRowDots struct {
+	q4  []q4KBlockMeta
+	q6  []q6KBlockMeta
+	k8  []k8BlockMeta // IQ4_XS, Q3_K, Q5_K
+	q5m []q5KMins
+}
+
+// decode decodes the weight row x of type t (Q3_K to Q6_K or IQ4_XS, n
 // values) once, for any number of dots calls; it returns false when the
 // row kernels cannot run (no AVX2, another type, or a short row).
 func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
@@ -631,22 +716,30 @@ func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 		k.q6 = k.q6[:nb]
 		decodeQ6KRow(x, k.q6)
 		return true
-	case model.IQ4_XS:
-		if len(x) < nb*136 {
+	case model.IQ4_XS, model.Q3_K, model.Q5_K:
+		if len(x) < nb*t.BlockBytes() {
 			return false
 		}
-		if cap(k.iq) < nb {
-			k.iq = make([]iq4xsBlockMeta, nb)
+		if cap(k.k8) < nb {
+			k.k8 = make([]k8BlockMeta, nb)
+			k.q5m = make([]q5KMins, nb)
 		}
-		k.iq = k.iq[:nb]
-		decodeIQ4XSRow(x, k.iq)
+		k.k8, k.q5m = k.k8[:nb], k.q5m[:nb]
+		switch t {
+		case model.IQ4_XS:
+			decodeIQ4XSRow(x, k.k8)
+		case model.Q3_K:
+			decodeQ3KRow(x, k.k8)
+		default:
+			decodeQ5KRow(x, k.k8, k.q5m)
+		}
 		return true
 	}
 	return false
 }
 
-// dots sets out[c] = dot(x, y[c]) (dotQ4_K, dotQ6_K or dotIQ4XS, the same
-// bits) for the first ncol (1..4) activation rows, x the row last decoded
+// dots sets out[c] = dot(x, y[c]) (dotQ3_K, dotQ4_K, dotQ5_K, dotQ6_K or
+// dotIQ4XS, the same bits) for the first ncol (1..4) activation rows, x the row last decoded
 // for t, or returns false having written nothing.
 func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []float32) bool {
 	if len(out) < ncol {
@@ -671,12 +764,15 @@ func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []fl
 			out[c] = hsum8(&acc[c])
 		}
 		return true
-	case model.IQ4_XS:
-		if !iq4xsRowAcc(k.iq, y, ncol, &acc) {
+	case model.IQ4_XS, model.Q3_K, model.Q5_K:
+		if !k8RowAcc(k.k8, y, ncol, &acc) {
 			return false
 		}
 		for c := 0; c < ncol; c++ {
 			out[c] = hsum8(&acc[c])
+			if t == model.Q5_K {
+				out[c] += q5KSumMins(k.q5m, y[c])
+			}
 		}
 		return true
 	}

@@ -63,17 +63,17 @@ func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8
 }
 
 //go:noescape
-func iq4xsRowAVX2(nb int, meta *iq4xsBlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
+func k8RowAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
 
-// iq4xsRowAcc is q4KRowAcc for IQ4_XS (meta from decodeIQ4XSRow holds the
-// whole row).
-func iq4xsRowAcc(meta []iq4xsBlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
+// k8RowAcc is q4KRowAcc for the rows decoded into k8BlockMeta (IQ4_XS,
+// Q3_K, Q5_K; meta holds the whole row).
+func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
 	nb := len(meta)
 	p, ok := q8KColumns(y, ncol, nb)
 	if !ok {
 		return false
 	}
-	iq4xsRowAVX2(nb, &meta[0], ncol, p, acc)
+	k8RowAVX2(nb, &meta[0], ncol, p, acc)
 	return true
 }
 

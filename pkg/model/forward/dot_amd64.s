@@ -341,17 +341,18 @@ q6rdone:
 	VZEROUPPER
 	RET
 
-// func iq4xsRowAVX2(nb int, meta *iq4xsBlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
+// func k8RowAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
 //
-// ggml_vec_dot_iq4_xs_q8_K for one weight row, decoded by decodeIQ4XSRow
-// (meta: 256 int8 values, the eight 6-bit scales minus 32 broadcast over
-// 16 int16 lanes, x.d; 520 bytes a block), and ncol (1..4) activation
-// columns (block_q8_K rows y[c], stride 292). Per 32-value sub-block and
+// The lanes of ggml_vec_dot_iq4_xs_q8_K, ggml_vec_dot_q3_K_q8_K and
+// ggml_vec_dot_q5_K_q8_K (without Q5_K's mins, added in Go) for one weight
+// row decoded into k8BlockMeta (256 int8 values, per-chunk scales in
+// int16 lanes, x.d; 520 bytes a block), and ncol (1..4) activation columns
+// (block_q8_K rows y[c], stride 292; never -128). Per 32-value sub-block and
 // column, as ggml's mul_add_epi8: |q| (VPABSB, once per block for every
 // column) times y with q's sign (VPSIGNB) in pairs (VPMADDUBSW), times the
 // scale (VPMADDWD); int32 lane l sums bytes 4l..4l+3 of every sub-block,
 // then acc = fma(x.d*y.d, float(lane), acc).
-TEXT ·iq4xsRowAVX2(SB), NOSPLIT, $0-40
+TEXT ·k8RowAVX2(SB), NOSPLIT, $0-40
 	MOVQ nb+0(FP), CX
 	MOVQ meta+8(FP), R8
 	MOVQ ncol+16(FP), DX

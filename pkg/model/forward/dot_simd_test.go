@@ -224,11 +224,11 @@ func TestDotQ8_0x8PackedMatchesGo(t *testing.T) {
 	}
 }
 
-// TestKRowDotsMatchGo checks the Q4_K, Q6_K and IQ4_XS row kernels, which decode
+// TestKRowDotsMatchGo checks the Q3_K to Q6_K and IQ4_XS row kernels, which decode
 // the weight row's scales once and take one to four activation columns per
-// pass, against the portable dotQ4_K/dotQ6_K/dotIQ4XS of each column
-// (random quants, scales, mins and block sums; Q8_K quants of -128
-// included, which no quantizer writes).
+// pass, against the portable dot of each column (random quants, scales,
+// mins and block sums; Q8_K quants of -128, which no quantizer writes,
+// included except for Q3_K).
 func TestKRowDotsMatchGo(t *testing.T) {
 	if !hasAVX2 {
 		t.Skip("no AVX2 kernel on this CPU/build")
@@ -243,6 +243,8 @@ func TestKRowDotsMatchGo(t *testing.T) {
 		{model.Q4_K, 144, []int{0, 2}, dotQ4KImpl},
 		{model.Q6_K, 210, []int{208}, dotQ6KImpl},
 		{model.IQ4_XS, 136, []int{0}, func(n int, x, y []byte, _ bool) float32 { return dotIQ4XS(n, x, y) }},
+		{model.Q3_K, 110, []int{108}, func(n int, x, y []byte, _ bool) float32 { return dotQ3_K(n, x, y) }},
+		{model.Q5_K, 176, []int{0, 2}, func(n int, x, y []byte, _ bool) float32 { return dotQ5_K(n, x, y) }},
 	} {
 		var k kRowDots
 		for _, nb := range []int{1, 3, 8, 22, 70} {
@@ -261,6 +263,16 @@ func TestKRowDotsMatchGo(t *testing.T) {
 						}
 						for c := 0; c < ncol; c++ {
 							binary.LittleEndian.PutUint32(y[c][292*b:], math.Float32bits(float32(r.NormFloat64())))
+							if typ.t == model.Q3_K {
+								// Q8_K quants are never -128, which the
+								// sign trick on negative weights would wrap
+								// (ggml's Q3_K kernel does not use it).
+								for e := 4; e < 260; e++ {
+									if y[c][292*b+e] == 0x80 {
+										y[c][292*b+e] = 0x81
+									}
+								}
+							}
 						}
 					}
 					if !k.decode(typ.t, 256*nb, x) {
@@ -293,7 +305,7 @@ func TestKRowDotsMatchGo(t *testing.T) {
 func TestKRowMetaLayout(t *testing.T) {
 	var m4 q4KBlockMeta
 	var m6 q6KBlockMeta
-	var mi iq4xsBlockMeta
+	var mi k8BlockMeta
 	for _, c := range []struct {
 		name      string
 		got, want uintptr
@@ -306,10 +318,10 @@ func TestKRowMetaLayout(t *testing.T) {
 		{"q6K sv", unsafe.Offsetof(m6.sv), 0},
 		{"q6K d", unsafe.Offsetof(m6.d), 256},
 		{"q6K size", unsafe.Sizeof(m6), 264},
-		{"iq4xs q", unsafe.Offsetof(mi.q), 0},
-		{"iq4xs sv", unsafe.Offsetof(mi.sv), 256},
-		{"iq4xs d", unsafe.Offsetof(mi.d), 512},
-		{"iq4xs size", unsafe.Sizeof(mi), 520},
+		{"k8 q", unsafe.Offsetof(mi.q), 0},
+		{"k8 sv", unsafe.Offsetof(mi.sv), 256},
+		{"k8 d", unsafe.Offsetof(mi.d), 512},
+		{"k8 size", unsafe.Sizeof(mi), 520},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at %d, the assembly expects %d", c.name, c.got, c.want)
