@@ -567,11 +567,13 @@ func dotQ6KImpl(n int, x, y []byte, simd bool) float32 {
 // decoded for k8RowAVX2 (dot_amd64.s reads it at fixed offsets): the
 // values as int8, each 32-value chunk's scale(s) broadcast over its 16
 // int16 lanes (little-endian words; the low and high eight lanes may
-// differ, for 16-value scales), then x.d.
+// differ, for 16-value scales), then x.d, and Q2_K's -x.dmin and mins.
 type k8BlockMeta struct {
-	q  [256]int8
-	sv [8][4]uint64
-	d  float32
+	q       [256]int8
+	sv      [8][4]uint64
+	d       float32
+	negDmin float32   // Q2_K: -x.dmin
+	mins    [16]int16 // Q2_K: the 4-bit mins, for k8RowMinsAVX2
 }
 
 // decodeIQ4XSRow decodes the super-blocks of the IQ4_XS row x into meta
@@ -621,6 +623,35 @@ func decodeQ3KRow(x []byte, meta []k8BlockMeta) {
 				}
 				w0 := uint64(uint16(int16(sc[8*h+2*k]))) * splat4
 				w1 := uint64(uint16(int16(sc[8*h+2*k+1]))) * splat4
+				m.sv[c] = [4]uint64{w0, w0, w1, w1}
+			}
+		}
+	}
+}
+
+// decodeQ2KRow decodes the super-blocks of the Q2_K row x into meta for
+// k8RowMinsAVX2: the 2-bit values (chunk 4h+k holds bits 2k..2k+1 of
+// qs[32h..32h+31]), each chunk's two 16-value scales (the low nibbles of
+// scales[8h+2k], scales[8h+2k+1]), x.d, -x.dmin and the sixteen mins (the
+// high nibbles).
+func decodeQ2KRow(x []byte, meta []k8BlockMeta) {
+	for i := range meta {
+		xb := (*[84]byte)(x[i*84 : i*84+84])
+		m := &meta[i]
+		sc, qs := xb[0:16], xb[16:80]
+		m.d = ldF16(xb[80:])
+		m.negDmin = -ldF16(xb[82:])
+		for j := 0; j < 16; j++ {
+			m.mins[j] = int16(sc[j] >> 4)
+		}
+		for h := 0; h < 2; h++ {
+			for k := 0; k < 4; k++ {
+				c := 4*h + k
+				for b := 0; b < 32; b++ {
+					m.q[32*c+b] = int8((qs[32*h+b] >> (2 * k)) & 3)
+				}
+				w0 := uint64(sc[8*h+2*k]&0xF) * splat4
+				w1 := uint64(sc[8*h+2*k+1]&0xF) * splat4
 				m.sv[c] = [4]uint64{w0, w0, w1, w1}
 			}
 		}
@@ -678,16 +709,16 @@ func q5KSumMins(mins []q5KMins, y []byte) float32 {
 	return summs
 }
 
-// kRowDots holds a goroutine's decoded weight row for the Q3_K, Q4_K,
-// Q5_K, Q6_K and IQ4_XS row kernels of mulMatGGML.
+// kRowDots holds a goroutine's decoded weight row for the K-quant and
+// IQ4_XS row kernels of mulMatGGML.
 type kRowDots struct {
 	q4  []q4KBlockMeta
 	q6  []q6KBlockMeta
-	k8  []k8BlockMeta // IQ4_XS, Q3_K, Q5_K
+	k8  []k8BlockMeta // IQ4_XS, Q2_K, Q3_K, Q5_K
 	q5m []q5KMins
 }
 
-// decode decodes the weight row x of type t (Q3_K to Q6_K or IQ4_XS, n
+// decode decodes the weight row x of type t (Q2_K to Q6_K or IQ4_XS, n
 // values) once, for any number of dots calls; it returns false when the
 // row kernels cannot run (no AVX2, another type, or a short row).
 func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
@@ -716,7 +747,7 @@ func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 		k.q6 = k.q6[:nb]
 		decodeQ6KRow(x, k.q6)
 		return true
-	case model.IQ4_XS, model.Q3_K, model.Q5_K:
+	case model.IQ4_XS, model.Q2_K, model.Q3_K, model.Q5_K:
 		if len(x) < nb*t.BlockBytes() {
 			return false
 		}
@@ -728,6 +759,8 @@ func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 		switch t {
 		case model.IQ4_XS:
 			decodeIQ4XSRow(x, k.k8)
+		case model.Q2_K:
+			decodeQ2KRow(x, k.k8)
 		case model.Q3_K:
 			decodeQ3KRow(x, k.k8)
 		default:
@@ -738,8 +771,8 @@ func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 	return false
 }
 
-// dots sets out[c] = dot(x, y[c]) (dotQ3_K, dotQ4_K, dotQ5_K, dotQ6_K or
-// dotIQ4XS, the same bits) for the first ncol (1..4) activation rows, x the row last decoded
+// dots sets out[c] = dot(x, y[c]) (dotQ2_K to dotQ6_K or dotIQ4XS, the
+// same bits) for the first ncol (1..4) activation rows, x the row last decoded
 // for t, or returns false having written nothing.
 func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []float32) bool {
 	if len(out) < ncol {
@@ -764,8 +797,8 @@ func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []fl
 			out[c] = hsum8(&acc[c])
 		}
 		return true
-	case model.IQ4_XS, model.Q3_K, model.Q5_K:
-		if !k8RowAcc(k.k8, y, ncol, &acc) {
+	case model.IQ4_XS, model.Q2_K, model.Q3_K, model.Q5_K:
+		if !k8RowAcc(k.k8, y, ncol, t == model.Q2_K, &acc) {
 			return false
 		}
 		for c := 0; c < ncol; c++ {

@@ -65,15 +65,23 @@ func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8
 //go:noescape
 func k8RowAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
 
+//go:noescape
+func k8RowMinsAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
+
 // k8RowAcc is q4KRowAcc for the rows decoded into k8BlockMeta (IQ4_XS,
-// Q3_K, Q5_K; meta holds the whole row).
-func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
+// Q2_K, Q3_K, Q5_K; meta holds the whole row); mins runs Q2_K's mins
+// first.
+func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, mins bool, acc *[4][8]float32) bool {
 	nb := len(meta)
 	p, ok := q8KColumns(y, ncol, nb)
 	if !ok {
 		return false
 	}
-	k8RowAVX2(nb, &meta[0], ncol, p, acc)
+	if mins {
+		k8RowMinsAVX2(nb, &meta[0], ncol, p, acc)
+	} else {
+		k8RowAVX2(nb, &meta[0], ncol, p, acc)
+	}
 	return true
 }
 

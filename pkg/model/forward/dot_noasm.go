@@ -32,7 +32,7 @@ func dotQ8_0x8Packed(n int, x []byte, p *q8Packed, first int, out []float32) boo
 
 func swigluPrefix(y, x, g []float32) int { return 0 }
 
-func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, acc *[4][8]float32) bool {
+func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, mins bool, acc *[4][8]float32) bool {
 	return false
 }
 

@@ -244,6 +244,7 @@ func TestKRowDotsMatchGo(t *testing.T) {
 		{model.Q6_K, 210, []int{208}, dotQ6KImpl},
 		{model.IQ4_XS, 136, []int{0}, func(n int, x, y []byte, _ bool) float32 { return dotIQ4XS(n, x, y) }},
 		{model.Q3_K, 110, []int{108}, func(n int, x, y []byte, _ bool) float32 { return dotQ3_K(n, x, y) }},
+		{model.Q2_K, 84, []int{80, 82}, func(n int, x, y []byte, _ bool) float32 { return dotQ2_K(n, x, y) }},
 		{model.Q5_K, 176, []int{0, 2}, func(n int, x, y []byte, _ bool) float32 { return dotQ5_K(n, x, y) }},
 	} {
 		var k kRowDots
@@ -321,7 +322,9 @@ func TestKRowMetaLayout(t *testing.T) {
 		{"k8 q", unsafe.Offsetof(mi.q), 0},
 		{"k8 sv", unsafe.Offsetof(mi.sv), 256},
 		{"k8 d", unsafe.Offsetof(mi.d), 512},
-		{"k8 size", unsafe.Sizeof(mi), 520},
+		{"k8 negDmin", unsafe.Offsetof(mi.negDmin), 516},
+		{"k8 mins", unsafe.Offsetof(mi.mins), 520},
+		{"k8 size", unsafe.Sizeof(mi), 552},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at %d, the assembly expects %d", c.name, c.got, c.want)
