@@ -3,6 +3,7 @@ package forward
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"github.com/layerdiff/layerdiff/pkg/model"
 )
@@ -86,6 +87,22 @@ func unpackIQ4NL(xb []byte, q *[32]int8) float32 {
 // tinyBLAS_Q0_AVX, and IQ4_NL's tinyBLAS: per block, lanes of four int8
 // products, fma(dx*dy, lane, acc); only the unpacking differs.
 func expandQ0(t model.Type, x, dst []byte) {
+	if t == model.Q4_0 {
+		// Nibbles eight at a time in a uint64, -8 per byte without
+		// borrows (each byte's top bit set first).
+		const top, eight, nib = 0x8080808080808080, 0x0808080808080808, 0x0F0F0F0F0F0F0F0F
+		for b := 0; b < len(dst)/34; b++ {
+			xb := x[b*18 : b*18+18]
+			o := dst[b*34 : b*34+34]
+			o[0], o[1] = xb[0], xb[1]
+			for j := 0; j < 16; j += 8 {
+				w := binary.LittleEndian.Uint64(xb[2+j:])
+				binary.LittleEndian.PutUint64(o[2+j:], ((w&nib|top)-eight)^top)
+				binary.LittleEndian.PutUint64(o[18+j:], ((w>>4&nib|top)-eight)^top)
+			}
+		}
+		return
+	}
 	var q [32]int8
 	bs, unpack := 18, unpackQ4_0
 	switch t {
@@ -613,13 +630,14 @@ func decodeQ3KRow(x []byte, meta []k8BlockMeta) {
 		for h := 0; h < 2; h++ {
 			for k := 0; k < 4; k++ {
 				c := 4*h + k
-				bit := byte(1) << uint(c)
-				for b := 0; b < 32; b++ {
-					v := int8((qs[32*h+b] >> (2 * k)) & 3)
-					if hm[b]&bit == 0 {
-						v -= 4
-					}
-					m.q[32*c+b] = v
+				// Eight values at a time in a uint64: the two bits plus 4
+				// when the hmask bit is set, then -4 per byte without
+				// borrows (setting each byte's top bit first).
+				for b := 0; b < 32; b += 8 {
+					lo := (binary.LittleEndian.Uint64(qs[32*h+b:]) >> (2 * k)) & 0x0303030303030303
+					hb := (binary.LittleEndian.Uint64(hm[b:]) >> uint(c)) & 0x0101010101010101
+					v := ((lo | hb<<2 | 0x8080808080808080) - 0x0404040404040404) ^ 0x8080808080808080
+					binary.LittleEndian.PutUint64(qBytes(&m.q, 32*c+b), v)
 				}
 				w0 := uint64(uint16(int16(sc[8*h+2*k]))) * splat4
 				w1 := uint64(uint16(int16(sc[8*h+2*k+1]))) * splat4
@@ -627,6 +645,11 @@ func decodeQ3KRow(x []byte, meta []k8BlockMeta) {
 			}
 		}
 	}
+}
+
+// qBytes is the 8 bytes of q from i on, as bytes.
+func qBytes(q *[256]int8, i int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&q[i])), 8)
 }
 
 // decodeQ2KRow decodes the super-blocks of the Q2_K row x into meta for
@@ -647,8 +670,9 @@ func decodeQ2KRow(x []byte, meta []k8BlockMeta) {
 		for h := 0; h < 2; h++ {
 			for k := 0; k < 4; k++ {
 				c := 4*h + k
-				for b := 0; b < 32; b++ {
-					m.q[32*c+b] = int8((qs[32*h+b] >> (2 * k)) & 3)
+				for b := 0; b < 32; b += 8 {
+					v := (binary.LittleEndian.Uint64(qs[32*h+b:]) >> (2 * k)) & 0x0303030303030303
+					binary.LittleEndian.PutUint64(qBytes(&m.q, 32*c+b), v)
 				}
 				w0 := uint64(sc[8*h+2*k]&0xF) * splat4
 				w1 := uint64(sc[8*h+2*k+1]&0xF) * splat4
@@ -682,10 +706,13 @@ func decodeQ5KRow(x []byte, meta []k8BlockMeta, mins []q5KMins) {
 			m.sv[c] = [4]uint64{w, w, w, w}
 			mins[i].mins[c] = int32(mn)
 		}
+		const nib, one = 0x0F0F0F0F0F0F0F0F, 0x0101010101010101
 		for j := 0; j < 4; j++ {
-			for b := 0; b < 32; b++ {
-				m.q[64*j+b] = int8(qs[32*j+b]&0xF | ((qh[b]>>(2*j))&1)<<4)
-				m.q[64*j+32+b] = int8(qs[32*j+b]>>4 | ((qh[b]>>(2*j+1))&1)<<4)
+			for b := 0; b < 32; b += 8 { // eight values at a time
+				w := binary.LittleEndian.Uint64(qs[32*j+b:])
+				h := binary.LittleEndian.Uint64(qh[b:])
+				binary.LittleEndian.PutUint64(qBytes(&m.q, 64*j+b), w&nib|(h>>(2*j)&one)<<4)
+				binary.LittleEndian.PutUint64(qBytes(&m.q, 64*j+32+b), w>>4&nib|(h>>(2*j+1)&one)<<4)
 			}
 		}
 	}
@@ -704,7 +731,11 @@ func q5KSumMins(mins []q5KMins, y []byte) float32 {
 			b1 := int32(int16(binary.LittleEndian.Uint16(bs[4*k+2:])))
 			ps += mins[i].mins[k] * (b0 + b1)
 		}
-		summs = fma32(-yd*mins[i].dmin, float32(ps), summs)
+		if r, ok := fma32Fast(-yd*mins[i].dmin, float32(ps), summs); ok {
+			summs = r
+		} else {
+			summs = fma32Slow(-yd*mins[i].dmin, float32(ps), summs)
+		}
 	}
 	return summs
 }

@@ -410,3 +410,36 @@ func TestTinyX4MatchesGo(t *testing.T) {
 		t.Error("dotF16Tinyx4 accepted a short column")
 	}
 }
+
+// TestExpandQ0 checks the Q8_0 expansion of Q4_0, Q5_0 and IQ4_NL rows
+// against their unpack functions, block by block (random bytes).
+func TestExpandQ0(t *testing.T) {
+	r := rand.New(rand.NewSource(13))
+	for _, c := range []struct {
+		t      model.Type
+		bs     int
+		unpack func([]byte, *[32]int8) float32
+	}{
+		{model.Q4_0, 18, unpackQ4_0}, {model.Q5_0, 22, unpackQ5_0}, {model.IQ4_NL, 18, unpackIQ4NL},
+	} {
+		for _, nb := range []int{1, 2, 7, 64} {
+			x := make([]byte, nb*c.bs)
+			r.Read(x)
+			dst := make([]byte, nb*34)
+			expandQ0(c.t, x, dst)
+			for b := 0; b < nb; b++ {
+				var q [32]int8
+				c.unpack(x[b*c.bs:], &q)
+				o := dst[b*34:]
+				if o[0] != x[b*c.bs] || o[1] != x[b*c.bs+1] {
+					t.Fatalf("%s block %d: scale %#x %#x, want %#x %#x", c.t, b, o[0], o[1], x[b*c.bs], x[b*c.bs+1])
+				}
+				for i, v := range q {
+					if int8(o[2+i]) != v {
+						t.Fatalf("%s block %d value %d: %d, want %d", c.t, b, i, int8(o[2+i]), v)
+					}
+				}
+			}
+		}
+	}
+}

@@ -26,14 +26,30 @@ import (
 // rounding is odd"). Float32 subnormal and non-finite results take the same
 // careful path.
 func fma32(a, b, c float32) float32 {
+	if r, ok := fma32Fast(a, b, c); ok {
+		return r
+	}
+	return fma32Slow(a, b, c)
+}
+
+// fma32Fast is fma32's common case, small enough to inline into a hot
+// loop: the product is exact in float64 and the sum rounded once; ok is
+// false when that sum sits at a float32 tie or the result is not a normal
+// float32 (then call fma32Slow).
+func fma32Fast(a, b, c float32) (float32, bool) {
+	s := float64(a)*float64(b) + float64(c)
+	bits := math.Float64bits(s)
+	// exponent in 1023-125..1023+127: (exp - 898) < 253 unsigned
+	return float32(s), bits&(1<<29-1) != 1<<28 && (bits>>52&0x7ff)-(1023-125) < 253
+}
+
+// fma32Slow is fma32 where the float64 sum may sit at a float32 tie, or the
+// result is subnormal or not finite.
+func fma32Slow(a, b, c float32) float32 {
 	p := float64(a) * float64(b)
 	cd := float64(c)
 	s := p + cd
 	bits := math.Float64bits(s)
-	exp := (bits >> 52) & 0x7ff
-	if bits&(1<<29-1) != 1<<28 && exp > 1023-126 && exp < 1023+128 {
-		return float32(s)
-	}
 	if math.IsInf(s, 0) || math.IsNaN(s) {
 		return float32(s)
 	}
