@@ -7,6 +7,7 @@
 #   make fuzz       every fuzz target for FUZZTIME each
 #   make bench      benchmarks (see BENCHMARKS.md)
 #   make bench7b    the 7B-geometry Q4_K_M scale check (see BENCHMARKS.md)
+#   make bench-types  every weight type, Go against llama.cpp (BENCHMARKS.md)
 #   make nightly    the regression matrix against fixtures/baselines (docs/nightly.md)
 
 SHELL := bash
@@ -16,7 +17,7 @@ ENV := . scripts/env.sh &&
 FUZZTIME ?= 30s
 DEMO ?= out/demo
 
-.PHONY: build portable test vet demo fuzz bench bench7b nightly clean
+.PHONY: build portable test vet demo fuzz bench bench7b bench-types nightly clean
 
 build:
 	$(ENV) $(GO) build -tags llamacpp -o bin/layerdiff ./cmd/layerdiff
@@ -43,6 +44,9 @@ bench: build
 
 bench7b: build
 	scripts/bench7b.sh
+
+bench-types: build
+	scripts/benchtypes.sh
 
 nightly: build
 	scripts/nightly.sh
