@@ -871,6 +871,13 @@ func q6KLanesGo(ql, qh, yq []byte, scales *[16]int16, lane *[8]int32) {
 	}
 }
 
+// Kinds of tinyX4 and tinyX2x4, the tinyBLAS assembly kernels.
+const (
+	tinyF32 = iota
+	tinyF16
+	tinyBF16
+)
+
 // dotF32Tiny is llamafile's tinyBLAS<8, __m256> for float32 (prompts):
 // lane i accumulates fma(a[l+i], b[l+i]) over steps of 8; then hsum.
 func dotF32Tiny(a, b []float32) float32 {

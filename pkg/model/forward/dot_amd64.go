@@ -157,13 +157,6 @@ func tinyF16x4AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[4][8]flo
 //go:noescape
 func tinyBF16x4AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[4][8]float32)
 
-// Kernels of tinyX4.
-const (
-	tinyF32 = iota
-	tinyF16
-	tinyBF16
-)
-
 // tinyX4 runs the tinyBLAS four-column kernel of kind on the first n&^7
 // elements of the weight row a and the float32 activation columns b[c],
 // or returns false when the CPU lacks AVX2 or a column is short. (A
@@ -188,6 +181,44 @@ func tinyX4(kind, n int, a unsafe.Pointer, b *[4][]float32, out []float32) bool 
 		tinyF16x4AVX2(n, a, &p, &acc)
 	default:
 		tinyBF16x4AVX2(n, a, &p, &acc)
+	}
+	for c := range acc {
+		out[c] = hsum8(&acc[c])
+	}
+	return true
+}
+
+//go:noescape
+func tinyF32x2x4AVX2(n int, a0, a1 unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
+
+//go:noescape
+func tinyF16x2x4AVX2(n int, a0, a1 unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
+
+//go:noescape
+func tinyBF16x2x4AVX2(n int, a0, a1 unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
+
+// tinyX2x4 is tinyX4 for two weight rows a0, a1 of n elements: out[c] is
+// row 0's dot with column c, out[4+c] row 1's.
+func tinyX2x4(kind, n int, a0, a1 unsafe.Pointer, b *[4][]float32, out []float32) bool {
+	n &^= 7
+	if !hasAVX2 || n == 0 || len(out) < 8 {
+		return false
+	}
+	var p [4]unsafe.Pointer
+	for c := range b {
+		if len(b[c]) < n {
+			return false
+		}
+		p[c] = unsafe.Pointer(&b[c][0])
+	}
+	var acc [8][8]float32
+	switch kind {
+	case tinyF32:
+		tinyF32x2x4AVX2(n, a0, a1, &p, &acc)
+	case tinyF16:
+		tinyF16x2x4AVX2(n, a0, a1, &p, &acc)
+	default:
+		tinyBF16x2x4AVX2(n, a0, a1, &p, &acc)
 	}
 	for c := range acc {
 		out[c] = hsum8(&acc[c])

@@ -2,6 +2,8 @@
 
 package forward
 
+import "unsafe"
+
 // hasAVX2 is false without the assembly kernels: the portable Go kernels
 // run.
 var hasAVX2 = false
@@ -39,3 +41,7 @@ func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, mins bool, acc *[4][8]
 func dotF32Tinyx4(a []float32, b *[4][]float32, out []float32) bool { return false }
 
 func dotF16Tinyx4(a []uint16, b *[4][]float32, bf bool, out []float32) bool { return false }
+
+func tinyX2x4(kind, n int, a0, a1 unsafe.Pointer, b *[4][]float32, out []float32) bool {
+	return false
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -371,6 +372,20 @@ func TestTinyX4MatchesGo(t *testing.T) {
 					b16[c][i] = randF16(r)
 				}
 			}
+			// two rows at once: a and its reverse
+			a32r := slices.Clone(a32)
+			slices.Reverse(a32r)
+			a16r := slices.Clone(a16)
+			slices.Reverse(a16r)
+			out8 := make([]float32, 8)
+			if !tinyX2x4(tinyF32, n, unsafe.Pointer(&a32[0]), unsafe.Pointer(&a32r[0]), &b32, out8) {
+				t.Fatal("tinyX2x4 declined")
+			}
+			for c := 0; c < 4; c++ {
+				if w0, w1 := dotF32Tiny(a32, b32[c]), dotF32Tiny(a32r, b32[c]); !same(out8[c], w0) || !same(out8[4+c], w1) {
+					t.Fatalf("F32 two rows n=%d trial %d col %d: %g %g, Go %g %g", n, trial, c, out8[c], out8[4+c], w0, w1)
+				}
+			}
 			out := make([]float32, 4)
 			if !dotF32Tinyx4(a32, &b32, out) {
 				t.Fatal("dotF32Tinyx4 declined")
@@ -389,6 +404,22 @@ func TestTinyX4MatchesGo(t *testing.T) {
 						if bf {
 							bcols[c][i] = bf16(h)
 						}
+					}
+				}
+				kind := tinyF16
+				if bf {
+					kind = tinyBF16
+				}
+				if !tinyX2x4(kind, n, unsafe.Pointer(&a16[0]), unsafe.Pointer(&a16r[0]), &bcols, out8) {
+					t.Fatal("tinyX2x4 declined")
+				}
+				for c := 0; c < 4; c++ {
+					w0, w1 := dotF16Tiny(a16, b16[c]), dotF16Tiny(a16r, b16[c])
+					if bf {
+						w0, w1 = dotBF16Tiny(a16, b16[c]), dotBF16Tiny(a16r, b16[c])
+					}
+					if !same(out8[c], w0) || !same(out8[4+c], w1) {
+						t.Fatalf("bf16=%v two rows n=%d trial %d col %d: %g %g, Go %g %g", bf, n, trial, c, out8[c], out8[4+c], w0, w1)
 					}
 				}
 				if !dotF16Tinyx4(a16, &bcols, bf, out) {

@@ -117,6 +117,61 @@ func quantDot(t model.Type, kern matKernel) (func(n int, x, y []byte) float32, e
 	return nil, fmt.Errorf("no dot product for weight type %s", t)
 }
 
+// tinyPair computes rows i01 and i01+1 of a plain 2-D product with F32,
+// F16 or BF16 weights (kind) through the two-row tinyBLAS kernel, four
+// columns a pass and the last ones through dotF32Tiny/dotF16Tiny/
+// dotBF16Tiny, the same bits. It returns false, having written nothing,
+// when the rows cannot be read in place.
+func tinyPair(kind int, a *node, i01, i02, i03 int64, act actRows, act16f [][]float32, out *buffer, off int64, dst *node, colStride int64, oct []float32) bool {
+	w0, w1 := a.weightRow(i01, i02, i03), a.weightRow(i01+1, i02, i03)
+	var p0, p1 unsafe.Pointer
+	var h0, h1 []uint16
+	var f0, f1 []float32
+	if kind == tinyF32 {
+		if f0, f1 = viewF32(w0), viewF32(w1); f0 == nil || f1 == nil {
+			return false
+		}
+		p0, p1 = unsafe.Pointer(&f0[0]), unsafe.Pointer(&f1[0])
+	} else {
+		if h0, h1 = viewU16(w0), viewU16(w1); h0 == nil || h1 == nil {
+			return false
+		}
+		p0, p1 = unsafe.Pointer(&h0[0]), unsafe.Pointer(&h1[0])
+	}
+	cols := act16f
+	if kind == tinyF32 {
+		cols = act.f32
+	}
+	n := int(a.ne[0])
+	ne11 := int64(len(cols))
+	o0 := off + dst.elemOffset(i01, 0, 0, 0)
+	o1 := off + dst.elemOffset(i01+1, 0, 0, 0)
+	i11 := int64(0)
+	for ; i11+4 <= ne11; i11 += 4 {
+		if !tinyX2x4(kind, n, p0, p1, &[4][]float32{cols[i11], cols[i11+1], cols[i11+2], cols[i11+3]}, oct) {
+			break
+		}
+		for c := int64(0); c < 4; c++ {
+			out.f32[o0+(i11+c)*colStride] = oct[c]
+			out.f32[o1+(i11+c)*colStride] = oct[4+c]
+		}
+	}
+	for ; i11 < ne11; i11++ {
+		var v0, v1 float32
+		switch kind {
+		case tinyF32:
+			v0, v1 = dotF32Tiny(f0, act.f32[i11]), dotF32Tiny(f1, act.f32[i11])
+		case tinyF16:
+			v0, v1 = dotF16Tiny(h0, act.u16[i11]), dotF16Tiny(h1, act.u16[i11])
+		default:
+			v0, v1 = dotBF16Tiny(h0, act.u16[i11]), dotBF16Tiny(h1, act.u16[i11])
+		}
+		out.f32[o0+i11*colStride] = v0
+		out.f32[o1+i11*colStride] = v1
+	}
+	return true
+}
+
 // littleEndian reports a little-endian host, where the mapped weights'
 // float32 and 16-bit values can be read in place.
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
@@ -265,6 +320,20 @@ func (e *executor) mulMatGGML(dst *node) error {
 	}
 	out, off := dst.base()
 	colStride := dst.nb[1] / typeSize(dst.typ) // elements from column i11 to i11+1
+	tinyKind := -1
+	if kern == kernTinyBLAS && hasAVX2 && a.weight != nil && r2 == 1 && r3 == 1 && ne12 == 1 && ne13 == 1 && a.ne[2] == 1 && a.ne[3] == 1 {
+		switch a.typ {
+		case model.F32:
+			tinyKind = tinyF32
+		case model.F16:
+			tinyKind = tinyF16
+		case model.BF16:
+			tinyKind = tinyBF16
+		}
+		if tinyKind != tinyF32 && act16f == nil {
+			tinyKind = -1
+		}
+	}
 	nmat := a.ne[2] * a.ne[3]
 	parallelFor(int(ne01*nmat), e.threads, func(lo, hi int) {
 		rowF32 := make([]float32, ne00)
@@ -280,6 +349,12 @@ func (e *executor) mulMatGGML(dst *node) error {
 			i01 := int64(r) % ne01
 			i02 := (int64(r) / ne01) % a.ne[2]
 			i03 := int64(r) / ne01 / a.ne[2]
+			// F32, F16, BF16 weights (tinyBLAS, a plain 2-D product): two
+			// rows at a time, four columns a pass.
+			if tinyKind >= 0 && i01+1 < ne01 && r+1 < hi && tinyPair(tinyKind, a, i01, i02, i03, act, act16f, out, off, dst, colStride, oct[:]) {
+				r++
+				continue
+			}
 			// prepare the src0 row
 			var xb []byte
 			var xf []float32
