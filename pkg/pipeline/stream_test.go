@@ -64,10 +64,16 @@ func loadForward(t *testing.T, path string) *forward.Model {
 // every node's tensor, keyed as a dump keys them.
 func ownForward(t *testing.T, path string, toks []int32) []*tensor.Tensor {
 	t.Helper()
+	return ownForwardOpts(t, path, toks, forward.DefaultOptions())
+}
+
+// ownForwardOpts is ownForward with options.
+func ownForwardOpts(t *testing.T, path string, toks []int32, opts forward.Options) []*tensor.Tensor {
+	t.Helper()
 	m := loadForward(t, path)
 	var keys reference.KeyMaker
 	var list []*tensor.Tensor
-	_, err := m.Run(toks, forward.DefaultOptions(), forward.RecorderFunc(func(n *forward.Node, x *tensor.Tensor) error {
+	_, err := m.Run(toks, opts, forward.RecorderFunc(func(n *forward.Node, x *tensor.Tensor) error {
 		x.Key = keys.Next(n.Name)
 		x.Data = slices.Clone(x.Data)
 		list = append(list, x)
@@ -272,20 +278,9 @@ func (r *spyRecorder) Record(n *forward.Node, t *tensor.Tensor) error {
 func TestRunMicroBatches(t *testing.T) {
 	path, _, _ := checkFixture(t)
 	toks := []int32{1, 5, 9, 17, 23}
-	m := loadForward(t, path)
-	var keys reference.KeyMaker
-	var list []*tensor.Tensor
 	opts := forward.DefaultOptions()
 	opts.UBatches = []int{2, 2, 1}
-	_, err := m.Run(toks, opts, forward.RecorderFunc(func(n *forward.Node, x *tensor.Tensor) error {
-		x.Key = keys.Next(n.Name)
-		x.Data = slices.Clone(x.Data)
-		list = append(list, x)
-		return nil
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	list := ownForwardOpts(t, path, toks, opts)
 	info := reference.Info{Kind: reference.KindDump, Path: "mem", Tokens: toks, FlashAttn: "on"}
 	rep, err := Run(&memRef{info: info, list: list}, path, RunOptions{Threads: 2, CompareOptions: CompareOptions{Policy: compare.MustPolicy(compare.ModeBitExact)}})
 	if err != nil {

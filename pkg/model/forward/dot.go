@@ -590,7 +590,7 @@ type k8BlockMeta struct {
 	sv      [8][4]uint64
 	d       float32
 	negDmin float32   // Q2_K: -x.dmin
-	mins    [16]int16 // Q2_K: the 4-bit mins, for k8RowMinsAVX2
+	mins    [16]int16 // Q2_K: the 4-bit mins (k8RowAVX2 with mins)
 }
 
 // decodeIQ4XSRow decodes the super-blocks of the IQ4_XS row x into meta
@@ -653,10 +653,10 @@ func qBytes(q *[256]int8, i int) []byte {
 }
 
 // decodeQ2KRow decodes the super-blocks of the Q2_K row x into meta for
-// k8RowMinsAVX2: the 2-bit values (chunk 4h+k holds bits 2k..2k+1 of
-// qs[32h..32h+31]), each chunk's two 16-value scales (the low nibbles of
-// scales[8h+2k], scales[8h+2k+1]), x.d, -x.dmin and the sixteen mins (the
-// high nibbles).
+// k8RowAVX2 with its mins step: the 2-bit values (chunk 4h+k holds bits
+// 2k..2k+1 of qs[32h..32h+31]), each chunk's two 16-value scales (the low
+// nibbles of scales[8h+2k], scales[8h+2k+1]), x.d, -x.dmin and the sixteen
+// mins (the high nibbles).
 func decodeQ2KRow(x []byte, meta []k8BlockMeta) {
 	for i := range meta {
 		xb := (*[84]byte)(x[i*84 : i*84+84])

@@ -63,10 +63,7 @@ func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8
 }
 
 //go:noescape
-func k8RowAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
-
-//go:noescape
-func k8RowMinsAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
+func k8RowAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32, mins int)
 
 // k8RowAcc is q4KRowAcc for the rows decoded into k8BlockMeta (IQ4_XS,
 // Q2_K, Q3_K, Q5_K; meta holds the whole row); mins runs Q2_K's mins
@@ -77,11 +74,11 @@ func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, mins bool, acc *[4][8]
 	if !ok {
 		return false
 	}
+	m := 0
 	if mins {
-		k8RowMinsAVX2(nb, &meta[0], ncol, p, acc)
-	} else {
-		k8RowAVX2(nb, &meta[0], ncol, p, acc)
+		m = 1
 	}
+	k8RowAVX2(nb, &meta[0], ncol, p, acc, m)
 	return true
 }
 
@@ -163,24 +160,18 @@ func tinyBF16x4AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[4][8]fl
 // switch, not a func value: the arguments then stay on the stack.)
 func tinyX4(kind, n int, a unsafe.Pointer, b *[4][]float32, out []float32) bool {
 	n &^= 7
-	if !hasAVX2 || n == 0 || len(out) < 4 {
+	p, ok := tinyColumns(b, n)
+	if !ok || len(out) < 4 {
 		return false
-	}
-	var p [4]unsafe.Pointer
-	for c := range b {
-		if len(b[c]) < n {
-			return false
-		}
-		p[c] = unsafe.Pointer(&b[c][0])
 	}
 	var acc [4][8]float32
 	switch kind {
 	case tinyF32:
-		tinyF32x4AVX2(n, a, &p, &acc)
+		tinyF32x4AVX2(n, a, p, &acc)
 	case tinyF16:
-		tinyF16x4AVX2(n, a, &p, &acc)
+		tinyF16x4AVX2(n, a, p, &acc)
 	default:
-		tinyBF16x4AVX2(n, a, &p, &acc)
+		tinyBF16x4AVX2(n, a, p, &acc)
 	}
 	for c := range acc {
 		out[c] = hsum8(&acc[c])
@@ -197,28 +188,38 @@ func tinyF16x2x4AVX2(n int, a0, a1 unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8
 //go:noescape
 func tinyBF16x2x4AVX2(n int, a0, a1 unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
 
-// tinyX2x4 is tinyX4 for two weight rows a0, a1 of n elements: out[c] is
-// row 0's dot with column c, out[4+c] row 1's.
-func tinyX2x4(kind, n int, a0, a1 unsafe.Pointer, b *[4][]float32, out []float32) bool {
-	n &^= 7
-	if !hasAVX2 || n == 0 || len(out) < 8 {
-		return false
+// tinyColumns checks what the tinyBLAS kernels need (AVX2, n > 0 values
+// in every column) and returns the columns' first values.
+func tinyColumns(b *[4][]float32, n int) (*[4]unsafe.Pointer, bool) {
+	if !hasAVX2 || n == 0 {
+		return nil, false
 	}
 	var p [4]unsafe.Pointer
 	for c := range b {
 		if len(b[c]) < n {
-			return false
+			return nil, false
 		}
 		p[c] = unsafe.Pointer(&b[c][0])
+	}
+	return &p, true
+}
+
+// tinyX2x4 is tinyX4 for two weight rows a0, a1 of n elements: out[c] is
+// row 0's dot with column c, out[4+c] row 1's.
+func tinyX2x4(kind, n int, a0, a1 unsafe.Pointer, b *[4][]float32, out []float32) bool {
+	n &^= 7
+	p, ok := tinyColumns(b, n)
+	if !ok || len(out) < 8 {
+		return false
 	}
 	var acc [8][8]float32
 	switch kind {
 	case tinyF32:
-		tinyF32x2x4AVX2(n, a0, a1, &p, &acc)
+		tinyF32x2x4AVX2(n, a0, a1, p, &acc)
 	case tinyF16:
-		tinyF16x2x4AVX2(n, a0, a1, &p, &acc)
+		tinyF16x2x4AVX2(n, a0, a1, p, &acc)
 	default:
-		tinyBF16x2x4AVX2(n, a0, a1, &p, &acc)
+		tinyBF16x2x4AVX2(n, a0, a1, p, &acc)
 	}
 	for c := range acc {
 		out[c] = hsum8(&acc[c])

@@ -341,7 +341,7 @@ q6rdone:
 	VZEROUPPER
 	RET
 
-// func k8RowAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
+// func k8RowAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32, mins int)
 //
 // The lanes of ggml_vec_dot_iq4_xs_q8_K, ggml_vec_dot_q3_K_q8_K and
 // ggml_vec_dot_q5_K_q8_K (without Q5_K's mins, added in Go) for one weight
@@ -351,13 +351,18 @@ q6rdone:
 // column, as ggml's mul_add_epi8: |q| (VPABSB, once per block for every
 // column) times y with q's sign (VPSIGNB) in pairs (VPMADDUBSW), times the
 // scale (VPMADDWD); int32 lane l sums bytes 4l..4l+3 of every sub-block,
-// then acc = fma(x.d*y.d, float(lane), acc).
-TEXT ·k8RowAVX2(SB), NOSPLIT, $0-40
+// then acc = fma(x.d*y.d, float(lane), acc). With mins != 0
+// (ggml_vec_dot_q2_K_q8_K) each block and column first does acc =
+// fma(-y.d*x.dmin, float(lane), acc) with int32 lane l = m[2l]*bsum[2l] +
+// m[2l+1]*bsum[2l+1] (VPMADDWD of the sixteen mins at offset 520 with the
+// Q8_K block sums; -x.dmin at 516).
+TEXT ·k8RowAVX2(SB), NOSPLIT, $0-48
 	MOVQ nb+0(FP), CX
 	MOVQ meta+8(FP), R8
 	MOVQ ncol+16(FP), DX
 	MOVQ y+24(FP), R11
 	MOVQ acc+32(FP), R9
+	MOVQ mins+40(FP), R13
 	XORQ BX, BX
 	TESTQ CX, CX
 	JLE  iqrdone
@@ -384,6 +389,21 @@ iqrblock:
 iqrcol:
 	MOVQ (R11)(R12*8), DI
 	ADDQ BX, DI
+	TESTQ R13, R13
+	JZ   iqrlanes
+	// Q2_K: acc = fma(y.d * -x.dmin, float(mins · bsums pairs), acc) first.
+	VMOVDQU 260(DI), Y1
+	VPMADDWD 520(R8), Y1, Y1
+	VCVTDQ2PS Y1, Y1
+	VMOVSS (DI), X3
+	VMULSS 516(R8), X3, X4
+	VBROADCASTSS X4, Y4
+	MOVQ R12, AX
+	SHLQ $5, AX
+	VMOVUPS (R9)(AX*1), Y5
+	VFMADD231PS Y1, Y4, Y5
+	VMOVUPS Y5, (R9)(AX*1)
+iqrlanes:
 	VPXOR Y0, Y0, Y0
 	VMOVDQU 4(DI), Y1
 	VPSIGNB 0(R8), Y1, Y1
@@ -442,117 +462,6 @@ iqrcol:
 	DECQ CX
 	JNZ  iqrblock
 iqrdone:
-	VZEROUPPER
-	RET
-
-// func k8RowMinsAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32)
-//
-// k8RowAVX2 for ggml_vec_dot_q2_K_q8_K, whose mins come first: per block
-// and column, acc = fma(-y.d*x.dmin, float(lane), acc) with int32 lane l =
-// m[2l]*bsum[2l] + m[2l+1]*bsum[2l+1] (VPMADDWD of the sixteen mins at
-// offset 520 with the Q8_K block sums; -x.dmin at 516), then the scaled
-// lanes as in k8RowAVX2.
-TEXT ·k8RowMinsAVX2(SB), NOSPLIT, $0-40
-	MOVQ nb+0(FP), CX
-	MOVQ meta+8(FP), R8
-	MOVQ ncol+16(FP), DX
-	MOVQ y+24(FP), R11
-	MOVQ acc+32(FP), R9
-	XORQ BX, BX
-	TESTQ CX, CX
-	JLE  iqmdone
-	TESTQ DX, DX
-	JLE  iqmdone
-iqmblock:
-	VMOVDQU 0(R8), Y7
-	VPABSB Y7, Y7
-	VMOVDQU 32(R8), Y8
-	VPABSB Y8, Y8
-	VMOVDQU 64(R8), Y9
-	VPABSB Y9, Y9
-	VMOVDQU 96(R8), Y10
-	VPABSB Y10, Y10
-	VMOVDQU 128(R8), Y11
-	VPABSB Y11, Y11
-	VMOVDQU 160(R8), Y12
-	VPABSB Y12, Y12
-	VMOVDQU 192(R8), Y13
-	VPABSB Y13, Y13
-	VMOVDQU 224(R8), Y14
-	VPABSB Y14, Y14
-	XORQ R12, R12
-iqmcol:
-	MOVQ (R11)(R12*8), DI
-	ADDQ BX, DI
-	VMOVDQU 260(DI), Y1
-	VPMADDWD 520(R8), Y1, Y1
-	VCVTDQ2PS Y1, Y1
-	VMOVSS (DI), X3
-	VMULSS 516(R8), X3, X4
-	VBROADCASTSS X4, Y4
-	MOVQ R12, AX
-	SHLQ $5, AX
-	VMOVUPS (R9)(AX*1), Y5
-	VFMADD231PS Y1, Y4, Y5
-	VMOVUPS Y5, (R9)(AX*1)
-	VPXOR Y0, Y0, Y0
-	VMOVDQU 4(DI), Y1
-	VPSIGNB 0(R8), Y1, Y1
-	VPMADDUBSW Y1, Y7, Y1
-	VPMADDWD 256(R8), Y1, Y1
-	VPADDD Y1, Y0, Y0
-	VMOVDQU 36(DI), Y1
-	VPSIGNB 32(R8), Y1, Y1
-	VPMADDUBSW Y1, Y8, Y1
-	VPMADDWD 288(R8), Y1, Y1
-	VPADDD Y1, Y0, Y0
-	VMOVDQU 68(DI), Y1
-	VPSIGNB 64(R8), Y1, Y1
-	VPMADDUBSW Y1, Y9, Y1
-	VPMADDWD 320(R8), Y1, Y1
-	VPADDD Y1, Y0, Y0
-	VMOVDQU 100(DI), Y1
-	VPSIGNB 96(R8), Y1, Y1
-	VPMADDUBSW Y1, Y10, Y1
-	VPMADDWD 352(R8), Y1, Y1
-	VPADDD Y1, Y0, Y0
-	VMOVDQU 132(DI), Y1
-	VPSIGNB 128(R8), Y1, Y1
-	VPMADDUBSW Y1, Y11, Y1
-	VPMADDWD 384(R8), Y1, Y1
-	VPADDD Y1, Y0, Y0
-	VMOVDQU 164(DI), Y1
-	VPSIGNB 160(R8), Y1, Y1
-	VPMADDUBSW Y1, Y12, Y1
-	VPMADDWD 416(R8), Y1, Y1
-	VPADDD Y1, Y0, Y0
-	VMOVDQU 196(DI), Y1
-	VPSIGNB 192(R8), Y1, Y1
-	VPMADDUBSW Y1, Y13, Y1
-	VPMADDWD 448(R8), Y1, Y1
-	VPADDD Y1, Y0, Y0
-	VMOVDQU 228(DI), Y1
-	VPSIGNB 224(R8), Y1, Y1
-	VPMADDUBSW Y1, Y14, Y1
-	VPMADDWD 480(R8), Y1, Y1
-	VPADDD Y1, Y0, Y0
-	VCVTDQ2PS Y0, Y0
-	VMOVSS (DI), X3
-	VMULSS 512(R8), X3, X4
-	VBROADCASTSS X4, Y4
-	MOVQ R12, AX
-	SHLQ $5, AX
-	VMOVUPS (R9)(AX*1), Y5
-	VFMADD231PS Y0, Y4, Y5
-	VMOVUPS Y5, (R9)(AX*1)
-	INCQ R12
-	CMPQ R12, DX
-	JLT  iqmcol
-	ADDQ $552, R8
-	ADDQ $292, BX
-	DECQ CX
-	JNZ  iqmblock
-iqmdone:
 	VZEROUPPER
 	RET
 
