@@ -12,115 +12,140 @@
 // BF16 kernels take the weight row in its type and the columns already
 // converted to float32 (exact, done once per matmul, not once per row).
 
+
+// Eight weights as float32 into dst, from float32, float16 or bfloat16.
+#define LOADF32(src, dst) VMOVUPS src, dst
+#define LOADF16(src, dst) VCVTPH2PS src, dst
+#define LOADBF16(src, dst) VPMOVZXWD src, dst; VPSLLD $16, dst, dst
+
+// X4ENTRY loads the arguments of a four-column kernel (n, a, b, acc):
+// CX = n/8, SI = a, R8/R10/R12/R13 = the columns, R9 = acc, Y0-Y3 = 0.
+#define X4ENTRY \
+	MOVQ n+0(FP), CX; \
+	MOVQ a+8(FP), SI; \
+	MOVQ b+16(FP), R11; \
+	MOVQ acc+24(FP), R9; \
+	MOVQ 0(R11), R8; \
+	MOVQ 8(R11), R10; \
+	MOVQ 16(R11), R12; \
+	MOVQ 24(R11), R13; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	XORQ AX, AX; \
+	XORQ BX, BX; \
+	SHRQ $3, CX
+
+// X4STEP is one step of eight values: row a (LOAD at AX) times the four
+// float32 columns (at BX) into Y0-Y3.
+#define X4STEP(LOAD) \
+	LOAD((SI)(AX*1), Y4); \
+	VFMADD231PS (R8)(BX*1), Y4, Y0; \
+	VFMADD231PS (R10)(BX*1), Y4, Y1; \
+	VFMADD231PS (R12)(BX*1), Y4, Y2; \
+	VFMADD231PS (R13)(BX*1), Y4, Y3
+
+// X4EXIT stores Y0-Y3 to acc.
+#define X4EXIT \
+	VMOVUPS Y0, 0(R9); \
+	VMOVUPS Y1, 32(R9); \
+	VMOVUPS Y2, 64(R9); \
+	VMOVUPS Y3, 96(R9); \
+	VZEROUPPER
+
+// X2X4ENTRY is X4ENTRY for (n, a0, a1, b, acc): SI = a0, DI = a1, Y0-Y7 = 0.
+#define X2X4ENTRY \
+	MOVQ n+0(FP), CX; \
+	MOVQ a0+8(FP), SI; \
+	MOVQ a1+16(FP), DI; \
+	MOVQ b+24(FP), R11; \
+	MOVQ acc+32(FP), R9; \
+	MOVQ 0(R11), R8; \
+	MOVQ 8(R11), R10; \
+	MOVQ 16(R11), R12; \
+	MOVQ 24(R11), R13; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7; \
+	XORQ AX, AX; \
+	XORQ BX, BX; \
+	SHRQ $3, CX
+
+// X2X4STEP: rows a0 (into Y0-Y3) and a1 (into Y4-Y7) times the columns.
+#define X2X4STEP(LOAD) \
+	LOAD((SI)(AX*1), Y8); \
+	LOAD((DI)(AX*1), Y9); \
+	VMOVUPS (R8)(BX*1), Y10; \
+	VFMADD231PS Y10, Y8, Y0; \
+	VFMADD231PS Y10, Y9, Y4; \
+	VMOVUPS (R10)(BX*1), Y11; \
+	VFMADD231PS Y11, Y8, Y1; \
+	VFMADD231PS Y11, Y9, Y5; \
+	VMOVUPS (R12)(BX*1), Y12; \
+	VFMADD231PS Y12, Y8, Y2; \
+	VFMADD231PS Y12, Y9, Y6; \
+	VMOVUPS (R13)(BX*1), Y13; \
+	VFMADD231PS Y13, Y8, Y3; \
+	VFMADD231PS Y13, Y9, Y7
+
+// X2X4EXIT stores Y0-Y7 to acc.
+#define X2X4EXIT \
+	VMOVUPS Y0, 0(R9); \
+	VMOVUPS Y1, 32(R9); \
+	VMOVUPS Y2, 64(R9); \
+	VMOVUPS Y3, 96(R9); \
+	VMOVUPS Y4, 128(R9); \
+	VMOVUPS Y5, 160(R9); \
+	VMOVUPS Y6, 192(R9); \
+	VMOVUPS Y7, 224(R9); \
+	VZEROUPPER
+
 // func tinyF32x4AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[4][8]float32)
 TEXT ·tinyF32x4AVX2(SB), NOSPLIT, $0-32
-	MOVQ n+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), R11
-	MOVQ acc+24(FP), R9
-	MOVQ 0(R11), R8
-	MOVQ 8(R11), R10
-	MOVQ 16(R11), R12
-	MOVQ 24(R11), R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	XORQ AX, AX
-	SHRQ $3, CX
-	JZ   tinyF32x4AVX2done
-tinyF32x4AVX2loop:
-	VMOVUPS (SI)(AX*1), Y4
-	VMOVUPS (R8)(AX*1), Y5
-	VFMADD231PS Y5, Y4, Y0
-	VMOVUPS (R10)(AX*1), Y6
-	VFMADD231PS Y6, Y4, Y1
-	VMOVUPS (R12)(AX*1), Y7
-	VFMADD231PS Y7, Y4, Y2
-	VMOVUPS (R13)(AX*1), Y8
-	VFMADD231PS Y8, Y4, Y3
+	X4ENTRY
+	JZ   f32x4done
+f32x4loop:
+	X4STEP(LOADF32)
 	ADDQ $32, AX
+	ADDQ $32, BX
 	DECQ CX
-	JNZ  tinyF32x4AVX2loop
-tinyF32x4AVX2done:
-	VMOVUPS Y0, 0(R9)
-	VMOVUPS Y1, 32(R9)
-	VMOVUPS Y2, 64(R9)
-	VMOVUPS Y3, 96(R9)
-	VZEROUPPER
+	JNZ  f32x4loop
+f32x4done:
+	X4EXIT
 	RET
 
 // func tinyF16x4AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[4][8]float32)
 TEXT ·tinyF16x4AVX2(SB), NOSPLIT, $0-32
-	MOVQ n+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), R11
-	MOVQ acc+24(FP), R9
-	MOVQ 0(R11), R8
-	MOVQ 8(R11), R10
-	MOVQ 16(R11), R12
-	MOVQ 24(R11), R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	XORQ AX, AX
-	XORQ BX, BX
-	SHRQ $3, CX
-	JZ   tinyF16x4AVX2done
-tinyF16x4AVX2loop:
-	VCVTPH2PS (SI)(AX*1), Y4
-	VFMADD231PS (R8)(BX*1), Y4, Y0
-	VFMADD231PS (R10)(BX*1), Y4, Y1
-	VFMADD231PS (R12)(BX*1), Y4, Y2
-	VFMADD231PS (R13)(BX*1), Y4, Y3
+	X4ENTRY
+	JZ   f16x4done
+f16x4loop:
+	X4STEP(LOADF16)
 	ADDQ $16, AX
 	ADDQ $32, BX
 	DECQ CX
-	JNZ  tinyF16x4AVX2loop
-tinyF16x4AVX2done:
-	VMOVUPS Y0, 0(R9)
-	VMOVUPS Y1, 32(R9)
-	VMOVUPS Y2, 64(R9)
-	VMOVUPS Y3, 96(R9)
-	VZEROUPPER
+	JNZ  f16x4loop
+f16x4done:
+	X4EXIT
 	RET
 
 // func tinyBF16x4AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[4][8]float32)
 TEXT ·tinyBF16x4AVX2(SB), NOSPLIT, $0-32
-	MOVQ n+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), R11
-	MOVQ acc+24(FP), R9
-	MOVQ 0(R11), R8
-	MOVQ 8(R11), R10
-	MOVQ 16(R11), R12
-	MOVQ 24(R11), R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	XORQ AX, AX
-	XORQ BX, BX
-	SHRQ $3, CX
-	JZ   tinyBF16x4AVX2done
-tinyBF16x4AVX2loop:
-	VPMOVZXWD (SI)(AX*1), Y4
-	VPSLLD $16, Y4, Y4
-	VFMADD231PS (R8)(BX*1), Y4, Y0
-	VFMADD231PS (R10)(BX*1), Y4, Y1
-	VFMADD231PS (R12)(BX*1), Y4, Y2
-	VFMADD231PS (R13)(BX*1), Y4, Y3
+	X4ENTRY
+	JZ   bf16x4done
+bf16x4loop:
+	X4STEP(LOADBF16)
 	ADDQ $16, AX
 	ADDQ $32, BX
 	DECQ CX
-	JNZ  tinyBF16x4AVX2loop
-tinyBF16x4AVX2done:
-	VMOVUPS Y0, 0(R9)
-	VMOVUPS Y1, 32(R9)
-	VMOVUPS Y2, 64(R9)
-	VMOVUPS Y3, 96(R9)
-	VZEROUPPER
+	JNZ  bf16x4loop
+bf16x4done:
+	X4EXIT
 	RET
 
 // The same for two weight rows (a0, a1) at once: acc[0..3] are row 0's
@@ -129,164 +154,42 @@ tinyBF16x4AVX2done:
 
 // func tinyF32x2x4AVX2(n int, a0, a1 unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
 TEXT ·tinyF32x2x4AVX2(SB), NOSPLIT, $0-40
-	MOVQ n+0(FP), CX
-	MOVQ a0+8(FP), SI
-	MOVQ a1+16(FP), DI
-	MOVQ b+24(FP), R11
-	MOVQ acc+32(FP), R9
-	MOVQ 0(R11), R8
-	MOVQ 8(R11), R10
-	MOVQ 16(R11), R12
-	MOVQ 24(R11), R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	XORQ AX, AX
-	XORQ BX, BX
-	SHRQ $3, CX
-	JZ   tinyF32x2x4AVX2done
-tinyF32x2x4AVX2loop:
-	VMOVUPS (SI)(AX*1), Y8
-	VMOVUPS (DI)(AX*1), Y9
-	VMOVUPS (R8)(BX*1), Y10
-	VFMADD231PS Y10, Y8, Y0
-	VFMADD231PS Y10, Y9, Y4
-	VMOVUPS (R10)(BX*1), Y11
-	VFMADD231PS Y11, Y8, Y1
-	VFMADD231PS Y11, Y9, Y5
-	VMOVUPS (R12)(BX*1), Y12
-	VFMADD231PS Y12, Y8, Y2
-	VFMADD231PS Y12, Y9, Y6
-	VMOVUPS (R13)(BX*1), Y13
-	VFMADD231PS Y13, Y8, Y3
-	VFMADD231PS Y13, Y9, Y7
+	X2X4ENTRY
+	JZ   f32x2done
+f32x2loop:
+	X2X4STEP(LOADF32)
 	ADDQ $32, AX
 	ADDQ $32, BX
 	DECQ CX
-	JNZ  tinyF32x2x4AVX2loop
-tinyF32x2x4AVX2done:
-	VMOVUPS Y0, 0(R9)
-	VMOVUPS Y1, 32(R9)
-	VMOVUPS Y2, 64(R9)
-	VMOVUPS Y3, 96(R9)
-	VMOVUPS Y4, 128(R9)
-	VMOVUPS Y5, 160(R9)
-	VMOVUPS Y6, 192(R9)
-	VMOVUPS Y7, 224(R9)
-	VZEROUPPER
+	JNZ  f32x2loop
+f32x2done:
+	X2X4EXIT
 	RET
 
 // func tinyF16x2x4AVX2(n int, a0, a1 unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
 TEXT ·tinyF16x2x4AVX2(SB), NOSPLIT, $0-40
-	MOVQ n+0(FP), CX
-	MOVQ a0+8(FP), SI
-	MOVQ a1+16(FP), DI
-	MOVQ b+24(FP), R11
-	MOVQ acc+32(FP), R9
-	MOVQ 0(R11), R8
-	MOVQ 8(R11), R10
-	MOVQ 16(R11), R12
-	MOVQ 24(R11), R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	XORQ AX, AX
-	XORQ BX, BX
-	SHRQ $3, CX
-	JZ   tinyF16x2x4AVX2done
-tinyF16x2x4AVX2loop:
-	VCVTPH2PS (SI)(AX*1), Y8
-	VCVTPH2PS (DI)(AX*1), Y9
-	VMOVUPS (R8)(BX*1), Y10
-	VFMADD231PS Y10, Y8, Y0
-	VFMADD231PS Y10, Y9, Y4
-	VMOVUPS (R10)(BX*1), Y11
-	VFMADD231PS Y11, Y8, Y1
-	VFMADD231PS Y11, Y9, Y5
-	VMOVUPS (R12)(BX*1), Y12
-	VFMADD231PS Y12, Y8, Y2
-	VFMADD231PS Y12, Y9, Y6
-	VMOVUPS (R13)(BX*1), Y13
-	VFMADD231PS Y13, Y8, Y3
-	VFMADD231PS Y13, Y9, Y7
+	X2X4ENTRY
+	JZ   f16x2done
+f16x2loop:
+	X2X4STEP(LOADF16)
 	ADDQ $16, AX
 	ADDQ $32, BX
 	DECQ CX
-	JNZ  tinyF16x2x4AVX2loop
-tinyF16x2x4AVX2done:
-	VMOVUPS Y0, 0(R9)
-	VMOVUPS Y1, 32(R9)
-	VMOVUPS Y2, 64(R9)
-	VMOVUPS Y3, 96(R9)
-	VMOVUPS Y4, 128(R9)
-	VMOVUPS Y5, 160(R9)
-	VMOVUPS Y6, 192(R9)
-	VMOVUPS Y7, 224(R9)
-	VZEROUPPER
+	JNZ  f16x2loop
+f16x2done:
+	X2X4EXIT
 	RET
 
 // func tinyBF16x2x4AVX2(n int, a0, a1 unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
 TEXT ·tinyBF16x2x4AVX2(SB), NOSPLIT, $0-40
-	MOVQ n+0(FP), CX
-	MOVQ a0+8(FP), SI
-	MOVQ a1+16(FP), DI
-	MOVQ b+24(FP), R11
-	MOVQ acc+32(FP), R9
-	MOVQ 0(R11), R8
-	MOVQ 8(R11), R10
-	MOVQ 16(R11), R12
-	MOVQ 24(R11), R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	XORQ AX, AX
-	XORQ BX, BX
-	SHRQ $3, CX
-	JZ   tinyBF16x2x4AVX2done
-tinyBF16x2x4AVX2loop:
-	VPMOVZXWD (SI)(AX*1), Y8
-	VPSLLD $16, Y8, Y8
-	VPMOVZXWD (DI)(AX*1), Y9
-	VPSLLD $16, Y9, Y9
-	VMOVUPS (R8)(BX*1), Y10
-	VFMADD231PS Y10, Y8, Y0
-	VFMADD231PS Y10, Y9, Y4
-	VMOVUPS (R10)(BX*1), Y11
-	VFMADD231PS Y11, Y8, Y1
-	VFMADD231PS Y11, Y9, Y5
-	VMOVUPS (R12)(BX*1), Y12
-	VFMADD231PS Y12, Y8, Y2
-	VFMADD231PS Y12, Y9, Y6
-	VMOVUPS (R13)(BX*1), Y13
-	VFMADD231PS Y13, Y8, Y3
-	VFMADD231PS Y13, Y9, Y7
+	X2X4ENTRY
+	JZ   bf16x2done
+bf16x2loop:
+	X2X4STEP(LOADBF16)
 	ADDQ $16, AX
 	ADDQ $32, BX
 	DECQ CX
-	JNZ  tinyBF16x2x4AVX2loop
-tinyBF16x2x4AVX2done:
-	VMOVUPS Y0, 0(R9)
-	VMOVUPS Y1, 32(R9)
-	VMOVUPS Y2, 64(R9)
-	VMOVUPS Y3, 96(R9)
-	VMOVUPS Y4, 128(R9)
-	VMOVUPS Y5, 160(R9)
-	VMOVUPS Y6, 192(R9)
-	VMOVUPS Y7, 224(R9)
-	VZEROUPPER
+	JNZ  bf16x2loop
+bf16x2done:
+	X2X4EXIT
 	RET
