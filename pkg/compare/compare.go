@@ -261,16 +261,19 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		rep.Tensors = append(rep.Tensors, row)
 	}
 
-	// The other side's tensors that no row will read (unmatched, or matched
-	// to a filtered-out row) are released before any is produced.
-	if r, ok := other.(Releaser); ok {
-		read := make([]bool, len(otherNodes))
-		for _, j := range jobs {
-			read[al.Matches[rep.Tensors[j.row].Index].Other] = true
-		}
-		for k, on := range otherNodes {
-			if !read[k] {
-				r.Release(on.Key)
+	// How many jobs read each of the other side's tensors; those no job
+	// reads (unmatched, or matched to a filtered-out row) are released
+	// before any is produced.
+	refRel, _ := ref.(Releaser)
+	otherRel, _ := other.(Releaser)
+	readers := map[string]int{}
+	for _, j := range jobs {
+		readers[j.on.Key]++
+	}
+	if otherRel != nil {
+		for _, on := range otherNodes {
+			if readers[on.Key] == 0 {
+				otherRel.Release(on.Key)
 			}
 		}
 	}
@@ -287,12 +290,6 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	// side's tensor once every job reading it is (a reference view without
 	// its own counterpart reads its source's); of the failing rows only the
 	// earliest, the first divergence, keeps its tensors.
-	refRel, _ := ref.(Releaser)
-	otherRel, _ := other.(Releaser)
-	readers := map[string]int{}
-	for _, j := range jobs {
-		readers[j.on.Key]++
-	}
 	var relMu sync.Mutex
 	keptFail := -1 // job index
 	// done is called with relMu held when job k has been measured.

@@ -214,8 +214,8 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if err != nil {
 		return nil, err
 	}
-	if err := waitForward(); err != nil {
-		return nil, err
+	if fwdErr != nil {
+		return nil, fwdErr
 	}
 	return rep, nil
 }

@@ -22,10 +22,9 @@ import (
 //
 // It is also the run's forward.Recorder.
 type streamSide struct {
-	filter  *regexp.Regexp
 	nodes   []compare.Node
-	keys    reference.KeyMaker // used by Want, in the run's goroutine
-	pending string             // the key of the node Want accepted last
+	keys    nodeKeys // used by Want, in the run's goroutine
+	pending string   // the key of the node Want accepted last
 
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -47,27 +46,42 @@ var errStopped = errors.New("forward pass stopped: its results are no longer nee
 // whose name filter matches (all when filter is nil), keyed as KeyMaker
 // keys them.
 func newStreamSide(nodes []forward.Node, filter *regexp.Regexp) *streamSide {
-	s := &streamSide{filter: filter, have: map[string]*tensor.Tensor{}, released: map[string]bool{}}
+	s := &streamSide{keys: nodeKeys{filter: filter}, have: map[string]*tensor.Tensor{}, released: map[string]bool{}}
 	s.cond.L = &s.mu
-	var keys reference.KeyMaker
-	for i := range nodes {
-		n := &nodes[i]
-		if filter != nil && !filter.MatchString(n.Name) {
-			continue
+	list := nodeKeys{filter: filter}
+	for _, n := range nodes {
+		if key, ok := list.next(n.Name); ok {
+			s.nodes = append(s.nodes, compare.Node{Key: key, Name: n.Name, Op: n.Op, Ne: tensor.Trim(n.Ne[:])})
 		}
-		s.nodes = append(s.nodes, compare.Node{Key: keys.Next(n.Name), Name: n.Name, Op: n.Op, Ne: tensor.Trim(n.Ne[:])})
 	}
 	return s
+}
+
+// nodeKeys keys the nodes of a run that a name filter keeps (all when it
+// is nil) as reference.KeyMaker does; every node of the run, in order,
+// must pass through next.
+type nodeKeys struct {
+	filter *regexp.Regexp
+	keys   reference.KeyMaker
+}
+
+// next returns the key of the next node, named name, or false when the
+// filter drops it.
+func (k *nodeKeys) next(name string) (string, bool) {
+	if k.filter != nil && !k.filter.MatchString(name) {
+		return "", false
+	}
+	return k.keys.Next(name), true
 }
 
 // Want implements forward.Recorder: the nodes the filter keeps, but not
 // those released before the run produced them (no one will read them, so
 // a view is not even gathered).
 func (s *streamSide) Want(n *forward.Node) bool {
-	if s.filter != nil && !s.filter.MatchString(n.Name) {
+	key, ok := s.keys.next(n.Name)
+	if !ok {
 		return false
 	}
-	key := s.keys.Next(n.Name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.released[key] {
@@ -153,7 +167,7 @@ func (s *streamSide) Release(key string) {
 // recomputeOne runs the forward pass again and returns the tensor of one
 // node, keyed as a streamSide with the same filter keys it.
 func recomputeOne(m *forward.Model, tokens []int32, opts forward.Options, filter *regexp.Regexp, key string) (*tensor.Tensor, error) {
-	r := &oneRecorder{filter: filter, key: key}
+	r := &oneRecorder{keys: nodeKeys{filter: filter}, key: key}
 	if _, err := m.Run(tokens, opts, r); err != nil {
 		return nil, fmt.Errorf("recomputing %s: %w", key, err)
 	}
@@ -165,17 +179,14 @@ func recomputeOne(m *forward.Model, tokens []int32, opts forward.Options, filter
 
 // oneRecorder keeps the node with one key.
 type oneRecorder struct {
-	filter *regexp.Regexp
-	key    string
-	keys   reference.KeyMaker
-	got    *tensor.Tensor
+	keys nodeKeys
+	key  string
+	got  *tensor.Tensor
 }
 
 func (r *oneRecorder) Want(n *forward.Node) bool {
-	if r.filter != nil && !r.filter.MatchString(n.Name) {
-		return false
-	}
-	return r.keys.Next(n.Name) == r.key
+	key, ok := r.keys.next(n.Name)
+	return ok && key == r.key
 }
 
 func (r *oneRecorder) Record(n *forward.Node, t *tensor.Tensor) error {
