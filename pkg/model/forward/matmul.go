@@ -366,7 +366,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 				xb = q8row
 			case a.typ.Quantized():
 				xb = a.weightRow(i01, i02, i03)
-				// Q3_K to Q6_K, IQ4_XS: the scales (and values)
+				// Q2_K to Q6_K, IQ4_XS: the scales (and values)
 				// decoded once per row, not per column and block
 				useKRow = krow.decode(a.typ, int(ne00), xb)
 			case a.weight != nil && a.typ == model.F32:
@@ -395,7 +395,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 					for i11 := int64(0); i11 < ne11; i11++ {
 						col := i11 + ne11*(i12+ne12*i13)
 						o0 := off + dst.elemOffset(i01, i11, i12, i13)
-						// Q3_K to Q6_K, IQ4_XS: up to four columns per pass
+						// Q2_K to Q6_K, IQ4_XS: up to four columns per pass
 						// over the weight row (the same bits as their dot
 						// per column).
 						if useKRow {
