@@ -415,6 +415,13 @@ type q4KBlockMeta struct {
 // splat4 is the int16 lane v (the low 16 bits) repeated four times.
 const splat4 = 0x0001000100010001
 
+// scales16 is a 32-value chunk's scale vector for VPMADDWD: lo in the low
+// eight int16 lanes (values 0-15), hi in the high eight (values 16-31).
+func scales16(lo, hi int16) [4]uint64 {
+	l, h := uint64(uint16(lo))*splat4, uint64(uint16(hi))*splat4
+	return [4]uint64{l, l, h, h}
+}
+
 // decodeQ4KRow decodes the super-blocks of the Q4_K row x into meta (one
 // per block; len(x) must be at least 144*len(meta)). The 6-bit scales and
 // mins are unpacked four at a time as ggml_vec_dot_q4_K_q8_K does (utmp
@@ -431,8 +438,8 @@ func decodeQ4KRow(x []byte, meta []q4KBlockMeta) {
 		sc := uint64(a0&0x3f3f3f3f) | uint64((a2&0x0f0f0f0f)|((a0>>6)&0x03030303)<<4)<<32
 		mn := uint64(a1&0x3f3f3f3f) | uint64(((a2>>4)&0x0f0f0f0f)|((a1>>6)&0x03030303)<<4)<<32
 		for j := 0; j < 8; j++ {
-			w := (sc >> (8 * j) & 0xff) * splat4
-			m.sv[j] = [4]uint64{w, w, w, w}
+			w := int16(sc >> (8 * j) & 0xff)
+			m.sv[j] = scales16(w, w)
 		}
 		for k := 0; k < 4; k++ {
 			m0, m1 := mn>>(16*k)&0xff, mn>>(16*k+8)&0xff
@@ -533,9 +540,7 @@ func decodeQ6KRow(x []byte, meta []q6KBlockMeta) {
 		xb := (*[210]byte)(x[i*210 : i*210+210])
 		m := &meta[i]
 		for c := 0; c < 8; c++ {
-			w0 := uint64(uint16(int8(xb[192+2*c]))) * splat4
-			w1 := uint64(uint16(int8(xb[193+2*c]))) * splat4
-			m.sv[c] = [4]uint64{w0, w0, w1, w1}
+			m.sv[c] = scales16(int16(int8(xb[192+2*c])), int16(int8(xb[193+2*c])))
 		}
 		m.d = ldF16(xb[208:])
 	}
@@ -603,8 +608,7 @@ func decodeIQ4XSRow(x []byte, meta []k8BlockMeta) {
 		sh := binary.LittleEndian.Uint16(xb[2:])
 		for ib := 0; ib < 8; ib++ {
 			ls := int16((xb[4+ib/2]>>(4*(ib%2)))&0xF|uint8((sh>>(2*ib))&3)<<4) - 32
-			w := uint64(uint16(ls)) * splat4
-			m.sv[ib] = [4]uint64{w, w, w, w}
+			m.sv[ib] = scales16(ls, ls)
 			qs := xb[8+16*ib:]
 			for j := 0; j < 16; j++ {
 				m.q[32*ib+j] = kvaluesIQ4NL[qs[j]&0xF]
@@ -639,9 +643,7 @@ func decodeQ3KRow(x []byte, meta []k8BlockMeta) {
 					v := ((lo | hb<<2 | 0x8080808080808080) - 0x0404040404040404) ^ 0x8080808080808080
 					binary.LittleEndian.PutUint64(qBytes(&m.q, 32*c+b), v)
 				}
-				w0 := uint64(uint16(int16(sc[8*h+2*k]))) * splat4
-				w1 := uint64(uint16(int16(sc[8*h+2*k+1]))) * splat4
-				m.sv[c] = [4]uint64{w0, w0, w1, w1}
+				m.sv[c] = scales16(int16(sc[8*h+2*k]), int16(sc[8*h+2*k+1]))
 			}
 		}
 	}
@@ -674,9 +676,7 @@ func decodeQ2KRow(x []byte, meta []k8BlockMeta) {
 					v := (binary.LittleEndian.Uint64(qs[32*h+b:]) >> (2 * k)) & 0x0303030303030303
 					binary.LittleEndian.PutUint64(qBytes(&m.q, 32*c+b), v)
 				}
-				w0 := uint64(sc[8*h+2*k]&0xF) * splat4
-				w1 := uint64(sc[8*h+2*k+1]&0xF) * splat4
-				m.sv[c] = [4]uint64{w0, w0, w1, w1}
+				m.sv[c] = scales16(int16(sc[8*h+2*k]&0xF), int16(sc[8*h+2*k+1]&0xF))
 			}
 		}
 	}
@@ -702,8 +702,7 @@ func decodeQ5KRow(x []byte, meta []k8BlockMeta, mins []q5KMins) {
 		sc, qh, qs := xb[4:16], xb[16:48], xb[48:176]
 		for c := 0; c < 8; c++ {
 			s, mn := scaleMinK4(c, sc)
-			w := uint64(s) * splat4
-			m.sv[c] = [4]uint64{w, w, w, w}
+			m.sv[c] = scales16(int16(s), int16(s))
 			mins[i].mins[c] = int32(mn)
 		}
 		const nib, one = 0x0F0F0F0F0F0F0F0F, 0x0101010101010101
