@@ -38,5 +38,16 @@ func TestRunMicroBatchedDump(t *testing.T) {
 		if rep.Summary.Pass != len(d.Nodes()) {
 			t.Errorf("%s: %d of %d tensors pass", what, rep.Summary.Pass, len(d.Nodes()))
 		}
+		// The same run printed as llama.cpp's eval-callback log (one graph
+		// per call, as llama-eval-callback prints a long prompt): the
+		// split is read from the log's shapes.
+		for _, f := range []reference.LogFormat{reference.LogFormatOld, reference.LogFormatNew} {
+			l := writeLog(t, d, m, f)
+			rep, err := Run(l, m, RunOptions{Threads: 2, Tokens: d.Manifest.Tokens})
+			if err != nil {
+				t.Fatalf("%s, log %s: %v", what, f, err)
+			}
+			wantPass(t, what+", log "+f.String(), rep)
+		}
 	}
 }
