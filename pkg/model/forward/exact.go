@@ -83,10 +83,21 @@ func (e *executor) rmsNormExact(dst *node) {
 	})
 }
 
-// dotF64 is the float64 dot product of two float32 vectors.
+// dotF64 is the float64 dot product of two float32 vectors: each product
+// is exact in float64; four partial sums (element i into sum i%4) keep the
+// adds independent, then (s0+s1)+(s2+s3) and the tail in order.
 func dotF64(a, b []float32) float64 {
-	var s float64
-	for i := range a {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += float64(a[i]) * float64(b[i])
+		s1 += float64(a[i+1]) * float64(b[i+1])
+		s2 += float64(a[i+2]) * float64(b[i+2])
+		s3 += float64(a[i+3]) * float64(b[i+3])
+	}
+	s := (s0 + s1) + (s2 + s3)
+	for ; i < len(a); i++ {
 		s += float64(a[i]) * float64(b[i])
 	}
 	return s
