@@ -122,6 +122,58 @@ func expandQ0(t model.Type, x, dst []byte) {
 	}
 }
 
+// expandQ1 writes the Q4_1 or Q5_1 row x as Q8_0 blocks into dst (the
+// scale d, then the unsigned 4- or 5-bit values as int8) and each block's
+// min into m. ggml_vec_dot_q4_1_q8_1 and _q5_1_q8_1 are then the Q8_0
+// kernels' lanes and fma(d0*d1, lane, acc) (an unsigned value times y is
+// the sign trick's product), plus summs (summsQ1) after the horizontal sum.
+func expandQ1(t model.Type, x, dst []byte, m []float32) {
+	bs := 20
+	if t == model.Q5_1 {
+		bs = 24
+	}
+	for b := 0; b < len(dst)/34; b++ {
+		xb := x[b*bs : b*bs+bs]
+		o := dst[b*34 : b*34+34]
+		o[0], o[1] = xb[0], xb[1]
+		m[b] = ldF16(xb[2:])
+		qs, qh := xb[4:20], uint32(0)
+		if t == model.Q5_1 {
+			qs, qh = xb[8:24], binary.LittleEndian.Uint32(xb[4:8])
+		}
+		for i := 0; i < 16; i++ {
+			o[2+i] = qs[i]&0xF | byte((qh>>i)&1)<<4
+			o[18+i] = qs[i]>>4 | byte((qh>>(i+16))&1)<<4
+		}
+	}
+}
+
+// splitQ8_1 splits Q8_1 activation rows (d, s, 32 quants) into Q8_0 rows
+// (d, quants) for the Q8_0 kernels and the blocks' s as float32.
+func splitQ8_1(rows [][]byte, nb int) (q8 [][]byte, s [][]float32) {
+	q8, s = make([][]byte, len(rows)), make([][]float32, len(rows))
+	for c, r := range rows {
+		q, sc := make([]byte, nb*34), make([]float32, nb)
+		for b := 0; b < nb; b++ {
+			copy(q[b*34:b*34+2], r[b*36:b*36+2])
+			copy(q[b*34+2:b*34+34], r[b*36+4:b*36+36])
+			sc[b] = ldF16(r[b*36+2:])
+		}
+		q8[c], s[c] = q, sc
+	}
+	return q8, s
+}
+
+// summsQ1 is the scalar part of ggml_vec_dot_q4_1_q8_1 (and q5_1): over
+// the blocks in order, summs = fma(m, s, summs).
+func summsQ1(m, s []float32) float32 {
+	var summs float32
+	for b := range m {
+		summs = fma32(m[b], s[b], summs)
+	}
+	return summs
+}
+
 // dotQ8_0 is dotQ0 for Q8_0 weights: the assembly kernel (dot_amd64.s)
 // when the CPU has AVX2, else dotQ8_0Go. Both give the same bits.
 func dotQ8_0(n int, x, y []byte) float32 {

@@ -247,3 +247,17 @@ func dotF16Tinyx4(a []uint16, b *[4][]float32, bf bool, out []float32) bool {
 	}
 	return tinyX4(kind, len(a), unsafe.Pointer(&a[0]), b, out)
 }
+
+//go:noescape
+func summs8AVX2(nb int, m, s *float32, stride int, out *[8]float32)
+
+// summsQ1x8 sets out[c] = summsQ1(m, s of column first+c) for eight
+// columns, their s packed [block][ncols] in sp.
+func summsQ1x8(m, sp []float32, ncols, first int, out *[8]float32) bool {
+	nb := len(m)
+	if !hasAVX2 || nb == 0 || first < 0 || first+8 > ncols || len(sp) < nb*ncols {
+		return false
+	}
+	summs8AVX2(nb, &m[0], &sp[first], 4*ncols, out)
+	return true
+}

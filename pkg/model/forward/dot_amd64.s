@@ -608,3 +608,29 @@ p8done:
 	VMOVUPS Y13, 224(R9)
 	VZEROUPPER
 	RET
+
+// func summs8AVX2(nb int, m, s *float32, stride int, out *[8]float32)
+//
+// summsQ1 for eight columns at once: lane c is column c's chain summs =
+// fma(m[b], s[b][c], summs) over the nb blocks (s: eight floats per block,
+// stride bytes apart).
+TEXT ·summs8AVX2(SB), NOSPLIT, $0-40
+	MOVQ nb+0(FP), CX
+	MOVQ m+8(FP), SI
+	MOVQ s+16(FP), DI
+	MOVQ stride+24(FP), DX
+	MOVQ out+32(FP), R9
+	VXORPS Y0, Y0, Y0
+	TESTQ CX, CX
+	JLE  summsdone
+summsloop:
+	VBROADCASTSS (SI), Y1
+	VFMADD231PS (DI), Y1, Y0
+	ADDQ $4, SI
+	ADDQ DX, DI
+	DECQ CX
+	JNZ  summsloop
+summsdone:
+	VMOVUPS Y0, (R9)
+	VZEROUPPER
+	RET

@@ -45,3 +45,5 @@ func dotF16Tinyx4(a []uint16, b *[4][]float32, bf bool, out []float32) bool { re
 func tinyX2x4(kind, n int, a0, a1 unsafe.Pointer, b *[4][]float32, out []float32) bool {
 	return false
 }
+
+func summsQ1x8(m, sp []float32, ncols, first int, out *[8]float32) bool { return false }

@@ -474,3 +474,43 @@ func TestExpandQ0(t *testing.T) {
 		}
 	}
 }
+
+// TestSummsQ1x8MatchesGo checks the eight-column summs kernel of Q4_1 and
+// Q5_1 against summsQ1 per column, bit for bit.
+func TestSummsQ1x8MatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU/build")
+	}
+	r := rand.New(rand.NewSource(17))
+	for _, nb := range []int{1, 2, 7, 64, 176} {
+		const ncols = 11
+		m := make([]float32, nb)
+		s := make([][]float32, ncols)
+		sp := make([]float32, nb*ncols)
+		for b := range m {
+			m[b] = float32(r.NormFloat64())
+		}
+		for c := range s {
+			s[c] = make([]float32, nb)
+			for b := range s[c] {
+				s[c][b] = float32(r.NormFloat64() * 30)
+				sp[b*ncols+c] = s[c][b]
+			}
+		}
+		for first := 0; first+8 <= ncols; first++ {
+			var out [8]float32
+			if !summsQ1x8(m, sp, ncols, first, &out) {
+				t.Fatal("summsQ1x8 declined")
+			}
+			for c := 0; c < 8; c++ {
+				if want := summsQ1(m, s[first+c]); math.Float32bits(out[c]) != math.Float32bits(want) {
+					t.Fatalf("nb=%d column %d: kernel %g, Go %g", nb, first+c, out[c], want)
+				}
+			}
+		}
+		var out [8]float32
+		if summsQ1x8(m, sp, ncols, 4, &out) {
+			t.Fatal("summsQ1x8 read past the last column")
+		}
+	}
+}

@@ -337,7 +337,8 @@ func TestLongPromptMatchesLlamaCpp(t *testing.T) {
 // n_batch tokens (the KV cache filling across them) and compares every node
 // of every micro-batch with llama.cpp's: 10 tokens in calls of 4, and 300
 // tokens in calls of 128, where the attended cells grow from 256 to 512
-// between calls.
+// between calls; and 13 tokens in one call, whose matmuls take the
+// eight-, four- and one-column paths.
 func TestMicroBatchesMatchLlamaCpp(t *testing.T) {
 	var long []int32
 	for i := 0; i < 300; i++ {
@@ -353,6 +354,11 @@ func TestMicroBatchesMatchLlamaCpp(t *testing.T) {
 		{"qwen2", "q4_k_m", 15, long[:10], []int{4, 4, 2}},
 		{"qwen3", "f16", 1, long[:10], []int{4, 4, 2}},
 		{"llama", "q4_k_m", 15, long, []int{128, 128, 44}},
+		// 13 tokens in one batch: eight, four and one column per pass
+		{"llama", "q4_1", 3, long[:13], []int{13}},
+		{"qwen2", "q5_1", 9, long[:10], []int{4, 4, 2}},
+		{"qwen3", "q4_0", 2, long[:13], []int{13}},
+		{"llama", "bf16", 32, long[:13], []int{13}},
 	} {
 		path := fixturePath(t, c.arch, c.typ, c.ftype)
 		for _, fa := range []bool{true, false} {

@@ -294,6 +294,22 @@ func (e *executor) mulMatGGML(dst *node) error {
 	// values as int8) and takes Q8_0's kernels.
 	asQ8 := a.typ == model.Q8_0 || a.typ == model.Q4_0 || a.typ == model.Q5_0 ||
 		(a.typ == model.IQ4_NL && kern == kernTinyBLAS)
+	// Q4_1 and Q5_1 too, with their Q8_1 activations split into Q8_0 rows
+	// and the blocks' s, and summs = Σ fma(m, s) added to every dot.
+	var actS [][]float32
+	var sPacked []float32
+	asQ1 := (a.typ == model.Q4_1 || a.typ == model.Q5_1) && hasAVX2
+	if asQ1 {
+		nb := int(ne00 / 32)
+		act.b, actS = splitQ8_1(act.b, nb)
+		sPacked = make([]float32, nb*len(actS))
+		for c, sc := range actS {
+			for b, v := range sc {
+				sPacked[b*len(actS)+c] = v
+			}
+		}
+		asQ8 = true
+	}
 	var q8p *q8Packed
 	if asQ8 && hasAVX2 && ne11 >= 8 && q8_0Clean(act.b) {
 		q8p = packQ8_0(act.b, int(ne00/32))
@@ -342,9 +358,14 @@ func (e *executor) mulMatGGML(dst *node) error {
 		var oct [8]float32
 		var krow kRowDots
 		var q8row []byte
+		var q1m []float32 // Q4_1/Q5_1: the row's block minima
 		if asQ8 && a.typ != model.Q8_0 {
 			q8row = make([]byte, ne00/32*34)
 		}
+		if asQ1 {
+			q1m = make([]float32, ne00/32)
+		}
+		var sums8 [8]float32
 		for r := lo; r < hi; r++ {
 			i01 := int64(r) % ne01
 			i02 := (int64(r) / ne01) % a.ne[2]
@@ -361,6 +382,9 @@ func (e *executor) mulMatGGML(dst *node) error {
 			var xh []uint16
 			useKRow := false
 			switch {
+			case asQ1:
+				expandQ1(a.typ, a.weightRow(i01, i02, i03), q8row, q1m)
+				xb = q8row
 			case q8row != nil:
 				expandQ0(a.typ, a.weightRow(i01, i02, i03), q8row)
 				xb = q8row
@@ -418,8 +442,12 @@ func (e *executor) mulMatGGML(dst *node) error {
 						// Q8_0 (and the weights expanded to it): eight, else
 						// four columns per pass over the weight row (the same
 						// bits as dotQ8_0 per column).
-						if q8p != nil && i11+8 <= ne11 && dotQ8_0x8Packed(int(ne00), xb, q8p, int(col), oct[:]) {
+						if q8p != nil && i11+8 <= ne11 && (!asQ1 || summsQ1x8(q1m, sPacked, len(actS), int(col), &sums8)) &&
+							dotQ8_0x8Packed(int(ne00), xb, q8p, int(col), oct[:]) {
 							for c := int64(0); c < 8; c++ {
+								if asQ1 {
+									oct[c] += sums8[c]
+								}
 								out.f32[o0+c*colStride] = oct[c]
 							}
 							i11 += 7
@@ -429,6 +457,9 @@ func (e *executor) mulMatGGML(dst *node) error {
 							ys := [4][]byte{act.b[col], act.b[col+1], act.b[col+2], act.b[col+3]}
 							if dotQ8_0x4(int(ne00), xb, &ys, quad[:]) {
 								for c := int64(0); c < 4; c++ {
+									if asQ1 {
+										quad[c] += summsQ1(q1m, actS[col+c])
+									}
 									out.f32[o0+c*colStride] = quad[c]
 								}
 								i11 += 3
@@ -454,6 +485,8 @@ func (e *executor) mulMatGGML(dst *node) error {
 						}
 						var v float32
 						switch {
+						case asQ1:
+							v = dotQ8_0(int(ne00), xb, act.b[col]) + summsQ1(q1m, actS[col])
 						case qdot != nil:
 							v = qdot(int(ne00), xb, act.b[col])
 						case a.typ == model.F32 && kern == kernTinyBLAS:
