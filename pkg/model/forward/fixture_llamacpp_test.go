@@ -205,7 +205,7 @@ func TestFixturesMatchLlamaCpp(t *testing.T) {
 				for _, toks := range [][]int32{toks8, toks8[:1]} {
 					name := fmt.Sprintf("%s/%s/fa=%v/T=%d", arch, ft.name, fa, len(toks))
 					t.Run(name, func(t *testing.T) {
-						opts := DefaultOptions()
+						opts := llamaOptions(t)
 						opts.FlashAttn = fa
 						opts.Threads = 2
 						r := compareRun(t, path, toks, opts)
@@ -284,7 +284,7 @@ func TestOddShapesMatchLlamaCpp(t *testing.T) {
 					for _, n := range []int{8, 1} {
 						name := fmt.Sprintf("%s/%s/kv=%s/fa=%v/T=%d", v.name, typ, kv, fa, n)
 						t.Run(name, func(t *testing.T) {
-							opts := DefaultOptions()
+							opts := llamaOptions(t)
 							opts.FlashAttn = fa
 							opts.KVType = kv
 							opts.Threads = 2
@@ -318,7 +318,7 @@ func TestLongPromptMatchesLlamaCpp(t *testing.T) {
 			for _, fa := range []bool{true, false} {
 				for _, n := range []int{40, 300} {
 					t.Run(fmt.Sprintf("%s/%s/fa=%v/T=%d", arch, typ.name, fa, n), func(t *testing.T) {
-						opts := DefaultOptions()
+						opts := llamaOptions(t)
 						opts.FlashAttn = fa
 						opts.Threads = 2
 						r := compareRun(t, path, toks[:n], opts)
@@ -363,7 +363,7 @@ func TestMicroBatchesMatchLlamaCpp(t *testing.T) {
 		path := fixturePath(t, c.arch, c.typ, c.ftype)
 		for _, fa := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/%s/fa=%v/%v", c.arch, c.typ, fa, c.ubatches), func(t *testing.T) {
-				opts := DefaultOptions()
+				opts := llamaOptions(t)
 				opts.FlashAttn = fa
 				opts.Threads = 2
 				opts.UBatches = c.ubatches
@@ -419,7 +419,7 @@ func TestRopeFreqsAndTiedOutputMatchLlamaCpp(t *testing.T) {
 	for _, p := range []string{path, q8} {
 		for _, fa := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/fa=%v", filepath.Base(p), fa), func(t *testing.T) {
-				opts := DefaultOptions()
+				opts := llamaOptions(t)
 				opts.FlashAttn = fa
 				opts.Threads = 2
 				r := compareRun(t, p, toks, opts)

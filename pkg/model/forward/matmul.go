@@ -64,17 +64,27 @@ const (
 // accept it, when src1 is contiguous), then with src1 converted to the
 // vec_dot_type. tinyBLAS needs k%8 == 0 and m%4 == 0 for F32/F16/BF16; the
 // Q0 kernel (Q8_0, Q4_0, Q5_0, IQ4_NL) takes any shape.
-func chooseKernel(t model.Type, m, n, k int64, src1Contiguous bool) matKernel {
+//
+// Under AVX-512 (ks.lanes16) tinyBLAS is tinyBLAS<16> (k%16 == 0) and, with
+// AVX512_BF16, tinyBLAS<32> for BF16 (k%32 == 0).
+func chooseKernel(ks kernels, t model.Type, m, n, k int64, src1Contiguous bool) matKernel {
 	if n < 2 {
 		return kernVecDot
 	}
+	kn := int64(8)
+	if ks.lanes16 {
+		kn = 16
+		if t == model.BF16 && ks.bf16dp {
+			kn = 32
+		}
+	}
 	switch t {
 	case model.F32:
-		if src1Contiguous && k%8 == 0 && m%4 == 0 {
+		if src1Contiguous && k%kn == 0 && m%4 == 0 {
 			return kernTinyBLAS
 		}
 	case model.F16, model.BF16:
-		if k%8 == 0 && m%4 == 0 {
+		if k%kn == 0 && m%4 == 0 {
 			return kernTinyBLAS
 		}
 	case model.Q8_0, model.Q4_0, model.Q5_0, model.IQ4_NL:
@@ -215,7 +225,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 	}
 	r2, r3 := ne12/a.ne[2], ne13/a.ne[3]
 	vdt := model.VecDotType(a.typ)
-	kern := chooseKernel(a.typ, ne01, ne11, ne00, b.isContiguous())
+	kern := chooseKernel(e.k, a.typ, ne01, ne11, ne00, b.isContiguous())
 
 	// Convert the activations (from_float of the vec_dot_type), columns
 	// split over the threads; column index i11 + ne11*(i12 + ne12*i13).
@@ -320,7 +330,9 @@ func (e *executor) mulMatGGML(dst *node) error {
 	// F16, BF16 (tinyBLAS): the columns also as float32 for the
 	// four-column kernel (exact), converted once here, not once per row.
 	var act16f [][]float32
-	if (a.typ == model.F16 || a.typ == model.BF16) && kern == kernTinyBLAS && hasAVX2 {
+	// (The assembly float kernels are tinyBLAS<8>'s: AVX2 profile only.)
+	tiny8 := hasAVX2 && !e.k.lanes16
+	if (a.typ == model.F16 || a.typ == model.BF16) && kern == kernTinyBLAS && tiny8 {
 		act16f = make([][]float32, ncols)
 		for c, u := range act.u16 {
 			f := make([]float32, len(u))
@@ -337,7 +349,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 	out, off := dst.base()
 	colStride := dst.nb[1] / typeSize(dst.typ) // elements from column i11 to i11+1
 	tinyKind := -1
-	if kern == kernTinyBLAS && hasAVX2 && a.weight != nil && r2 == 1 && r3 == 1 && ne12 == 1 && ne13 == 1 && a.ne[2] == 1 && a.ne[3] == 1 {
+	if kern == kernTinyBLAS && tiny8 && a.weight != nil && r2 == 1 && r3 == 1 && ne12 == 1 && ne13 == 1 && a.ne[2] == 1 && a.ne[3] == 1 {
 		switch a.typ {
 		case model.F32:
 			tinyKind = tinyF32
@@ -467,7 +479,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 							}
 						}
 						// F32, F16, BF16 (tinyBLAS): four columns per pass.
-						if kern == kernTinyBLAS && i11+4 <= ne11 {
+						if kern == kernTinyBLAS && tiny8 && i11+4 <= ne11 {
 							ok := false
 							switch a.typ {
 							case model.F32:
@@ -485,6 +497,8 @@ func (e *executor) mulMatGGML(dst *node) error {
 						}
 						var v float32
 						switch {
+						case e.k.lanes16 && !a.typ.Quantized():
+							v = e.k.floatDot(a.typ, kern, xf, xh, act, col)
 						case asQ1:
 							v = dotQ8_0(int(ne00), xb, act.b[col]) + summsQ1(q1m, actS[col])
 						case qdot != nil:

@@ -281,7 +281,7 @@ func TestChooseKernel(t *testing.T) {
 		{model.Q4_K, 256, 8, 256, true, kernVecDot},
 		{model.Q4_1, 256, 8, 256, true, kernVecDot},
 	} {
-		if got := chooseKernel(c.t, c.m, c.n, c.k, c.cont); got != c.want {
+		if got := chooseKernel(kernels{}, c.t, c.m, c.n, c.k, c.cont); got != c.want {
 			t.Errorf("chooseKernel(%s, m=%d, n=%d, k=%d, contiguous=%v) = %d, want %d", c.t, c.m, c.n, c.k, c.cont, got, c.want)
 		}
 	}

@@ -202,6 +202,18 @@ func (e *executor) swigluGGML(dst *node) {
 			x := a.rowF32(i1, i2, i3, nil)
 			gv := g.rowF32(i1, i2, i3, nil)
 			y := dst.rowF32(i1, i2, i3, nil)
+			if e.k.lanes16 {
+				i := 0
+				for ; i+15 < len(x); i += 16 {
+					for k := i; k < i+16; k++ {
+						y[k] = vSilu512(x[k]) * gv[k]
+					}
+				}
+				for ; i < len(x); i++ {
+					y[i] = siluF32(x[i]) * gv[i]
+				}
+				return
+			}
 			i := swigluPrefix(y, x, gv)
 			for ; i+7 < len(x); i += 8 {
 				for k := i; k < i+8; k++ {
@@ -259,7 +271,15 @@ func (e *executor) softMaxGGML(dst *node) {
 			y := dst.rowF32(i1, i2, i3, nil)
 			var sum float64
 			i := 0
-			for ; i+7 < len(wp); i += 8 {
+			for ; e.k.lanes16 && i+15 < len(wp); i += 16 {
+				var v [16]float32
+				for k := 0; k < 16; k++ {
+					v[k] = vExpf512(wp[i+k] - max)
+					y[i+k] = v[k]
+				}
+				sum += float64(reduce16(&v))
+			}
+			for ; !e.k.lanes16 && i+7 < len(wp); i += 8 {
 				var v [8]float32
 				for k := 0; k < 8; k++ {
 					v[k] = vExpf(wp[i+k] - max)
@@ -442,7 +462,7 @@ func (e *executor) flashAttnGGML(dst *node) error {
 				if math.IsInf(float64(mv), -1) {
 					continue
 				}
-				s := vecDotF16(k.rowF16(ic, ik2, iq3), qq)
+				s := e.k.vecDotF16(k.rowF16(ic, ik2, iq3), qq)
 				s = s * scale
 				s += mv
 				Mold := M

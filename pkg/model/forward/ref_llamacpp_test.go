@@ -13,6 +13,7 @@ import (
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
 	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
 // refNode is one node of a real llama.cpp evaluation.
@@ -152,4 +153,21 @@ func sharedDirOrSkip(t testing.TB) string {
 		t.Skip("shared/ not found")
 	}
 	return d
+}
+
+// inBuildKernels is the kernel profile of the in-build llama.cpp, read
+// from its own system_info: the differential tests emulate the kernels the
+// machine running them compiled.
+var inBuildKernels = sync.OnceValue(func() string { return reference.KernelProfile(llamacpp.SystemInfo()) })
+
+// llamaOptions are DefaultOptions with the in-build llama.cpp's kernel
+// profile; the test is skipped where that profile is not emulated.
+func llamaOptions(t testing.TB) Options {
+	t.Helper()
+	o := DefaultOptions()
+	o.Kernels = inBuildKernels()
+	if !Emulates(o.Kernels) {
+		t.Skipf("the in-build llama.cpp's kernels (%s: %s) are not emulated", o.Kernels, llamacpp.SystemInfo())
+	}
+	return o
 }

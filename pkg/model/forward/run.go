@@ -28,6 +28,10 @@ const (
 type Options struct {
 	// Numerics is NumericsGGML ("" means the same) or NumericsF64.
 	Numerics string
+	// Kernels is the kernel profile NumericsGGML reproduces (KernelProfiles;
+	// "" means KernelsAVX2): choose the reference's own, as ggml compiles
+	// different kernels for different CPUs. NumericsF64 ignores it.
+	Kernels string
 	// FlashAttn builds the flash-attention graph (llama.cpp's CPU default,
 	// "auto" resolves to on); false builds kq, kq_soft_max and kqv.
 	FlashAttn bool
@@ -121,7 +125,11 @@ func (m *Model) Run(tokens []int32, opts Options, rec Recorder) (*tensor.Tensor,
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	e := &executor{threads: threads, exact: numerics == NumericsF64}
+	k, err := kernelsOf(opts.Kernels)
+	if err != nil {
+		return nil, err
+	}
+	e := &executor{threads: threads, exact: numerics == NumericsF64, k: k}
 	var logits []float32
 	for _, b := range bs {
 		// Every micro-batch's graph writes the same KV cache.
@@ -219,6 +227,7 @@ func (m *Model) graphs(nTokens int, opts Options) ([]*built, string, error) {
 type executor struct {
 	threads int
 	exact   bool
+	k       kernels // the kernel profile of the ggml numerics
 }
 
 // setInputs fills the input leaves as llama.cpp's set_input functions do

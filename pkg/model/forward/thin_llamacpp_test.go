@@ -35,7 +35,7 @@ func TestThinPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := DefaultOptions()
+		opts := llamaOptions(t)
 		opts.FlashAttn = fa
 		var c collect
 		if _, err := m.Run(toks, opts, &c); err != nil {
