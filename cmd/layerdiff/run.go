@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
+	"github.com/layerdiff/layerdiff/pkg/model/forward"
 	"github.com/layerdiff/layerdiff/pkg/pipeline"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/urfave/cli/v2"
@@ -19,6 +21,7 @@ func runCommand() *cli.Command {
 		&cli.StringFlag{Name: "tokens", Usage: "comma-separated token `IDS`"},
 		&cli.BoolFlag{Name: "no-bos", Usage: "do not add BOS when tokenizing the prompt"},
 		&cli.StringFlag{Name: "numerics", Value: "ggml", Usage: "ggml (llama.cpp's CPU arithmetic) or f64 (exact)"},
+		&cli.StringFlag{Name: "kernels", Usage: "kernel `PROFILE` the ggml numerics emulate: " + strings.Join(forward.KernelProfiles(), ", ") + " (default: the reference's own, from its system_info)"},
 		&cli.StringFlag{Name: "flash-attn", Value: "auto", Usage: "auto (as the reference), on or off"},
 		&cli.StringFlag{Name: "kv-type", Value: "f16", Usage: "KV cache type: f16 or f32"},
 		&cli.IntFlag{Name: "threads", Usage: "threads (0: all cores)"},
@@ -52,7 +55,7 @@ func runCommand() *cli.Command {
 			o := pipeline.RunOptions{
 				CompareOptions: pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version},
 				Prompt:         c.String("prompt"), NoBOS: c.Bool("no-bos"),
-				Numerics: c.String("numerics"), FlashAttn: c.String("flash-attn"), KVType: c.String("kv-type"),
+				Numerics: c.String("numerics"), Kernels: c.String("kernels"), FlashAttn: c.String("flash-attn"), KVType: c.String("kv-type"),
 				Threads: c.Int("threads"), Isolate: c.Bool("isolate"), HashModel: c.Bool("hash-model"),
 			}
 			if s := c.String("tokens"); s != "" {

@@ -83,6 +83,10 @@ type Source struct {
 	// ModelFingerprint is reference.ModelFingerprint of the model file
 	// ("v1:" and 64 hex digits), when recorded or computed.
 	ModelFingerprint string `json:"model_fingerprint,omitempty"`
+	// Kernels is the kernel profile of the side's arithmetic: for a
+	// reference the one its system_info names ("x86-avx512", "unknown"),
+	// for layerdiff's forward pass the one it emulated.
+	Kernels string `json:"kernels,omitempty"`
 }
 
 // Summary counts rows by status.

@@ -130,7 +130,8 @@ func sourceMeta(src reference.Source, label string) compare.Source {
 			label = "llama.cpp"
 		}
 	}
-	return compare.Source{Label: label, Format: info.Format, Path: info.Path, Model: info.ModelPath, ModelSHA256: info.ModelSHA256, ModelFingerprint: info.ModelFingerprint}
+	return compare.Source{Label: label, Format: info.Format, Path: info.Path, Model: info.ModelPath, ModelSHA256: info.ModelSHA256, ModelFingerprint: info.ModelFingerprint,
+		Kernels: reference.KernelProfile(info.SystemInfo)}
 }
 
 // CompareOptions configure Compare and Run.

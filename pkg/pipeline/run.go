@@ -24,6 +24,10 @@ type RunOptions struct {
 	NoBOS  bool
 	// Numerics is "ggml" (default) or "f64".
 	Numerics string
+	// Kernels is the kernel profile the ggml numerics emulate
+	// (forward.KernelProfiles); "" chooses the reference's own (see
+	// ChooseKernels).
+	Kernels string
 	// FlashAttn is "auto" (follow the reference; llama.cpp's CPU default,
 	// on, when it does not say), "on" or "off".
 	FlashAttn string
@@ -94,6 +98,12 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if o.Numerics != "" {
 		fo.Numerics = o.Numerics
 	}
+	refKernels := reference.KernelProfile(info.SystemInfo)
+	kc, err := ChooseKernels(o.Kernels, refKernels)
+	if err != nil {
+		return nil, err
+	}
+	fo.Kernels = kc.Emulated
 	switch o.FlashAttn {
 	case "", "auto":
 		fo.FlashAttn = info.FlashAttn != "off"
@@ -169,9 +179,15 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if len(o.Inject) > 0 {
 		label += " with --inject"
 	}
+	emulated := fo.Kernels
+	if fo.Numerics == forward.NumericsF64 {
+		emulated = "" // the exact computation emulates no kernels
+	} else if kc.Note != "" {
+		warn = append(warn, kc.Note)
+	}
 	meta := compare.Meta{
 		Reference: sourceMeta(ref, ""),
-		Other:     compare.Source{Label: label, Format: "forward", Model: modelPath, ModelSHA256: ident.sha256, ModelFingerprint: ident.fingerprint},
+		Other:     compare.Source{Label: label, Format: "forward", Model: modelPath, ModelSHA256: ident.sha256, ModelFingerprint: ident.fingerprint, Kernels: emulated},
 		Tokens:    toks,
 		Prompt:    info.Prompt,
 		Tool:      o.Tool,

@@ -275,6 +275,9 @@ func sourceLine(s compare.Source) string {
 		}
 		parts = append(parts, "sha256 "+h)
 	}
+	if s.Kernels != "" {
+		parts = append(parts, "kernels "+s.Kernels)
+	}
 	if len(parts) == 0 {
 		return "(not described)"
 	}
