@@ -13,6 +13,7 @@
 # the forward pass alone.
 #
 # Environment: TYPES="q8_0 q4_k_m"  TOKENS="8 32 128"  THREADS=2  REPS=5
+#              KERNELS="x86-avx2 x86-avx512"
 #              RUN_TOKENS=32  CACHE=out/bench/cache  OUT=out/bench
 # Results: $OUT/results.jsonl (one JSON object per measurement) and a
 # markdown table on stdout to paste into BENCHMARKS.md.
@@ -23,6 +24,8 @@ cd "$(dirname "$0")/.."
 TYPES=${TYPES:-"q8_0 q4_k_m"}
 TOKENS=${TOKENS:-"8 32 128"}
 THREADS=${THREADS:-2}
+# the Go pass runs under each kernel profile (side by side in one session)
+KERNELS=${KERNELS:-"x86-avx2 x86-avx512"}
 REPS=${REPS:-5}
 RUN_TOKENS=${RUN_TOKENS:-32}
 CACHE=${CACHE:-out/bench/cache}
@@ -50,11 +53,14 @@ done
 for t in $TYPES; do
 	m=$(model_of "$t")
 	for n in $TOKENS; do
-		for e in go llamacpp; do
-			echo "bench: $t $n tokens $e (load $(loadavg))" >&2
-			./bin/benchrun -engine "$e" -model "$m" -tokens "$n" -threads "$THREADS" -reps "$REPS" \
+		for k in $KERNELS; do
+			echo "bench: $t $n tokens go, kernels $k (load $(loadavg))" >&2
+			./bin/benchrun -engine go -kernels "$k" -model "$m" -tokens "$n" -threads "$THREADS" -reps "$REPS" \
 				2>>"$OUT/benchrun.log" | tee -a "$RESULTS.new"
 		done
+		echo "bench: $t $n tokens llamacpp (load $(loadavg))" >&2
+		./bin/benchrun -engine llamacpp -model "$m" -tokens "$n" -threads "$THREADS" -reps "$REPS" \
+			2>>"$OUT/benchrun.log" | tee -a "$RESULTS.new"
 	done
 done
 
@@ -68,7 +74,7 @@ for t in $TYPES; do
 	fi
 	for r in $(seq "$REPS"); do
 		# The forward pass alone as a process: load the model, one cold pass.
-		timed ./bin/benchrun -engine go -model "$m" -tokens "$RUN_TOKENS" -threads "$THREADS" -reps 0 2>>"$OUT/benchrun.log"
+		timed ./bin/benchrun -engine go -kernels native -model "$m" -tokens "$RUN_TOKENS" -threads "$THREADS" -reps 0 2>>"$OUT/benchrun.log"
 		timed_json forward-process "$m" "$RUN_TOKENS" "$THREADS" | tee -a "$RESULTS.new"
 		echo "bench: $t layerdiff run $RUN_TOKENS tokens #$r (load $(loadavg))" >&2
 		timed ./bin/layerdiff run --ref "$d" --model "$m" --threads "$THREADS" --mode bitexact --out "$OUT/run-$t.txt" --force
@@ -82,15 +88,17 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 by = {}
 for r in rows:
-    if r["engine"] in ("go", "llamacpp"):
+    if r["engine"] == "llamacpp" or r["engine"].startswith("go/"):
         by[(r["model"].rsplit("-", 1)[-1].removesuffix(".gguf"), r["tokens"], r["engine"])] = r
-print("| model | tokens | thr | Go median (min-max) s | llama.cpp median (min-max) s | ratio | Go CPU s | llama.cpp CPU s | Go RSS MB | llama.cpp RSS MB | load |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| model | tokens | thr | Go kernels | Go median (min-max) s | llama.cpp median (min-max) s | ratio | vs x86-avx2 | Go CPU s | llama.cpp CPU s | Go RSS MB | llama.cpp RSS MB | load |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (t, n, e), g in sorted(by.items()):
-    if e != "go" or (t, n, "llamacpp") not in by:
+    if not e.startswith("go/") or (t, n, "llamacpp") not in by:
         continue
     l = by[(t, n, "llamacpp")]
-    print(f"| {t} | {n} | {g['threads']} | {g['median_s']:.3f} ({g['min_s']:.3f}-{g['max_s']:.3f}) | {l['median_s']:.3f} ({l['min_s']:.3f}-{l['max_s']:.3f}) | {g['median_s']/l['median_s']:.2f} | {g['cpu_median_s']:.2f} | {l['cpu_median_s']:.2f} | {g['peak_rss_kb']/1024:.0f} | {l['peak_rss_kb']/1024:.0f} | {g['loadavg']} / {l['loadavg']} |")
+    base = by.get((t, n, "go/x86-avx2"))
+    vs = f"{g['median_s']/base['median_s']:.2f}" if base else "-"
+    print(f"| {t} | {n} | {g['threads']} | {e[3:]} | {g['median_s']:.3f} ({g['min_s']:.3f}-{g['max_s']:.3f}) | {l['median_s']:.3f} ({l['min_s']:.3f}-{l['max_s']:.3f}) | {g['median_s']/l['median_s']:.2f} | {vs} | {g['cpu_median_s']:.2f} | {l['cpu_median_s']:.2f} | {g['peak_rss_kb']/1024:.0f} | {l['peak_rss_kb']/1024:.0f} | {g['loadavg']} / {l['loadavg']} |")
 runs, procs = {}, {}
 for r in rows:
     key = r["model"].rsplit("-", 1)[-1].removesuffix(".gguf")
@@ -101,7 +109,7 @@ for r in rows:
 for t, rs in sorted(runs.items()):
     w = sorted(x["wall_s"] for x in rs)
     c = sorted(x["cpu_s"] for x in rs)
-    g = by.get((t, rs[0]["tokens"], "go"))
+    g = next((v for (tt, nn, e), v in sorted(by.items()) if tt == t and nn == rs[0]["tokens"] and e.startswith("go/")), None)
     ps = procs.get(t, [])
     pw = statistics.median(x["wall_s"] for x in ps) if ps else 0
     pc = statistics.median(x["cpu_s"] for x in ps) if ps else 0

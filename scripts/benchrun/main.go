@@ -26,6 +26,7 @@ import (
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
 	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
 // benchTokens returns n deterministic token ids in [1, vocab): BOS-like 1,
@@ -77,6 +78,7 @@ func main() {
 	path := flag.String("model", "", "GGUF model")
 	ntok := flag.Int("tokens", 32, "tokens per forward pass")
 	threads := flag.Int("threads", 2, "threads (0: all cores)")
+	kernels := flag.String("kernels", forward.KernelsAVX2, "kernel profile of the Go forward pass; native: the in-build llama.cpp's")
 	reps := flag.Int("reps", 5, "timed repetitions (after one warm-up); 0: the warm-up pass only")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the timed repetitions to FILE")
 	flag.Parse()
@@ -93,14 +95,17 @@ func main() {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*engine, *path, *ntok, *threads, *reps); err != nil {
+	if *kernels == "native" {
+		*kernels = reference.KernelProfile(llamacpp.SystemInfo())
+	}
+	if err := run(*engine, *kernels, *path, *ntok, *threads, *reps); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(engine, path string, ntok, threads, reps int) error {
+func run(engine, kernels, path string, ntok, threads, reps int) error {
 	if path == "" || ntok < 1 || reps < 0 {
 		return fmt.Errorf("need -model, -tokens >= 1 and -reps >= 0")
 	}
@@ -122,6 +127,7 @@ func run(engine, path string, ntok, threads, reps int) error {
 		toks := benchTokens(ntok, m.Hparams.NVocab)
 		opts := forward.DefaultOptions()
 		opts.Threads = threads
+		opts.Kernels = kernels
 		pass = func() error {
 			_, err := m.Run(toks, opts, nil)
 			return err
@@ -146,6 +152,9 @@ func run(engine, path string, ntok, threads, reps int) error {
 		return fmt.Errorf("engine %q (want go or llamacpp)", engine)
 	}
 	r := result{Engine: engine, Model: path, Tokens: ntok, Threads: threads}
+	if engine == "go" {
+		r.Engine = "go/" + kernels
+	}
 	t0 := time.Now()
 	if err := pass(); err != nil {
 		return fmt.Errorf("warm-up: %w", err)

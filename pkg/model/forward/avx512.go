@@ -95,11 +95,13 @@ func vecDotF16x16(a, b []uint16) float32 {
 	n := len(a)
 	np := n &^ 63
 	var sum [4][16]float32
-	for i := 0; i < np; i += 64 {
-		for j := 0; j < 4; j++ {
-			for k := 0; k < 16; k++ {
-				e := i + 16*j + k
-				sum[j][k] = fma32(f16Table[a[e]], f16Table[b[e]], sum[j][k])
+	if !dotF16Acc16(np, a, b, &sum) {
+		for i := 0; i < np; i += 64 {
+			for j := 0; j < 4; j++ {
+				for k := 0; k < 16; k++ {
+					e := i + 16*j + k
+					sum[j][k] = fma32(f16Table[a[e]], f16Table[b[e]], sum[j][k])
+				}
 			}
 		}
 	}

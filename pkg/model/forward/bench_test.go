@@ -6,7 +6,8 @@ import (
 	"github.com/layerdiff/layerdiff/pkg/model"
 )
 
-// BenchmarkRun runs a 1-layer model with 2048-wide rows on 8 tokens.
+// BenchmarkRun runs a 1-layer model with 2048-wide rows on 8 tokens,
+// under each emulated kernel profile.
 func BenchmarkRun(b *testing.B) {
 	for _, w := range []model.Type{model.F16, model.Q8_0} {
 		cfg := defaultTiny("llama")
@@ -14,15 +15,18 @@ func BenchmarkRun(b *testing.B) {
 		cfg.weight = w
 		m := tinyModel(b, cfg)
 		toks := []int32{1, 2, 3, 4, 5, 6, 7, 8}
-		b.Run(w.String(), func(b *testing.B) {
-			opts := DefaultOptions()
-			opts.Threads = 2
-			for i := 0; i < b.N; i++ {
-				if _, err := m.Run(toks, opts, nil); err != nil {
-					b.Fatal(err)
+		for _, k := range KernelProfiles() {
+			b.Run(w.String()+"/"+k, func(b *testing.B) {
+				opts := DefaultOptions()
+				opts.Threads = 2
+				opts.Kernels = k
+				for i := 0; i < b.N; i++ {
+					if _, err := m.Run(toks, opts, nil); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -47,3 +47,7 @@ func tinyX2x4(kind, n int, a0, a1 unsafe.Pointer, b *[4][]float32, out []float32
 }
 
 func summsQ1x8(m, sp []float32, ncols, first int, out *[8]float32) bool { return false }
+
+func tinyX4L16(kind, n int, a unsafe.Pointer, b *[4][]float32, out []float32) bool { return false }
+
+func dotF16Acc16(np int, a, b []uint16, sum *[4][16]float32) bool { return false }

@@ -332,7 +332,10 @@ func (e *executor) mulMatGGML(dst *node) error {
 	var act16f [][]float32
 	// (The assembly float kernels are tinyBLAS<8>'s: AVX2 profile only.)
 	tiny8 := hasAVX2 && !e.k.lanes16
-	if (a.typ == model.F16 || a.typ == model.BF16) && kern == kernTinyBLAS && tiny8 {
+	// x86-avx512: tinyBLAS<16> four columns a pass in assembly (not
+	// vdpbf16ps, which the portable dotBF16Tiny32 computes).
+	tiny16 := hasAVX2 && e.k.lanes16 && kern == kernTinyBLAS && !(a.typ == model.BF16 && e.k.bf16dp)
+	if (a.typ == model.F16 || a.typ == model.BF16) && kern == kernTinyBLAS && (tiny8 || tiny16) {
 		act16f = make([][]float32, ncols)
 		for c, u := range act.u16 {
 			f := make([]float32, len(u))
@@ -472,6 +475,26 @@ func (e *executor) mulMatGGML(dst *node) error {
 									if asQ1 {
 										quad[c] += summsQ1(q1m, actS[col+c])
 									}
+									out.f32[o0+c*colStride] = quad[c]
+								}
+								i11 += 3
+								continue
+							}
+						}
+						// x86-avx512: tinyBLAS<16>, four columns per pass.
+						if tiny16 && i11+4 <= ne11 && (xf != nil || xh != nil) {
+							kind, cols, p := tinyF32, act.f32, unsafe.Pointer(nil)
+							switch {
+							case a.typ == model.F32 && len(xf) > 0:
+								p = unsafe.Pointer(&xf[0])
+							case a.typ != model.F32 && len(xh) > 0 && act16f != nil:
+								kind, cols, p = tinyF16, act16f, unsafe.Pointer(&xh[0])
+								if a.typ == model.BF16 {
+									kind = tinyBF16
+								}
+							}
+							if p != nil && tinyX4L16(kind, int(ne00), p, &[4][]float32{cols[col], cols[col+1], cols[col+2], cols[col+3]}, quad[:]) {
+								for c := int64(0); c < 4; c++ {
 									out.f32[o0+c*colStride] = quad[c]
 								}
 								i11 += 3

@@ -1,0 +1,59 @@
+//go:build amd64 && !purego
+
+package forward
+
+import "unsafe"
+
+//go:noescape
+func tinyF32x4L16AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
+
+//go:noescape
+func tinyF16x4L16AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
+
+//go:noescape
+func tinyBF16x4L16AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
+
+//go:noescape
+func dotF16Acc16AVX2(n int, a, b *uint16, acc *[8][8]float32)
+
+// tinyX4L16 is tinyX4 for tinyBLAS<16, __m512> (x86-avx512): the weight
+// row a (kind tinyF32, tinyF16 or tinyBF16) against four float32 columns
+// over the first n&^15 values; out[c] is reduce16 of column c's lanes.
+func tinyX4L16(kind, n int, a unsafe.Pointer, b *[4][]float32, out []float32) bool {
+	n &^= 15
+	p, ok := tinyColumns(b, n)
+	if !ok || len(out) < 4 {
+		return false
+	}
+	var acc [8][8]float32
+	switch kind {
+	case tinyF32:
+		tinyF32x4L16AVX2(n, a, p, &acc)
+	case tinyF16:
+		tinyF16x4L16AVX2(n, a, p, &acc)
+	default:
+		tinyBF16x4L16AVX2(n, a, p, &acc)
+	}
+	for c := 0; c < 4; c++ {
+		var v [16]float32
+		copy(v[:8], acc[2*c][:])
+		copy(v[8:], acc[2*c+1][:])
+		out[c] = reduce16(&v)
+	}
+	return true
+}
+
+// dotF16Acc16 runs vecDotF16x16's main loop over the first np (a multiple
+// of 64) elements into sum, or returns false without the kernel.
+func dotF16Acc16(np int, a, b []uint16, sum *[4][16]float32) bool {
+	if !hasAVX2 || np == 0 || len(a) < np || len(b) < np {
+		return false
+	}
+	var acc [8][8]float32
+	dotF16Acc16AVX2(np, &a[0], &b[0], &acc)
+	for j := 0; j < 4; j++ {
+		copy(sum[j][:8], acc[2*j][:])
+		copy(sum[j][8:], acc[2*j+1][:])
+	}
+	return true
+}
