@@ -64,6 +64,10 @@ type baseline struct {
 	NTokens     int    `json:"n_tokens,omitempty"`
 	ModelSHA256 string `json:"model_sha256,omitempty"`
 	SystemInfo  string `json:"system_info,omitempty"`
+	// Kernels is the kernel profile of that system_info
+	// (reference.KernelProfile): the baseline holds for references of
+	// this profile.
+	Kernels string `json:"kernels,omitempty"`
 	// Tensors has one entry per report row, in graph order.
 	Tensors []baselineTensor `json:"tensors"`
 }
@@ -299,6 +303,7 @@ func newBaseline(cell string, rep *compare.Report, ref *reference.Info) *baselin
 	}
 	if ref != nil {
 		b.SystemInfo = strings.TrimSpace(ref.SystemInfo)
+		b.Kernels = reference.KernelProfile(ref.SystemInfo)
 	}
 	if d := rep.FirstDivergence; d != nil {
 		b.FirstDivergence = divergenceText(d)
@@ -380,6 +385,9 @@ func writeBaseline(w io.Writer, b *baseline) error {
 	}
 	if b.SystemInfo != "" {
 		field("system_info", b.SystemInfo)
+	}
+	if b.Kernels != "" {
+		field("kernels", b.Kernels)
 	}
 	buf.WriteString("  \"tensors\": [")
 	for i, t := range b.Tensors {
@@ -731,7 +739,11 @@ func comparabilityWarnings(rep *compare.Report, b *baseline, ref *reference.Info
 	}
 	if ref != nil && b.SystemInfo != "" {
 		if si := strings.TrimSpace(ref.SystemInfo); si != "" && si != b.SystemInfo {
-			w = append(w, fmt.Sprintf("llama.cpp system info %q differs from the baseline's %q: its SIMD kernels, and so the reference activations, may differ", si, b.SystemInfo))
+			msg := fmt.Sprintf("llama.cpp system info %q differs from the baseline's %q: its SIMD kernels, and so the reference activations, may differ", si, b.SystemInfo)
+			if k := reference.KernelProfile(si); b.Kernels != "" && k != b.Kernels {
+				msg += fmt.Sprintf(" (kernel profile %s, the baseline holds for %s)", k, b.Kernels)
+			}
+			w = append(w, msg)
 		}
 	}
 	return w

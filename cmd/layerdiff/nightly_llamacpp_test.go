@@ -176,7 +176,7 @@ func TestNightlyScript(t *testing.T) {
 			t.Fatal(err)
 		}
 		if si := strings.TrimSpace(src.Describe().SystemInfo); si != b.SystemInfo {
-			t.Skipf("committed baselines were recorded with llama.cpp system info %q, this machine has %q", b.SystemInfo, si)
+			t.Skipf("committed baselines were recorded with llama.cpp system info %q (kernels %s), this machine has %q (kernels %s)", b.SystemInfo, b.Kernels, si, reference.KernelProfile(si))
 		}
 		log, code := nightly(t, committed)
 		if code != 0 {
