@@ -50,6 +50,67 @@ dotdone:
 	VZEROUPPER
 	RET
 
+// func dotF16Acc16AVX2(n int, a, b *uint16, acc *[8][8]float32)
+//
+// ggml_vec_dot_f16's AVX-512 main loop: n a multiple of 64, four 16-lane
+// accumulators (acc[2j], acc[2j+1]) = fma(a[i+16j..], b[i+16j..], ·),
+// starting from zero.
+TEXT ·dotF16Acc16AVX2(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ acc+24(FP), R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	SHRQ $6, CX
+	JZ   d16done
+d16loop:
+	VCVTPH2PS (SI), Y8
+	VCVTPH2PS (DI), Y9
+	VFMADD231PS Y9, Y8, Y0
+	VCVTPH2PS 16(SI), Y10
+	VCVTPH2PS 16(DI), Y11
+	VFMADD231PS Y11, Y10, Y1
+	VCVTPH2PS 32(SI), Y12
+	VCVTPH2PS 32(DI), Y13
+	VFMADD231PS Y13, Y12, Y2
+	VCVTPH2PS 48(SI), Y14
+	VCVTPH2PS 48(DI), Y15
+	VFMADD231PS Y15, Y14, Y3
+	VCVTPH2PS 64(SI), Y8
+	VCVTPH2PS 64(DI), Y9
+	VFMADD231PS Y9, Y8, Y4
+	VCVTPH2PS 80(SI), Y10
+	VCVTPH2PS 80(DI), Y11
+	VFMADD231PS Y11, Y10, Y5
+	VCVTPH2PS 96(SI), Y12
+	VCVTPH2PS 96(DI), Y13
+	VFMADD231PS Y13, Y12, Y6
+	VCVTPH2PS 112(SI), Y14
+	VCVTPH2PS 112(DI), Y15
+	VFMADD231PS Y15, Y14, Y7
+	ADDQ $128, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ  d16loop
+d16done:
+	VMOVUPS Y0, 0(R9)
+	VMOVUPS Y1, 32(R9)
+	VMOVUPS Y2, 64(R9)
+	VMOVUPS Y3, 96(R9)
+	VMOVUPS Y4, 128(R9)
+	VMOVUPS Y5, 160(R9)
+	VMOVUPS Y6, 192(R9)
+	VMOVUPS Y7, 224(R9)
+	VZEROUPPER
+	RET
+
 // func madF16AVX2(n int, y, x *uint16, v float32)
 //
 // ggml_vec_mad_f16 on n (a multiple of 8) elements: y[i] = f16(fma(x[i], v,

@@ -482,7 +482,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 							}
 						}
 						// x86-avx512: tinyBLAS<16>, four columns per pass.
-						if tiny16 && i11+4 <= ne11 && (xf != nil || xh != nil) {
+						if tiny16 && i11+4 <= ne11 {
 							kind, cols, p := tinyF32, act.f32, unsafe.Pointer(nil)
 							switch {
 							case a.typ == model.F32 && len(xf) > 0:

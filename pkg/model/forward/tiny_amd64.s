@@ -193,3 +193,76 @@ bf16x2loop:
 bf16x2done:
 	X2X4EXIT
 	RET
+
+// tinyBLAS<16, __m512> of the x86-avx512 profile, computed with AVX2: a
+// __m512 lane i is lane i%8 of one of two ymm registers (lo: 0-7, hi:
+// 8-15), every lane the same fused multiply-add as on AVX-512. One weight
+// row, four columns, n a multiple of 16; acc[2c] holds column c's lanes
+// 0-7, acc[2c+1] its lanes 8-15.
+
+// L16ENTRY is X4ENTRY with Y4-Y7 zeroed too and CX = n/16.
+#define L16ENTRY \
+	X4ENTRY; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7; \
+	SHRQ $1, CX
+
+// L16STEP: sixteen values of row a (the lo half at AX, the hi half at
+// AX+HI) times the four float32 columns (at BX) into Y0-Y7.
+#define L16STEP(LOAD, HI) \
+	LOAD((SI)(AX*1), Y8); \
+	LOAD(HI(SI)(AX*1), Y9); \
+	VFMADD231PS (R8)(BX*1), Y8, Y0; \
+	VFMADD231PS 32(R8)(BX*1), Y9, Y1; \
+	VFMADD231PS (R10)(BX*1), Y8, Y2; \
+	VFMADD231PS 32(R10)(BX*1), Y9, Y3; \
+	VFMADD231PS (R12)(BX*1), Y8, Y4; \
+	VFMADD231PS 32(R12)(BX*1), Y9, Y5; \
+	VFMADD231PS (R13)(BX*1), Y8, Y6; \
+	VFMADD231PS 32(R13)(BX*1), Y9, Y7
+
+// func tinyF32x4L16AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
+TEXT ·tinyF32x4L16AVX2(SB), NOSPLIT, $0-32
+	L16ENTRY
+	JZ   f32l16done
+f32l16loop:
+	L16STEP(LOADF32, 32)
+	ADDQ $64, AX
+	ADDQ $64, BX
+	DECQ CX
+	JNZ  f32l16loop
+f32l16done:
+	X2X4EXIT
+	RET
+
+// func tinyF16x4L16AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
+TEXT ·tinyF16x4L16AVX2(SB), NOSPLIT, $0-32
+	L16ENTRY
+	JZ   f16l16done
+f16l16loop:
+	L16STEP(LOADF16, 16)
+	ADDQ $32, AX
+	ADDQ $64, BX
+	DECQ CX
+	JNZ  f16l16loop
+f16l16done:
+	X2X4EXIT
+	RET
+
+// func tinyBF16x4L16AVX2(n int, a unsafe.Pointer, b *[4]unsafe.Pointer, acc *[8][8]float32)
+//
+// The same for bfloat16 without AVX512_BF16.
+TEXT ·tinyBF16x4L16AVX2(SB), NOSPLIT, $0-32
+	L16ENTRY
+	JZ   bf16l16done
+bf16l16loop:
+	L16STEP(LOADBF16, 16)
+	ADDQ $32, AX
+	ADDQ $64, BX
+	DECQ CX
+	JNZ  bf16l16loop
+bf16l16done:
+	X2X4EXIT
+	RET

@@ -1,0 +1,36 @@
+package pipeline
+
+import (
+	"testing"
+
+	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/reference"
+)
+
+// TestKernelProfileNames: forward names its emulated profiles with the
+// same strings reference.KernelProfile derives (the two packages do not
+// import each other), so a reference of an emulated profile is emulated.
+func TestKernelProfileNames(t *testing.T) {
+	for si, want := range map[string]string{
+		"CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | LLAMAFILE = 1 | ":                            forward.KernelsAVX2,
+		"CPU : AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | LLAMAFILE = 1 |": forward.KernelsAVX512,
+		"CPU : AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 1 | AVX512_VNNI = 1 | LLAMAFILE = 1 |":                   forward.KernelsAVX512NoBF16,
+	} {
+		got := reference.KernelProfile(si)
+		if got != want {
+			t.Errorf("KernelProfile(%q) = %q, want %q", si, got, want)
+		}
+		if c, err := ChooseKernels("", got); err != nil || !c.Exact || c.Emulated != want {
+			t.Errorf("ChooseKernels(%q) = %+v, %v", got, c, err)
+		}
+	}
+	for _, si := range []string{"", "CPU : AVX2 = 1 | F16C = 1 | FMA = 1 | REPACK = 1 |", "CPU : NEON = 1 | ARM_FMA = 1 | DOTPROD = 1 |", "CUDA : ARCHS = 890 | CPU : AVX2 = 1 |"} {
+		c, err := ChooseKernels("", reference.KernelProfile(si))
+		if err != nil || c.Exact || c.Note == "" || !forward.Emulates(c.Emulated) {
+			t.Errorf("ChooseKernels for %q = %+v, %v: want an emulated stand-in with a note", si, c, err)
+		}
+	}
+	if _, err := ChooseKernels("arm64-neon", reference.ProfileX86AVX2); err == nil {
+		t.Error("--kernels arm64-neon accepted")
+	}
+}
