@@ -1202,6 +1202,14 @@ func outputCases() []badCase {
 			},
 			code: exitBadInput, want: []string{"$DIR/pol.json"},
 		},
+		{
+			name: "usage/compare --mode cross-kernel",
+			setup: func(t *testing.T, dir string) []string {
+				a, b := pair(t, dir)
+				return []string{"compare", a, b, "--mode", "cross-kernel"}
+			},
+			code: exitBadInput, want: []string{"--mode cross-kernel", "needs run"},
+		},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/layerdiff/layerdiff/internal/atomicfile"
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/compare/render"
+	"github.com/layerdiff/layerdiff/pkg/pipeline"
 	"github.com/urfave/cli/v2"
 )
 
@@ -29,7 +30,7 @@ func outputFlags() []cli.Flag {
 func policyFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "tolerance", Usage: "tolerance policy JSON `FILE` (docs/tolerance.md)"},
-		&cli.StringFlag{Name: "mode", Usage: "tolerance mode: " + strings.Join(compare.Modes(), ", ") + " (default: from --numerics, or ggml)"},
+		&cli.StringFlag{Name: "mode", Usage: "tolerance mode: " + strings.Join(compare.Modes(), ", ") + ", or for run " + pipeline.ModeCrossKernel + " (default: from --numerics, or ggml; run uses cross-kernel when it cannot emulate the reference's kernels)"},
 		&cli.Float64Flag{Name: "rtol", Value: -1, Usage: "relative tolerance for every tensor"},
 		&cli.Float64Flag{Name: "atol", Value: -1, Usage: "absolute tolerance for every tensor"},
 		&cli.StringFlag{Name: "layers", Usage: "compare only layers `A-B` (nodes outside layers are kept)"},
@@ -46,6 +47,12 @@ func policyFrom(c *cli.Context, defMode string) (*compare.Policy, error) {
 		pol, err = compare.LoadPolicy(f)
 	} else {
 		mode := c.String("mode")
+		if mode == pipeline.ModeCrossKernel {
+			if c.Command.Name != "run" {
+				return nil, fmt.Errorf("usage: --mode %s judges each op from the reference's inputs: it needs run (with --model), not %s", mode, c.Command.Name)
+			}
+			mode = compare.ModeGGML // the base of run's cross-kernel policy
+		}
 		if mode == "" {
 			mode = defMode
 		}

@@ -44,7 +44,17 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			pol, err := policyFrom(c, c.String("numerics"))
+			// cross-kernel: asked for by --mode, chosen by run itself when
+			// neither --mode nor --tolerance says otherwise.
+			cross, mode := "off", c.String("numerics")
+			switch {
+			case c.String("tolerance") != "":
+			case c.String("mode") == pipeline.ModeCrossKernel:
+				cross = "on"
+			case c.String("mode") == "":
+				cross = "auto"
+			}
+			pol, err := policyFrom(c, mode)
 			if err != nil {
 				return err
 			}
@@ -55,7 +65,7 @@ func runCommand() *cli.Command {
 			o := pipeline.RunOptions{
 				CompareOptions: pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version},
 				Prompt:         c.String("prompt"), NoBOS: c.Bool("no-bos"),
-				Numerics: c.String("numerics"), Kernels: c.String("kernels"), FlashAttn: c.String("flash-attn"), KVType: c.String("kv-type"),
+				Numerics: c.String("numerics"), Kernels: c.String("kernels"), CrossKernel: cross, FlashAttn: c.String("flash-attn"), KVType: c.String("kv-type"),
 				Threads: c.Int("threads"), Isolate: c.Bool("isolate"), HashModel: c.Bool("hash-model"),
 			}
 			if s := c.String("tokens"); s != "" {

@@ -480,7 +480,7 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 	if err != nil {
 		row.Status = Fail
 		row.Reasons = append(row.Reasons, err.Error())
-		row.Tolerance = ptrTol(pol.Resolve(rn.Name, rn.Op))
+		row.Tolerance = ptrTol(pol.ResolveNode(rn.Key, rn.Name, rn.Op))
 		return rowOutcome{diverged: true}
 	}
 	row.Transform = plan.Kind
@@ -488,7 +488,7 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 		row.Notes = append(row.Notes, plan.Note)
 	}
 	row.Tokens = plan.TokenCount
-	tol := pol.Resolve(rn.Name, rn.Op)
+	tol := pol.ResolveNode(rn.Key, rn.Name, rn.Op)
 	row.Tolerance = ptrTol(tol)
 	lay := plan.Layout()
 

@@ -164,7 +164,8 @@ func (o Override) floats() map[string]*Float {
 // Policy maps every tensor to its Tolerance: Default, then the Ops entries
 // for its op (general to specific: "GLU", "SWIGLU", "GLU(SWIGLU)"), then the
 // Names entries for its base name, canonical base name (see Align) and full
-// name, then Force (command-line flags) last.
+// name, then the Keys entry for its node key, then Force (command-line
+// flags) last.
 type Policy struct {
 	// Mode names the policy in reports: "ggml", "f64", "bitexact", or the
 	// name a policy file gives.
@@ -172,7 +173,12 @@ type Policy struct {
 	Default Tolerance           `json:"default"`
 	Ops     map[string]Override `json:"ops,omitempty"`
 	Names   map[string]Override `json:"names,omitempty"`
-	Force   Override            `json:"force"`
+	// Keys are per-node overrides by reference node key, for tolerances
+	// computed from each node's own shape (the cross-kernel policy of
+	// docs/tolerance.md). They are not written to JSON: every row carries
+	// its resolved tolerance.
+	Keys  map[string]Override `json:"-"`
+	Force Override            `json:"force"`
 }
 
 // Policy modes with built-in defaults.
@@ -245,6 +251,12 @@ func (p *Policy) Clone() *Policy {
 	for k, v := range p.Names {
 		q.Names[k] = v
 	}
+	if p.Keys != nil {
+		q.Keys = make(map[string]Override, len(p.Keys))
+		for k, v := range p.Keys {
+			q.Keys[k] = v
+		}
+	}
 	return &q
 }
 
@@ -257,8 +269,23 @@ func (p *Policy) SetRTol(v float64) { p.Force.RTol = fp(v) }
 // SetNMSEMax forces nmse_max for every tensor.
 func (p *Policy) SetNMSEMax(v float64) { p.Force.NMSEMax = fp(v) }
 
+// ResolveNode returns the tolerance for the reference node key (name, op):
+// Resolve's, with the node's Keys entry applied before Force.
+func (p *Policy) ResolveNode(key, name, op string) Tolerance {
+	o, ok := p.Keys[key]
+	if !ok {
+		return p.Resolve(name, op)
+	}
+	return p.Force.Apply(o.Apply(p.resolve(name, op)))
+}
+
 // Resolve returns the tolerance for a node.
 func (p *Policy) Resolve(name, op string) Tolerance {
+	return p.Force.Apply(p.resolve(name, op))
+}
+
+// resolve is Resolve without Force.
+func (p *Policy) resolve(name, op string) Tolerance {
 	t := p.Default
 	for _, k := range opKeys(op) {
 		if o, ok := p.Ops[k]; ok {
@@ -276,7 +303,7 @@ func (p *Policy) Resolve(name, op string) Tolerance {
 			t = o.Apply(t)
 		}
 	}
-	return p.Force.Apply(t)
+	return t
 }
 
 // opKeys lists the Ops keys that apply to op, general first:

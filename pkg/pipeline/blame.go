@@ -2,10 +2,10 @@ package pipeline
 
 import (
 	"fmt"
+	"regexp"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
-	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
@@ -19,8 +19,9 @@ type isolationBlamer struct {
 	model  *forward.Model
 	tokens []int32
 	opts   forward.Options
-	user   *injector // the user's --inject perturbations, part of "our" ops
-	all    bool      // isolate every op (--isolate), not only up to the first divergence
+	user   *injector      // the user's --inject perturbations, part of "our" ops
+	all    bool           // isolate every op (--isolate), not only up to the first divergence
+	filter *regexp.Regexp // the run's node filter: keys are counted as its recorder counts them
 	// Isolated is filled by Blame: per reference row, the metrics of
 	// layerdiff's op fed with the reference's inputs.
 	Isolated map[int]*compare.Metrics
@@ -29,7 +30,8 @@ type isolationBlamer struct {
 // isolating is the Injector of the isolation run.
 type isolating struct {
 	user    *injector
-	keys    reference.KeyMaker
+	keys    nodeKeys
+	offered *forward.Node  // the node Inject saw last
 	target  map[string]int // our key -> reference row
 	refData map[int][]float32
 	got     map[int][]float32 // reference row -> our output from the reference's inputs
@@ -40,7 +42,11 @@ func (s *isolating) Inject(n *forward.Node, computed []float32) ([]float32, bool
 	if s.user != nil {
 		perturbed = s.user.apply(n, computed)
 	}
-	key := s.keys.Next(n.Name)
+	s.offered = n
+	key, ok := s.keys.next(n.Name)
+	if !ok {
+		return computed, perturbed
+	}
 	row, ok := s.target[key]
 	if !ok {
 		return computed, perturbed
@@ -53,12 +59,25 @@ func (s *isolating) Inject(n *forward.Node, computed []float32) ([]float32, bool
 	return ref, true
 }
 
+// Want counts the key of every node Inject was not offered (views, f16
+// nodes), so that Inject keys nodes as the run's recorder does; it records
+// nothing.
+func (s *isolating) Want(n *forward.Node) bool {
+	if s.offered != n {
+		s.keys.next(n.Name)
+	}
+	s.offered = nil
+	return false
+}
+
+func (s *isolating) Record(*forward.Node, *tensor.Tensor) error { return nil }
+
 func (b *isolationBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*compare.Blame, error) {
 	last := d.Row
 	if b.all {
 		last = len(env.Rows) - 1
 	}
-	iso := &isolating{user: b.user, target: map[string]int{}, refData: map[int][]float32{}, got: map[int][]float32{}}
+	iso := &isolating{user: b.user, keys: nodeKeys{filter: b.filter}, target: map[string]int{}, refData: map[int][]float32{}, got: map[int][]float32{}}
 	if b.user != nil {
 		b.user.reset()
 	}
@@ -89,7 +108,7 @@ func (b *isolationBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*
 	}
 	opts := b.opts
 	opts.Inject = iso
-	if _, err := b.model.Run(b.tokens, opts, nil); err != nil {
+	if _, err := b.model.Run(b.tokens, opts, iso); err != nil {
 		return nil, fmt.Errorf("isolation run: %w", err)
 	}
 	b.Isolated = map[int]*compare.Metrics{}
@@ -101,7 +120,7 @@ func (b *isolationBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*
 			continue
 		}
 		row := env.Rows[i]
-		tol := env.Policy.Resolve(row.Name, row.Op)
+		tol := env.Policy.ResolveNode(row.Key, row.Name, row.Op)
 		met := compare.Measure(iso.refData[i], got, row.Ne, tol)
 		b.Isolated[i] = &met
 		j := compare.Judge(&met, tol)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/layerdiff/layerdiff/internal/testshared"
 	"github.com/layerdiff/layerdiff/pkg/compare"
+	"github.com/layerdiff/layerdiff/pkg/model/forward"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -78,4 +79,45 @@ func TestRefpackBitIdentical(t *testing.T) {
 		}
 		t.Logf("%s: %d of %d dumps bit-identical (kernels from each dump's system_info)", filepath.Base(pack), same, len(names))
 	}
+}
+
+// TestRefpackCrossKernel runs every dump of the reference packs under a
+// kernel profile other than the dump's own, so that the ggml numerics do
+// not reproduce the reference: the cross-kernel mode must pass every cell
+// (no false alarm from kernel differences), judged by the bounds of
+// docs/tolerance.md.
+func TestRefpackCrossKernel(t *testing.T) {
+	root := filepath.Join(testshared.Dir(t), "refpack")
+	cells, _ := filepath.Glob(filepath.Join(root, "*", "dumps", "*"))
+	if len(cells) == 0 {
+		t.Skipf("no reference packs in %s", root)
+	}
+	pass := 0
+	for _, cell := range cells {
+		pack := filepath.Dir(filepath.Dir(cell))
+		t.Run(filepath.Base(pack)+"/"+filepath.Base(cell), func(t *testing.T) {
+			d, err := reference.OpenDump(cell)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info := d.Describe()
+			other := forward.KernelsAVX2
+			if reference.ProfileBase(reference.KernelProfile(info.SystemInfo)) == forward.KernelsAVX2 {
+				other = forward.KernelsAVX512
+			}
+			r, err := Run(d, filepath.Join(pack, info.ModelPath), RunOptions{Threads: 2, Kernels: other})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Meta.Mode != ModeCrossKernel {
+				t.Fatalf("judged in mode %q, want %s (reference %s, emulated %s)", r.Meta.Mode, ModeCrossKernel, r.Meta.Reference.Kernels, other)
+			}
+			if r.Verdict != compare.VerdictPass {
+				t.Errorf("verdict %s: %+v", r.Verdict, r.FirstDivergence)
+				return
+			}
+			pass++
+		})
+	}
+	t.Logf("%d of %d cells pass in the cross-kernel mode", pass, len(cells))
 }

@@ -28,6 +28,12 @@ type RunOptions struct {
 	// (forward.KernelProfiles); "" chooses the reference's own (see
 	// ChooseKernels).
 	Kernels string
+	// CrossKernel is "auto" (or ""), "on" or "off". In the cross-kernel
+	// mode (cross.go) each op is judged from the reference's own inputs
+	// against bounds for differing kernels. "auto" uses it when the ggml
+	// numerics cannot emulate the reference's kernel profile, the reference
+	// has full tensors, and the policy is nil or the ggml mode's.
+	CrossKernel string
 	// FlashAttn is "auto" (follow the reference; llama.cpp's CPU default,
 	// on, when it does not say), "on" or "off".
 	FlashAttn string
@@ -104,6 +110,10 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		return nil, err
 	}
 	fo.Kernels = kc.Emulated
+	cross, err := useCrossKernel(o, kc, fo.Numerics, ref.Nodes())
+	if err != nil {
+		return nil, err
+	}
 	switch o.FlashAttn {
 	case "", "auto":
 		fo.FlashAttn = info.FlashAttn != "off"
@@ -137,6 +147,16 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	// compared as soon as it is computed and then released, so memory holds
 	// a few activations instead of all of them.
 	ours := newStreamSide(nodes, o.NodeFilter)
+	var rec forward.Recorder = ours
+	var crossInj *crossInjector
+	if cross {
+		// Every op from the reference's inputs: the run records our op's
+		// output and passes the reference's value on.
+		crossInj = &crossInjector{user: inj, keys: nodeKeys{filter: o.NodeFilter}, ref: SideOf(ref)}
+		crossInj.target = crossTargets(ref.Nodes(), crossInj.ref, ours.nodes)
+		fo.Inject = crossInj
+		rec = crossRecorder{streamSide: ours, inj: crossInj}
+	}
 	ours.regen = func(key string) (*tensor.Tensor, error) {
 		ro := fo
 		if inj != nil {
@@ -149,6 +169,9 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		}
 		return recomputeOne(m, toks, ro, o.NodeFilter, key)
 	}
+	if cross {
+		ours.regen = nil // a released local result is not recomputed
+	}
 	phase("load")
 	fwdStart := time.Now()
 	fwdDone := make(chan struct{})
@@ -156,7 +179,7 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	var fwdTime time.Duration
 	go func() {
 		defer close(fwdDone)
-		_, fwdErr = m.Run(toks, fo, ours)
+		_, fwdErr = m.Run(toks, fo, rec)
 		fwdTime = time.Since(fwdStart)
 		if fwdErr == nil && inj != nil {
 			// Checked now: the blamer's runs reset the injector.
@@ -176,12 +199,17 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		warn = append([]string{ident.warning}, warn...)
 	}
 	label := "layerdiff forward (" + fo.Numerics + ")"
+	if cross {
+		label = "layerdiff forward (" + fo.Numerics + ", each op from the reference's inputs)"
+	}
 	if len(o.Inject) > 0 {
 		label += " with --inject"
 	}
 	emulated := fo.Kernels
 	if fo.Numerics == forward.NumericsF64 {
 		emulated = "" // the exact computation emulates no kernels
+	} else if cross {
+		warn = append(warn, fmt.Sprintf("reference kernels %s, emulated kernels %s: cross-kernel mode, each op judged from the reference's own inputs against the bounds of docs/tolerance.md", kc.Reference, kc.Emulated))
 	} else if kc.Note != "" {
 		warn = append(warn, kc.Note)
 	}
@@ -196,6 +224,13 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		meta.Prompt = o.Prompt
 	}
 	pol := o.Policy
+	if cross {
+		var force compare.Override
+		if pol != nil {
+			force = pol.Force
+		}
+		pol = CrossKernelPolicy(ref.Nodes(), f, len(toks), kc.Reference, force)
+	}
 	if pol == nil {
 		pol, err = compare.DefaultPolicy(fo.Numerics)
 		if err != nil {
@@ -206,7 +241,11 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	}
 	blamer := o.Blamer
 	if blamer == nil {
-		blamer = &isolationBlamer{model: m, tokens: toks, opts: fo, user: inj, all: o.Isolate}
+		iso := &isolationBlamer{model: m, tokens: toks, opts: fo, user: inj, all: o.Isolate, filter: o.NodeFilter}
+		blamer = iso
+		if cross {
+			blamer = &crossBlamer{iso: iso}
+		}
 	}
 	// Blame only after the forward pass: the isolation run must not share
 	// the injector or the CPUs with it, and a failed pass is Run's error.
@@ -233,7 +272,64 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if fwdErr != nil {
 		return nil, fwdErr
 	}
+	if !cross && fo.Numerics == forward.NumericsGGML {
+		kernelHint(rep, kc)
+	}
+	if crossInj != nil && crossInj.err != nil {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("cross-kernel mode: a reference tensor could not be read, so its op's successors were computed from layerdiff's value: %v", crossInj.err))
+	}
 	return rep, nil
+}
+
+// kernelHint explains a first divergence that looks like a kernel
+// difference rather than a bug — a tiny nmse over a few elements, or in an
+// op whose reductions kernels order differently — and names the mode that
+// judges it (a reference recorded by another build or CPU than its
+// system_info says, or one without system_info).
+func kernelHint(rep *compare.Report, kc KernelChoice) {
+	d := rep.FirstDivergence
+	if d == nil || rep.Blame == nil || d.Row >= len(rep.Tensors) {
+		return
+	}
+	row := rep.Tensors[d.Row]
+	m := row.Metrics
+	if m == nil || row.Partial || m.N == 0 || float64(m.NMSE) > 1e-8 {
+		return
+	}
+	op := row.Op
+	reduces := strings.Contains(op, "MUL_MAT") || op == "FLASH_ATTN_EXT" || op == "SOFT_MAX" || strings.Contains(op, "GLU") || op == "RMS_NORM"
+	few := m.Mismatches*100 <= m.N
+	if !reduces && !few {
+		return
+	}
+	text := fmt.Sprintf("%s (%s) differs by nmse %s in %d of %d elements: the size of a last-bit difference between kernels, not of a wrong op. Reference kernels %s, emulated %s",
+		row.Name, op, compare.FormatFloat(float64(m.NMSE), 2), m.Mismatches, m.N, kc.Reference, kc.Emulated)
+	if kc.Exact {
+		text += "; if the reference ran another build or CPU than its system_info says, judge with --mode cross-kernel (docs/tolerance.md)"
+	} else {
+		text += "; --mode cross-kernel judges each op from the reference's inputs (docs/tolerance.md)"
+	}
+	rep.Blame.Hints = append([]compare.Hint{{Kind: "kernel-difference", Text: text, Value: m.NMSE}}, rep.Blame.Hints...)
+}
+
+// useCrossKernel decides whether Run judges in the cross-kernel mode.
+func useCrossKernel(o RunOptions, kc KernelChoice, numerics string, nodes []reference.NodeInfo) (bool, error) {
+	switch o.CrossKernel {
+	case "", "auto":
+		return numerics == forward.NumericsGGML && !kc.Exact && hasFullData(nodes) &&
+			(o.Policy == nil || o.Policy.Mode == compare.ModeGGML), nil
+	case "on":
+		if numerics != forward.NumericsGGML {
+			return false, fmt.Errorf("the cross-kernel mode judges the ggml numerics, not %s", numerics)
+		}
+		if !hasFullData(nodes) {
+			return false, fmt.Errorf("the cross-kernel mode needs a reference with full tensors (a dump or an .npy directory), not a text log")
+		}
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("cross-kernel must be auto, on or off, not %q", o.CrossKernel)
 }
 
 // graphRuns counts how many times a reference's graph starts: the nodes
