@@ -164,6 +164,15 @@ func dpbf16(acc float32, a0, a1, b0, b1 uint16) float32 {
 // vdpbf16ps, then reduce16.
 func dotBF16Tiny32(a, b []uint16) float32 {
 	var acc [16]float32
+	if dpbf16Acc32(a, b, &acc) {
+		return reduce16(&acc)
+	}
+	return dotBF16Tiny32Go(a, b)
+}
+
+// dotBF16Tiny32Go is dotBF16Tiny32 in portable Go.
+func dotBF16Tiny32Go(a, b []uint16) float32 {
+	var acc [16]float32
 	for l := 0; l+32 <= len(a); l += 32 {
 		for j := 0; j < 16; j++ {
 			acc[j] = dpbf16(acc[j], a[l+2*j], a[l+2*j+1], b[l+2*j], b[l+2*j+1])
@@ -178,9 +187,18 @@ func dotBF16Tiny32(a, b []uint16) float32 {
 // Each accumulator's reduce16 is added to a double, then the leftovers'
 // (exact) products, rounded to float at the end.
 func vecDotBF16x16(a, b []uint16, dp bool) float32 {
+	return vecDotBF16x16Asm(a, b, dp, true)
+}
+
+// vecDotBF16x16Asm is vecDotBF16x16, with the vdpbf16ps loop in assembly
+// when asm and the kernel is there.
+func vecDotBF16x16Asm(a, b []uint16, dp, asm bool) float32 {
 	n := len(a)
 	var c1, c2 [16]float32
 	i := 0
+	if dp && asm && dpbf16Acc64(n&^63, a, b, &c1, &c2) {
+		i = n &^ 63
+	}
 	if dp {
 		for ; i+64 <= n; i += 64 {
 			for j := 0; j < 16; j++ {

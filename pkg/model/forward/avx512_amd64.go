@@ -57,3 +57,39 @@ func dotF16Acc16(np int, a, b []uint16, sum *[4][16]float32) bool {
 	}
 	return true
 }
+
+//go:noescape
+func dpbf16x32AVX2(n int, a, b *uint16, acc *[2][8]float32)
+
+//go:noescape
+func dpbf16x64AVX2(n int, a, b *uint16, acc *[4][8]float32)
+
+// dpbf16Acc32 runs dotBF16Tiny32's loop over the first n&^31 values into
+// acc (lanes 0-15), or returns false without the kernel.
+func dpbf16Acc32(a, b []uint16, acc *[16]float32) bool {
+	n := len(a) &^ 31
+	if !hasAVX2 || n == 0 || len(b) < n {
+		return false
+	}
+	var r [2][8]float32
+	dpbf16x32AVX2(n, &a[0], &b[0], &r)
+	copy(acc[:8], r[0][:])
+	copy(acc[8:], r[1][:])
+	return true
+}
+
+// dpbf16Acc64 runs vecDotBF16x16's vdpbf16ps loop over the first np (a
+// multiple of 64) values into c1 and c2, or returns false without the
+// kernel.
+func dpbf16Acc64(np int, a, b []uint16, c1, c2 *[16]float32) bool {
+	if !hasAVX2 || np == 0 || len(a) < np || len(b) < np {
+		return false
+	}
+	var r [4][8]float32
+	dpbf16x64AVX2(np, &a[0], &b[0], &r)
+	copy(c1[:8], r[0][:])
+	copy(c1[8:], r[1][:])
+	copy(c2[:8], r[2][:])
+	copy(c2[8:], r[3][:])
+	return true
+}

@@ -132,3 +132,56 @@ func TestDPBF16Order(t *testing.T) {
 		t.Error("ftz does not flush subnormals to a signed zero")
 	}
 }
+
+// TestDPBF16KernelsMatchGo checks the assembly vdpbf16ps loops (tinyBLAS<32>
+// and ggml_vec_dot_bf16) against dpbf16 in portable Go, bit for bit, on
+// values that reach every case of its DAZ/FTZ: bfloat16 subnormals, zeros
+// of both signs, products and sums that underflow, and ordinary values.
+func TestDPBF16KernelsMatchGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernels on this machine/build")
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	tinyOnly := false
+	gen := func() uint16 {
+		k := r.IntN(8)
+		if tinyOnly {
+			// sums that stay near the bottom of the range, where
+			// flushing shows
+			k %= 3
+			if k == 1 {
+				return model.F32ToBF16(float32(r.NormFloat64() * 1e-19))
+			}
+		}
+		switch k {
+		case 0: // subnormal
+			return uint16(r.IntN(0x7f)+1) | uint16(r.IntN(2))<<15
+		case 1: // zero
+			return uint16(r.IntN(2)) << 15
+		case 2: // tiny: products underflow
+			return model.F32ToBF16(float32(r.NormFloat64() * 1e-20))
+		}
+		return model.F32ToBF16(float32(r.NormFloat64()))
+	}
+	for _, n := range []int{32, 64, 96, 128, 200, 4096} {
+		for rep := 0; rep < 20; rep++ {
+			tinyOnly = rep%2 == 1
+			a, b := make([]uint16, n), make([]uint16, n)
+			for i := range a {
+				a[i], b[i] = gen(), gen()
+				if rep%4 == 2 && i%2 == 0 {
+					// a bfloat16 subnormal times a huge value: visible
+					// unless the subnormal reads as zero
+					a[i] = uint16(r.IntN(0x7f) + 1)
+					b[i] = model.F32ToBF16(float32(r.NormFloat64() * 1e36))
+				}
+			}
+			if got, want := dotBF16Tiny32(a, b), dotBF16Tiny32Go(a, b); math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("tinyBLAS<32> n=%d: %v (%#x), portable %v (%#x)", n, got, math.Float32bits(got), want, math.Float32bits(want))
+			}
+			if got, want := vecDotBF16x16(a, b, true), vecDotBF16x16Asm(a, b, true, false); math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("vec_dot_bf16 n=%d: %v, portable %v", n, got, want)
+			}
+		}
+	}
+}

@@ -51,3 +51,7 @@ func summsQ1x8(m, sp []float32, ncols, first int, out *[8]float32) bool { return
 func tinyX4L16(kind, n int, a unsafe.Pointer, b *[4][]float32, out []float32) bool { return false }
 
 func dotF16Acc16(np int, a, b []uint16, sum *[4][16]float32) bool { return false }
+
+func dpbf16Acc32(a, b []uint16, acc *[16]float32) bool { return false }
+
+func dpbf16Acc64(np int, a, b []uint16, c1, c2 *[16]float32) bool { return false }
