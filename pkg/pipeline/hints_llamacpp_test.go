@@ -6,10 +6,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
+	"github.com/layerdiff/layerdiff/pkg/diagnose"
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
 	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
@@ -90,9 +92,12 @@ func hintWant(t *testing.T, b *compare.Blame, node, op, kind string, value, tol 
 	if b.Name != node || b.Op != op {
 		t.Errorf("blamed %s (%s), want %s (%s)", b.Name, b.Op, node, op)
 	}
-	h := findHint(b.Hints, kind)
+	var h *compare.Hint
+	if i := slices.IndexFunc(b.Hints, func(h compare.Hint) bool { return h.Kind == kind }); i >= 0 {
+		h = &b.Hints[i]
+	}
 	if h == nil {
-		t.Fatalf("hints %q, want %s", hintKinds(b.Hints), kind)
+		t.Fatalf("hints %q, want %s", kindsOf(b.Hints), kind)
 	}
 	if !math.IsNaN(value) && math.Abs(float64(h.Value)-value) > tol*math.Abs(value) {
 		t.Errorf("%s: value %v, want %v", kind, h.Value, value)
@@ -114,23 +119,23 @@ func TestHintEndToEnd(t *testing.T) {
 
 	t.Run("sign", func(t *testing.T) {
 		b := hintRun(t, dA, mA, RunOptions{Inject: hintInject(t, "Qcur-0:sign")})
-		hintWant(t, b, "Qcur-0", "MUL_MAT", HintSignFlip, -1, 1e-6, "a sign flip")
+		hintWant(t, b, "Qcur-0", "MUL_MAT", diagnose.HintSignFlip, -1, 1e-6, "a sign flip")
 	})
 	t.Run("scale", func(t *testing.T) {
 		b := hintRun(t, dA, mA, RunOptions{Inject: hintInject(t, "ffn_up-1:scale=2")})
-		hintWant(t, b, "ffn_up-1", "MUL_MAT", HintScale, 2, 1e-6, "a constant factor 2")
+		hintWant(t, b, "ffn_up-1", "MUL_MAT", diagnose.HintScale, 2, 1e-6, "a constant factor 2")
 	})
 	t.Run("shift", func(t *testing.T) {
 		b := hintRun(t, dA, mA, RunOptions{Inject: hintInject(t, "inp_embd:shift")})
-		hintWant(t, b, "inp_embd", "GET_ROWS", HintPositionShift, -1, 0, "token t holds the reference's token t−1")
+		hintWant(t, b, "inp_embd", "GET_ROWS", diagnose.HintPositionShift, -1, 0, "token t holds the reference's token t−1")
 	})
 	t.Run("swap", func(t *testing.T) {
 		b := hintRun(t, dA, mA, RunOptions{Inject: hintInject(t, "Kcur-0#2:swap")})
-		hintWant(t, b, "Kcur-0", "ROPE", HintSwappedHalves, math.NaN(), 0, "halves swapped")
+		hintWant(t, b, "Kcur-0", "ROPE", diagnose.HintSwappedHalves, math.NaN(), 0, "halves swapped")
 	})
 	t.Run("transpose", func(t *testing.T) {
 		b := hintRun(t, dA, mA, RunOptions{Inject: hintInject(t, "ffn_out-0:transpose")})
-		hintWant(t, b, "ffn_out-0", "MUL_MAT", HintTransposed, math.NaN(), 0, "matrices transposed")
+		hintWant(t, b, "ffn_out-0", "MUL_MAT", diagnose.HintTransposed, math.NaN(), 0, "matrices transposed")
 	})
 	t.Run("unexplained", func(t *testing.T) {
 		// adding a constant is none of the hypotheses: no hint
@@ -154,7 +159,7 @@ func TestHintEndToEnd(t *testing.T) {
 	})
 	t.Run("kv cache f16", func(t *testing.T) {
 		b := hintRun(t, dA, mA, RunOptions{KVType: "f32"})
-		h := hintWant(t, b, "cache_k_l0 (view)", "SET_ROWS", HintF16Rounding, 1, 0, "KV cache")
+		h := hintWant(t, b, "cache_k_l0 (view)", "SET_ROWS", diagnose.HintF16Rounding, 1, 0, "KV cache")
 		if h.NMSE != 0 {
 			t.Errorf("rounding layerdiff's cache to f16 leaves nmse %v", h.NMSE)
 		}
@@ -186,7 +191,7 @@ func TestHintEndToEnd(t *testing.T) {
 	t.Run("weight transposed", func(t *testing.T) {
 		mT := transposedWq(t)
 		b := hintRun(t, dA, mT, RunOptions{})
-		hintWant(t, b, "Qcur-0", "MUL_MAT", HintWeightTransposed, math.NaN(), 0, "the reference's output matches the transposed weight")
+		hintWant(t, b, "Qcur-0", "MUL_MAT", diagnose.HintWeightTransposed, math.NaN(), 0, "the reference's output matches the transposed weight")
 	})
 	t.Run("q8_0", func(t *testing.T) {
 		// quantized weights: layerdiff's MUL_MAT quantizes activations to
@@ -201,9 +206,9 @@ func TestHintEndToEnd(t *testing.T) {
 		m8 := q8(mA)
 		d8 := hintDump(t, m8, filepath.Join(dir, "dump-q8_0"))
 		b := hintRun(t, d8, m8, RunOptions{Inject: hintInject(t, "Vcur-1:scale=-0.5")})
-		hintWant(t, b, "Vcur-1", "MUL_MAT", HintScale, -0.5, 1e-6, "a constant factor -0.5")
+		hintWant(t, b, "Vcur-1", "MUL_MAT", diagnose.HintScale, -0.5, 1e-6, "a constant factor -0.5")
 		b = hintRun(t, d8, q8(transposedWq(t)), RunOptions{})
-		hintWant(t, b, "Qcur-0", "MUL_MAT", HintWeightTransposed, math.NaN(), 0, "the reference's output matches the transposed weight")
+		hintWant(t, b, "Qcur-0", "MUL_MAT", diagnose.HintWeightTransposed, math.NaN(), 0, "the reference's output matches the transposed weight")
 	})
 	t.Run("rope base", func(t *testing.T) {
 		cfg := base
@@ -211,7 +216,7 @@ func TestHintEndToEnd(t *testing.T) {
 		mB := hintFixture(t, dir, "llama-base20000.gguf", cfg, nil)
 		dB := hintDump(t, mB, filepath.Join(dir, "dump-base20000"))
 		b := hintRun(t, dB, mA, RunOptions{})
-		h := hintWant(t, b, "Qcur-0", "ROPE", HintRopeBase, 20000, 1e-3, "fit base 20000 and layerdiff's fit 10000")
+		h := hintWant(t, b, "Qcur-0", "ROPE", diagnose.HintRopeBase, 20000, 1e-3, "fit base 20000 and layerdiff's fit 10000")
 		if h.Ours == nil || math.Abs(float64(*h.Ours)-10000) > 10 || h.Model == nil || *h.Model != 10000 {
 			t.Errorf("ours %v, model %v", h.Ours, h.Model)
 		}
@@ -222,7 +227,7 @@ func TestHintEndToEnd(t *testing.T) {
 		mC := hintFixture(t, dir, "llama-eps1e-3.gguf", cfg, nil)
 		dC := hintDump(t, mC, filepath.Join(dir, "dump-eps1e-3"))
 		b := hintRun(t, dC, mA, RunOptions{})
-		h := hintWant(t, b, "norm-0", "RMS_NORM", HintRMSEps, 1e-3, 1e-2, "the reference's output fits eps 0.001")
+		h := hintWant(t, b, "norm-0", "RMS_NORM", diagnose.HintRMSEps, 1e-3, 1e-2, "the reference's output fits eps 0.001")
 		if h.Ours == nil || math.Abs(float64(*h.Ours)-1e-5) > 1e-6 || h.Model == nil || math.Abs(float64(*h.Model)-1e-5) > 1e-12 {
 			t.Errorf("ours %v, model %v", h.Ours, h.Model)
 		}
@@ -248,7 +253,7 @@ func TestHintEndToEnd(t *testing.T) {
 		}
 		mL := hintFixture(t, dir, "qwen2-as-llama.gguf", q, asLlama)
 		b := hintRun(t, dQ, mL, RunOptions{})
-		h := hintWant(t, b, "Qcur-0", "ROPE", HintRopeMode, forward.RopeNeox, 0, "the reference's output matches NEOX rotation (pairs i, i+n/2) and layerdiff's matches NORM rotation")
+		h := hintWant(t, b, "Qcur-0", "ROPE", diagnose.HintRopeMode, forward.RopeNeox, 0, "the reference's output matches NEOX rotation (pairs i, i+n/2) and layerdiff's matches NORM rotation")
 		if h.Ours == nil || *h.Ours != 0 {
 			t.Errorf("ours %v", h.Ours)
 		}
@@ -279,9 +284,18 @@ func TestHintEndToEnd(t *testing.T) {
 			}
 		}
 		b := hintRun(t, npy, mA, RunOptions{Prompt: hintPrompt, NoBOS: true})
-		hintWant(t, b, "inp_embd", b.Op, HintBOS, 1, 0, "the reference starts with BOS (id 1)")
+		hintWant(t, b, "inp_embd", b.Op, diagnose.HintBOS, 1, 0, "the reference starts with BOS (id 1)")
 		// and a prompt that tokenizes differently at the end
 		b = hintRun(t, npy, mA, RunOptions{Prompt: strings.TrimSuffix(hintPrompt, "test") + "tesx"})
-		hintWant(t, b, "inp_embd", b.Op, HintTokenMismatch, math.NaN(), 0, "token-id mismatch at positions")
+		hintWant(t, b, "inp_embd", b.Op, diagnose.HintTokenMismatch, math.NaN(), 0, "token-id mismatch at positions")
 	})
+}
+
+// kindsOf lists the hints' kinds.
+func kindsOf(hs []compare.Hint) []string {
+	var k []string
+	for _, h := range hs {
+		k = append(k, h.Kind)
+	}
+	return k
 }
