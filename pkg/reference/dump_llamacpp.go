@@ -119,7 +119,10 @@ func DumpLlamaCpp(o DumpOptions) (*Manifest, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".partial-")
+	if _, err := CleanStalePartials(o.Out); err != nil {
+		return nil, fmt.Errorf("dump: removing a killed dump's leftovers: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, partialPattern(filepath.Base(o.Out)))
 	if err != nil {
 		return nil, err
 	}
