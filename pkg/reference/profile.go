@@ -11,16 +11,18 @@ import (
 // instruction, repacked weights), so a reference can only be reproduced
 // bit for bit under its own profile.
 const (
-	ProfileX86AVX2         = "x86-avx2"          // AVX2+FMA+F16C, no AVX-512
-	ProfileX86AVX512       = "x86-avx512"        // AVX-512 with AVX512_BF16
-	ProfileX86AVX512NoBF16 = "x86-avx512-nobf16" // AVX-512 without AVX512_BF16
-	ProfileX86AVX2Repack   = "x86-avx2-repack"   // x86-avx2 with the CPU repack buffers
-	ProfileX86AVX512Repack = "x86-avx512-repack" // x86-avx512 with the CPU repack buffers
-	ProfileARM64NEON       = "arm64-neon"        // aarch64 NEON (with or without dotprod)
-	ProfileARM64NEONRepack = "arm64-neon-repack" // arm64-neon with the CPU repack buffers
-	ProfileUnknown         = "unknown"           // no system_info, another backend, another CPU
-	profileRepackSuffix    = "-repack"
-	profileNoBF16Suffix    = "-nobf16"
+	ProfileX86AVX2          = "x86-avx2"          // AVX2+FMA+F16C, no AVX-512
+	ProfileX86AVX512        = "x86-avx512"        // AVX-512 with AVX512_BF16
+	ProfileX86AVX512NoBF16  = "x86-avx512-nobf16" // AVX-512 without AVX512_BF16
+	ProfileX86AVX2Repack    = "x86-avx2-repack"   // x86-avx2 with the CPU repack buffers
+	ProfileX86AVX512Repack  = "x86-avx512-repack" // x86-avx512 with the CPU repack buffers
+	ProfileARM64NEON        = "arm64-neon"        // aarch64 NEON with DOTPROD and FP16_VA (armv8.2-a+dotprod+fp16), no SVE, no MATMUL_INT8
+	ProfileARM64NEONRepack  = "arm64-neon-repack" // arm64-neon with the CPU repack buffers
+	ProfileARM64Other       = "arm64-other"       // aarch64 without DOTPROD or FP16_VA, or with SVE, MATMUL_INT8 or SME
+	ProfileARM64OtherRepack = "arm64-other-repack"
+	ProfileUnknown          = "unknown" // no system_info, another backend, another CPU
+	profileRepackSuffix     = "-repack"
+	profileNoBF16Suffix     = "-nobf16"
 )
 
 // siFlag matches one "NAME = 1" feature of llama_print_system_info.
@@ -53,8 +55,13 @@ func KernelProfile(systemInfo string) string {
 	}
 	var p string
 	switch {
-	case f["NEON"]:
+	case f["NEON"] && f["DOTPROD"] && f["FP16_VA"] && !f["SVE"] && !f["SVE2"] && !f["MATMUL_INT8"] && !f["SME"]:
+		// tinyBLAS_Q0_ARM (vdotq_s32) for Q8_0/Q4_0 prompts and float16
+		// lanes in ggml_vec_dot_f16 and tinyBLAS; SVE or i8mm select
+		// other kernels (svdot, vmmlaq: two rows per vec_dot call).
 		p = ProfileARM64NEON
+	case f["NEON"]:
+		p = ProfileARM64Other
 	case f["AVX512"] && f["AVX512_BF16"]:
 		p = ProfileX86AVX512
 	case f["AVX512"]:
