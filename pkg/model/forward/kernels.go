@@ -26,12 +26,18 @@ const (
 	// Ice Lake, Tiger Lake): KernelsAVX512 with BF16 products as 16-lane
 	// FMAs.
 	KernelsAVX512NoBF16 = "x86-avx512-nobf16"
+	// KernelsARM64NEON is aarch64 with NEON, DOTPROD and FP16 vector
+	// arithmetic (-march=armv8.2-a+dotprod+fp16), no SVE, no i8mm:
+	// four-lane float vectors, float16 lanes in ggml_vec_dot_f16,
+	// tinyBLAS<8, float16x8_t> and the flash-attention V accumulator,
+	// tinyBLAS_Q0_ARM for Q8_0/Q4_0 prompts (neon.go).
+	KernelsARM64NEON = "arm64-neon"
 )
 
 // KernelProfiles lists the profiles the ggml numerics emulate, the default
 // first.
 func KernelProfiles() []string {
-	return []string{KernelsAVX2, KernelsAVX512, KernelsAVX512NoBF16}
+	return []string{KernelsAVX2, KernelsAVX512, KernelsAVX512NoBF16, KernelsARM64NEON}
 }
 
 // Emulates reports whether profile is one the ggml numerics reproduce.
@@ -56,6 +62,8 @@ type kernels struct {
 	// vdpbf16ps (two products per lane, the odd one first, each add
 	// rounded; bfloat16 subnormals read as zero, results flushed).
 	bf16dp bool
+	// neon: KernelsARM64NEON (neon.go); the other fields are false.
+	neon bool
 }
 
 // kernelsOf returns the kernels of a profile name ("" is KernelsAVX2).
@@ -67,12 +75,17 @@ func kernelsOf(profile string) (kernels, error) {
 		return kernels{lanes16: true, bf16dp: true}, nil
 	case KernelsAVX512NoBF16:
 		return kernels{lanes16: true}, nil
+	case KernelsARM64NEON:
+		return kernels{neon: true}, nil
 	}
 	return kernels{}, fmt.Errorf("forward: kernel profile %q is not emulated (emulated: %s)", profile, strings.Join(KernelProfiles(), ", "))
 }
 
 // vecDotF16 is ggml_vec_dot_f16 under these kernels.
 func (ks kernels) vecDotF16(a, b []uint16) float32 {
+	if ks.neon {
+		return vecDotF16NEON(a, b)
+	}
 	if ks.lanes16 {
 		return vecDotF16x16(a, b)
 	}

@@ -214,6 +214,9 @@ type actRows struct {
 // mulMatGGML is ggml_compute_forward_mul_mat: dst[i1][i0] = dot(src0 row
 // i0, src1 row i1), with src0 broadcast over dims 2 and 3.
 func (e *executor) mulMatGGML(dst *node) error {
+	if e.k.neon {
+		return e.mulMatNEON(dst)
+	}
 	a, b := dst.src[0], dst.src[1]
 	if b.typ != model.F32 {
 		return fmt.Errorf("%s: src1 %s has type %s, want f32", dst.name, b.name, b.typ)

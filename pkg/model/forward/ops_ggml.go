@@ -202,6 +202,10 @@ func (e *executor) swigluGGML(dst *node) {
 			x := a.rowF32(i1, i2, i3, nil)
 			gv := g.rowF32(i1, i2, i3, nil)
 			y := dst.rowF32(i1, i2, i3, nil)
+			if e.k.neon {
+				swigluNEON(y, x, gv)
+				return
+			}
 			if e.k.lanes16 {
 				i := 0
 				for ; i+15 < len(x); i += 16 {
@@ -271,6 +275,14 @@ func (e *executor) softMaxGGML(dst *node) {
 			y := dst.rowF32(i1, i2, i3, nil)
 			var sum float64
 			i := 0
+			for ; e.k.neon && i+3 < len(wp); i += 4 {
+				var v [4]float32
+				for k := 0; k < 4; k++ {
+					v[k] = vExpf(wp[i+k] - max)
+					y[i+k] = v[k]
+				}
+				sum += float64(vaddvq(&v))
+			}
 			for ; e.k.lanes16 && i+15 < len(wp); i += 16 {
 				var v [16]float32
 				for k := 0; k < 16; k++ {
@@ -279,7 +291,7 @@ func (e *executor) softMaxGGML(dst *node) {
 				}
 				sum += float64(reduce16(&v))
 			}
-			for ; !e.k.lanes16 && i+7 < len(wp); i += 8 {
+			for ; !e.k.lanes16 && !e.k.neon && i+7 < len(wp); i += 8 {
 				var v [8]float32
 				for k := 0; k < 8; k++ {
 					v[k] = vExpf(wp[i+k] - max)
@@ -470,11 +482,11 @@ func (e *executor) flashAttnGGML(dst *node) error {
 				if s > M {
 					M = s
 					ms = Expf(Mold - M)
-					scaleF16(acc, ms)
+					e.k.scaleF16(acc, ms)
 				} else {
 					vs = Expf(s - M)
 				}
-				madF16(acc, v.rowF16(ic, iv2, iq3), vs)
+				e.k.madF16(acc, v.rowF16(ic, iv2, iq3), vs)
 				S = fma32(S, ms, vs)
 			}
 			sInv := float32(0)

@@ -1,0 +1,743 @@
+package forward
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/layerdiff/layerdiff/pkg/model"
+)
+
+// Scalar models of ggml-cpu's aarch64 NEON code paths (profile
+// KernelsARM64NEON): ec98e2002 compiled by GCC 12.2 with -O3
+// -march=armv8.2-a+dotprod+fp16 (so __ARM_FEATURE_DOTPROD and
+// __ARM_FEATURE_FP16_VECTOR_ARITHMETIC, no SVE, no i8mm), read from the
+// sources and from the assembly GCC generates for them (docs/numerics.md,
+// "arm64-neon"). A float32x4_t is [4]float32, a float16x8_t [8]uint16 of
+// float16 bits whose arithmetic rounds to float16 after every operation.
+
+// hsum4 is vaddvq_f32 (FADDP twice): (v0+v1) + (v2+v3).
+func vaddvq(v *[4]float32) float32 { return (v[0] + v[1]) + (v[2] + v[3]) }
+
+// f64ToF16 rounds x to float16 (nearest, ties to even); e, the exact error
+// of x as a float64 sum (x+e is the value to round), breaks ties: x+e is
+// never a tie when e != 0, so a tie in x goes the way e points.
+func f64ToF16(x, e float64) uint16 {
+	var sign uint16
+	if math.Signbit(x) {
+		sign = 0x8000
+		x, e = -x, -e
+	}
+	switch {
+	case x != x:
+		return 0x7e00
+	case x >= 65520 || (x == 65520 && e >= 0):
+		return sign | 0x7c00
+	case x == 0:
+		return sign
+	}
+	// scale so that the float16 ulp is 1: exponent -24 for subnormals,
+	// else 10 bits below the leading one; both scalings are exact.
+	_, exp := math.Frexp(x) // x = f·2^exp, f in [0.5, 1)
+	shift := 11 - exp       // x·2^shift in [1024, 2048)
+	if exp-1 < -14 {
+		shift = 24
+	}
+	q := math.Ldexp(x, shift)
+	fl := math.Floor(q)
+	var r float64
+	switch fr := q - fl; {
+	case fr > 0.5:
+		r = fl + 1
+	case fr < 0.5:
+		r = fl
+	case e > 0:
+		r = fl + 1
+	case e < 0:
+		r = fl
+	case math.Mod(fl, 2) == 0:
+		r = fl
+	default:
+		r = fl + 1
+	}
+	if shift == 24 { // subnormal (r = 1024 is the smallest normal, the same bits)
+		return sign | uint16(r)
+	}
+	be := exp - 1 + 15 // biased exponent of x's leading one
+	if r == 2048 {
+		r, be = 1024, be+1
+	}
+	if be >= 31 {
+		return sign | 0x7c00
+	}
+	return sign | uint16(be)<<10 | (uint16(r) - 1024)
+}
+
+// fmaF16 is one lane of vfmaq_f16(c, a, b): c + a·b rounded once to
+// float16 (FMLA .8h). The product is exact in float64; the sum is split
+// into its float64 rounding and the exact error (TwoSum) so that the
+// float16 rounding is of the exact value.
+func fmaF16(a, b, c uint16) uint16 {
+	p := float64(f16Table[a]) * float64(f16Table[b])
+	cc := float64(f16Table[c])
+	s := p + cc
+	bp := s - p
+	e := (p - (s - bp)) + (cc - bp)
+	if math.IsInf(s, 0) || s != s {
+		return f64ToF16(s, 0)
+	}
+	return f64ToF16(s, e)
+}
+
+// addF16 is one lane of vaddq_f16 (the sum of two float16 values is exact
+// in float64).
+func addF16(a, b uint16) uint16 {
+	return f64ToF16(float64(f16Table[a])+float64(f16Table[b]), 0)
+}
+
+// mulF16 is one lane of vmulq_f16 (the product is exact in float32).
+func mulF16(a, b uint16) uint16 { return toF16(f16Table[a] * f16Table[b]) }
+
+// vecDotF32NEON is ggml_vec_dot_f32 on NEON: four 4-lane FMA accumulators
+// over steps of 16, GGML_F32x4_REDUCE ((x0+x2)+(x1+x3), then vaddvq_f32),
+// then the leftovers as GCC compiled them: when at least 4 remain, blocks
+// of 4 with rounded products added in order, then the last 0–3 fused.
+func vecDotF32NEON(a, b []float32) float32 {
+	n := len(a)
+	np := n &^ 15
+	var sum [4][4]float32
+	for i := 0; i < np; i += 16 {
+		for j := 0; j < 4; j++ {
+			for k := 0; k < 4; k++ {
+				e := i + 4*j + k
+				sum[j][k] = fma32(a[e], b[e], sum[j][k])
+			}
+		}
+	}
+	var s [4]float32
+	for k := 0; k < 4; k++ {
+		s[k] = (sum[0][k] + sum[2][k]) + (sum[1][k] + sum[3][k])
+	}
+	sumf := vaddvq(&s)
+	i := np
+	if n-np >= 4 {
+		for end := np + (n-np)&^3; i < end; i++ {
+			sumf += float32(a[i] * b[i])
+		}
+	}
+	for ; i < n; i++ {
+		sumf = fma32(a[i], b[i], sumf)
+	}
+	return sumf
+}
+
+// dotF32TinyNEON is tinyBLAS<4, float32x4_t> (F32 prompts): lane i
+// accumulates fma(a[l+i], b[l+i]) over steps of 4, then vaddvq_f32.
+func dotF32TinyNEON(a, b []float32) float32 {
+	var acc [4]float32
+	for l := 0; l+4 <= len(a); l += 4 {
+		for i := 0; i < 4; i++ {
+			acc[i] = fma32(a[l+i], b[l+i], acc[i])
+		}
+	}
+	return vaddvq(&acc)
+}
+
+// hsumF16x8 is llamafile's hsum(float16x8_t) and the end of
+// GGML_F16x8_REDUCE: the two halves converted to float32 and added lane by
+// lane, then vaddvq_f32.
+func hsumF16x8(v *[8]uint16) float32 {
+	var t [4]float32
+	for i := 0; i < 4; i++ {
+		t[i] = f16Table[v[i]] + f16Table[v[i+4]]
+	}
+	return vaddvq(&t)
+}
+
+// vecDotF16NEON is ggml_vec_dot_f16 with FP16 vector arithmetic: four
+// float16x8 accumulators over steps of 32, each lane c + x·y rounded to
+// float16; GGML_F16x8_REDUCE in float16 ((x0+x2)+(x1+x3)), hsumF16x8 into
+// a double; the leftovers' products rounded to float and added in double;
+// rounded to float at the end.
+func vecDotF16NEON(a, b []uint16) float32 {
+	n := len(a)
+	np := n &^ 31
+	var sum [4][8]uint16
+	for i := 0; i < np; i += 32 {
+		for j := 0; j < 4; j++ {
+			for k := 0; k < 8; k++ {
+				e := i + 8*j + k
+				sum[j][k] = fmaF16(a[e], b[e], sum[j][k])
+			}
+		}
+	}
+	var t [8]uint16
+	for k := 0; k < 8; k++ {
+		t[k] = addF16(addF16(sum[0][k], sum[2][k]), addF16(sum[1][k], sum[3][k]))
+	}
+	sumf := float64(hsumF16x8(&t))
+	for i := np; i < n; i++ {
+		sumf += float64(f16Table[a[i]] * f16Table[b[i]])
+	}
+	return float32(sumf)
+}
+
+// dotF16TinyNEON is tinyBLAS<8, float16x8_t> (F16 prompts of at least 8
+// columns, k % 8 == 0): lane i accumulates a·b in float16 over steps of 8,
+// then hsumF16x8.
+func dotF16TinyNEON(a, b []uint16) float32 {
+	var acc [8]uint16
+	for l := 0; l+8 <= len(a); l += 8 {
+		for i := 0; i < 8; i++ {
+			acc[i] = fmaF16(a[l+i], b[l+i], acc[i])
+		}
+	}
+	return hsumF16x8(&acc)
+}
+
+// madF16NEON is ggml_vec_mad_f16 with FP16 vector arithmetic: v is
+// converted to float16 and y = y + x·v rounded to float16 on the first
+// n &^ 31 values; the rest in float32, fused, then rounded to float16.
+func madF16NEON(y, x []uint16, v float32) {
+	np := len(y) &^ 31
+	vh := toF16(v)
+	for i := 0; i < np; i++ {
+		y[i] = fmaF16(x[i], vh, y[i])
+	}
+	for i := np; i < len(y); i++ {
+		y[i] = toF16(fma32(f16Table[x[i]], v, f16Table[y[i]]))
+	}
+}
+
+// scaleF16NEON is ggml_vec_scale_f16 with FP16 vector arithmetic: y =
+// y·f16(v) in float16 on the first n &^ 31 values, y·v in float32 (then
+// rounded to float16) on the rest.
+func scaleF16NEON(y []uint16, v float32) {
+	np := len(y) &^ 31
+	vh := toF16(v)
+	for i := 0; i < np; i++ {
+		y[i] = mulF16(y[i], vh)
+	}
+	for i := np; i < len(y); i++ {
+		y[i] = toF16(f16Table[y[i]] * v)
+	}
+}
+
+// quantizeQ8NEON is quantize_row_q8_0 (q1 false) or quantize_row_q8_1
+// (q1 true) of ggml-cpu/arch/arm/quants.c: d = amax/127, id = 1/d (not
+// 127/amax as on x86), q = vcvtnq_s32_f32(x·id) (ties to even), stored as
+// its low byte; Q8_1's s = f16(d·Σq) over the int32 values.
+func quantizeQ8NEON(src []float32, dst []byte, q1 bool) {
+	bs, off := 34, 2
+	if q1 {
+		bs, off = 36, 4
+	}
+	for i := 0; i < len(src)/32; i++ {
+		x := src[32*i : 32*i+32]
+		y := dst[bs*i : bs*i+bs]
+		var amax float32
+		for _, v := range x {
+			if a := float32(math.Abs(float64(v))); a > amax || a != a {
+				amax = a
+			}
+		}
+		d := amax / 127
+		id := float32(0)
+		if d != 0 {
+			id = 1 / d
+		}
+		binary.LittleEndian.PutUint16(y, toF16(d))
+		var sum int32
+		for j, v := range x {
+			q := cvtnS32(v * id)
+			sum += q
+			y[off+j] = byte(q)
+		}
+		if q1 {
+			binary.LittleEndian.PutUint16(y[2:], toF16(d*float32(sum)))
+		}
+	}
+}
+
+// cvtnS32 is FCVTNS: to the nearest int32, ties to even, saturating, NaN
+// to 0.
+func cvtnS32(x float32) int32 {
+	switch {
+	case x != x:
+		return 0
+	case x >= 2147483647:
+		return math.MaxInt32
+	case x <= -2147483648:
+		return math.MinInt32
+	}
+	return int32(math.RoundToEven(float64(x)))
+}
+
+// q0Block is a Q8_0-like view of one block of 32 weights: their integer
+// values (Q4_1/Q5_1: unsigned), the scale d and, for Q4_1/Q5_1, the min m.
+type q0Block struct {
+	q    [32]int8
+	d, m float32
+}
+
+// q0BlockBytes is the size of a block of t.
+func q0BlockBytes(t model.Type) int {
+	switch t {
+	case model.Q8_0:
+		return 34
+	case model.Q4_0:
+		return 18
+	case model.Q5_0:
+		return 22
+	case model.Q4_1:
+		return 20
+	case model.Q5_1:
+		return 24
+	}
+	return 0
+}
+
+// unpackQ0NEON reads block xb of t as the NEON kernels see it: element j
+// of the 32 at q[j] (low nibbles 0..15, high nibbles 16..31).
+func unpackQ0NEON(t model.Type, xb []byte, b *q0Block) {
+	switch t {
+	case model.Q8_0:
+		b.d = unpackQ8_0(xb, &b.q)
+	case model.Q4_0:
+		b.d = unpackQ4_0(xb, &b.q)
+	case model.Q5_0:
+		b.d = unpackQ5_0(xb, &b.q)
+	case model.Q4_1, model.Q5_1:
+		b.d, b.m = ldF16(xb), ldF16(xb[2:])
+		qs, qh := xb[4:20], uint32(0)
+		if t == model.Q5_1 {
+			qs, qh = xb[8:24], binary.LittleEndian.Uint32(xb[4:8])
+		}
+		for i := 0; i < 16; i++ {
+			b.q[i] = int8(qs[i]&0xF | byte((qh>>i)&1)<<4)
+			b.q[i+16] = int8(qs[i]>>4 | byte((qh>>(i+16))&1)<<4)
+		}
+	}
+}
+
+// q0Lanes is vdotq_s32 over the two 16-byte halves of a block: lane l sums
+// the products of elements 4l..4l+3 and 16+4l..16+4l+3 (exact).
+func q0Lanes(x *[32]int8, y []byte) (lane [4]int32, sum int32) {
+	for l := 0; l < 4; l++ {
+		var s int32
+		for _, j := range [8]int{4 * l, 4*l + 1, 4*l + 2, 4*l + 3, 16 + 4*l, 17 + 4*l, 18 + 4*l, 19 + 4*l} {
+			s += int32(x[j]) * int32(int8(y[j]))
+		}
+		lane[l] = s
+		sum += s
+	}
+	return lane, sum
+}
+
+// dotQ0NEON is ggml_vec_dot_{q8_0,q4_0,q5_0}_q8_0 and
+// ggml_vec_dot_{q4_1,q5_1}_q8_1 on NEON (one column): blocks in pairs, the
+// even ones into sumv0 and the odd ones into sumv1, each lane acc +
+// float(lane)·(dx·dy) with the product and the sum rounded (vmlaq_n_f32 is
+// FMUL+FADD); sumf = vaddvq(sumv0) + vaddvq(sumv1) (+ the mins); an odd
+// last block in scalar code, with the type's own contraction.
+func dotQ0NEON(t model.Type, n int, x, y []byte) float32 {
+	bs := q0BlockBytes(t)
+	ys := 34
+	q1 := t == model.Q4_1 || t == model.Q5_1
+	if q1 {
+		ys = 36
+	}
+	nb := n / 32
+	var acc [2][4]float32
+	var summs, summs1 float32
+	var b [2]q0Block
+	ib := 0
+	for ; ib+1 < nb; ib += 2 {
+		for k := 0; k < 2; k++ {
+			unpackQ0NEON(t, x[(ib+k)*bs:], &b[k])
+		}
+		y0, y1 := y[ib*ys:], y[(ib+1)*ys:]
+		switch t {
+		case model.Q4_1: // summs += m0·s0 + m1·s1: fma(m0, s0, m1·s1)
+			summs += fma32(b[0].m, ldF16(y0[2:]), b[1].m*ldF16(y1[2:]))
+		case model.Q5_1:
+			summs = fma32(b[0].m, ldF16(y0[2:]), summs)
+			summs1 = fma32(b[1].m, ldF16(y1[2:]), summs1)
+		}
+		for k, yb := range [2][]byte{y0, y1} {
+			d := b[k].d * ldF16(yb)
+			lane, _ := q0Lanes(&b[k].q, yb[ys-32:])
+			for l := 0; l < 4; l++ {
+				acc[k][l] += float32(lane[l]) * d
+			}
+		}
+	}
+	sumf := vaddvq(&acc[0]) + vaddvq(&acc[1])
+	switch t {
+	case model.Q4_1:
+		sumf += summs
+	case model.Q5_1:
+		sumf = (sumf + summs) + summs1
+	}
+	for ; ib < nb; ib++ {
+		var blk q0Block
+		unpackQ0NEON(t, x[ib*bs:], &blk)
+		yb := y[ib*ys:]
+		_, sumi := q0Lanes(&blk.q, yb[ys-32:])
+		dy := ldF16(yb)
+		switch t {
+		case model.Q8_0: // sumf += sumi*(dx*dy)
+			sumf = fma32(float32(sumi), blk.d*dy, sumf)
+		case model.Q4_0: // sumf += sumi*dx*dy
+			sumf = fma32(float32(sumi)*blk.d, dy, sumf)
+		case model.Q5_0: // sumf += (dx*dy)*sumi
+			sumf = fma32(blk.d*dy, float32(sumi), sumf)
+		case model.Q4_1, model.Q5_1: // sumf += (dx*dy)*sumi + m*s
+			sumf += fma32(blk.d*dy, float32(sumi), blk.m*ldF16(yb[2:]))
+		}
+	}
+	return sumf
+}
+
+// dotQ0TinyNEON is tinyBLAS_Q0_ARM (Q8_0 and Q4_0 prompts): per block,
+// lane l of vdotq(vdotq(0, lo), hi) times fp16(A.d)·fp16(B.d), multiplied
+// and added with two roundings (vmlaq_n_f32), then vaddvq_f32.
+func dotQ0TinyNEON(t model.Type, n int, x, y []byte) float32 {
+	bs := q0BlockBytes(t)
+	var acc [4]float32
+	var b q0Block
+	for ib := 0; ib < n/32; ib++ {
+		unpackQ0NEON(t, x[ib*bs:], &b)
+		yb := y[ib*34:]
+		d := b.d * ldF16(yb)
+		lane, _ := q0Lanes(&b.q, yb[2:34])
+		for l := 0; l < 4; l++ {
+			acc[l] += float32(lane[l]) * d
+		}
+	}
+	return vaddvq(&acc)
+}
+
+// kMins is Σ m[sub]·(bsums[2sub] + bsums[2sub+1]) over the eight 32-value
+// sub-blocks (the NEON kernels' vpaddq_s16 + vmull_s16, exact).
+func kMins(mins *[8]int32, bsums []byte) int32 {
+	var s int32
+	for sub := 0; sub < 8; sub++ {
+		b0 := int32(int16(binary.LittleEndian.Uint16(bsums[4*sub:])))
+		b1 := int32(int16(binary.LittleEndian.Uint16(bsums[4*sub+2:])))
+		s += mins[sub] * (b0 + b1)
+	}
+	return s
+}
+
+// dotQ4KNEON is ggml_vec_dot_q4_K_q8_K on NEON: per super-block the
+// integer sums Σ scale·Σ q·q8 and Σ min·bsum (exact), then in scalar code
+// sumf = sumf − dmin·mins (fused) and sumf = fma(float(sumi), d, sumf),
+// with d = y.d·x.d and dmin = y.d·x.dmin.
+func dotQ4KNEON(n int, x, y []byte) float32 {
+	var sumf float32
+	for i := 0; i < n/256; i++ {
+		xb := x[i*144 : i*144+144]
+		yd, yq, bsums := q8K(y[i*292:])
+		d := yd * ldF16(xb)
+		dmin := yd * ldF16(xb[2:])
+		var mins [8]int32
+		var sumi int32
+		qs := xb[16:144]
+		for j := 0; j < 4; j++ {
+			sc0, m0 := scaleMinK4(2*j, xb[4:16])
+			sc1, m1 := scaleMinK4(2*j+1, xb[4:16])
+			mins[2*j], mins[2*j+1] = int32(m0), int32(m1)
+			var s0, s1 int32
+			for l := 0; l < 32; l++ {
+				q := qs[32*j+l]
+				s0 += int32(q&0xF) * int32(int8(yq[64*j+l]))
+				s1 += int32(q>>4) * int32(int8(yq[64*j+32+l]))
+			}
+			sumi += s0*int32(sc0) + s1*int32(sc1)
+		}
+		sumf = fma32(-dmin, float32(kMins(&mins, bsums)), sumf)
+		sumf = fma32(float32(sumi), d, sumf)
+	}
+	return sumf
+}
+
+// dotQ5KNEON is ggml_vec_dot_q5_K_q8_K on NEON: as dotQ4KNEON with the
+// fifth bit, and sumf += d·sumi − dmin·mins as GCC compiles it: d·sumi
+// rounded, the min product fused into the subtraction, then the add.
+func dotQ5KNEON(n int, x, y []byte) float32 {
+	var sumf float32
+	for i := 0; i < n/256; i++ {
+		xb := x[i*176 : i*176+176]
+		yd, yq, bsums := q8K(y[i*292:])
+		d := yd * ldF16(xb)
+		dmin := yd * ldF16(xb[2:])
+		qh, qs := xb[16:48], xb[48:176]
+		var mins [8]int32
+		var sumi int32
+		for j := 0; j < 4; j++ {
+			sc0, m0 := scaleMinK4(2*j, xb[4:16])
+			sc1, m1 := scaleMinK4(2*j+1, xb[4:16])
+			mins[2*j], mins[2*j+1] = int32(m0), int32(m1)
+			var s0, s1 int32
+			for l := 0; l < 32; l++ {
+				q := qs[32*j+l]
+				v0 := int32(q&0xF) | int32((qh[l]>>(2*j))&1)<<4
+				v1 := int32(q>>4) | int32((qh[l]>>(2*j+1))&1)<<4
+				s0 += v0 * int32(int8(yq[64*j+l]))
+				s1 += v1 * int32(int8(yq[64*j+32+l]))
+			}
+			sumi += s0*int32(sc0) + s1*int32(sc1)
+		}
+		sumf += fma32(-dmin, float32(kMins(&mins, bsums)), float32(sumi)*d)
+	}
+	return sumf
+}
+
+// dotQ6KNEON is ggml_vec_dot_q6_K_q8_K on NEON: per super-block the exact
+// integer Σ scale·Σ (q−32)·q8, then sum = fma(x.d·y.d, float(·), sum).
+func dotQ6KNEON(n int, x, y []byte) float32 {
+	var sum float32
+	for i := 0; i < n/256; i++ {
+		xb := x[i*210 : i*210+210]
+		yd, yq, _ := q8K(y[i*292:])
+		ql, qh, sc := xb[0:128], xb[128:192], xb[192:208]
+		var isum int32
+		for c := 0; c < 2; c++ {
+			for l := 0; l < 32; l++ {
+				h := qh[32*c+l]
+				v := [4]int32{
+					int32(ql[64*c+l]&0xF|(h&3)<<4) - 32,
+					int32(ql[64*c+32+l]&0xF|((h>>2)&3)<<4) - 32,
+					int32(ql[64*c+l]>>4|((h>>4)&3)<<4) - 32,
+					int32(ql[64*c+32+l]>>4|((h>>6)&3)<<4) - 32,
+				}
+				for k := 0; k < 4; k++ {
+					e := 128*c + 32*k + l
+					isum += v[k] * int32(int8(yq[e])) * int32(int8(sc[e/16]))
+				}
+			}
+		}
+		sum = fma32(ldF16(xb[208:])*yd, float32(isum), sum)
+	}
+	return sum
+}
+
+// chooseKernelNEON is ggml_compute_forward_mul_mat's choice on this build
+// (GGML_USE_LLAMAFILE, no repack): llamafile_sgemm takes F32 weights with
+// the float32 src1 when it is contiguous and n >= 4, k%4 == 0, m%4 == 0
+// (tinyBLAS<4>); F16 weights with the converted src1 when n >= 8, k%8 ==
+// 0, m%4 == 0 (tinyBLAS<8, float16x8_t>); Q8_0 and Q4_0 for any n >= 2
+// (tinyBLAS_Q0_ARM). Everything else is ggml_vec_dot_*, column by column.
+func chooseKernelNEON(t model.Type, m, n, k int64, src1Contiguous bool) matKernel {
+	switch {
+	case n < 2:
+		return kernVecDot
+	case t == model.F32 && src1Contiguous && n >= 4 && k%4 == 0 && m%4 == 0:
+		return kernTinyBLAS
+	case t == model.F16 && n >= 8 && k%8 == 0 && m%4 == 0:
+		return kernTinyBLAS
+	case t == model.Q8_0 || t == model.Q4_0:
+		return kernTinyBLAS
+	}
+	return kernVecDot
+}
+
+// neonDot returns the dot product of one weight row (bytes) with one
+// converted column under chooseKernelNEON's kernel.
+func neonDot(t model.Type, kern matKernel) (func(n int, x []byte, xf []float32, xh []uint16, col int64, act *actRows) float32, error) {
+	tiny := kern == kernTinyBLAS
+	switch t {
+	case model.F32:
+		if tiny {
+			return func(_ int, _ []byte, xf []float32, _ []uint16, c int64, a *actRows) float32 {
+				return dotF32TinyNEON(xf, a.f32[c])
+			}, nil
+		}
+		return func(_ int, _ []byte, xf []float32, _ []uint16, c int64, a *actRows) float32 {
+			return vecDotF32NEON(xf, a.f32[c])
+		}, nil
+	case model.F16:
+		if tiny {
+			return func(_ int, _ []byte, _ []float32, xh []uint16, c int64, a *actRows) float32 {
+				return dotF16TinyNEON(xh, a.u16[c])
+			}, nil
+		}
+		return func(_ int, _ []byte, _ []float32, xh []uint16, c int64, a *actRows) float32 {
+			return vecDotF16NEON(xh, a.u16[c])
+		}, nil
+	case model.Q8_0, model.Q4_0, model.Q5_0, model.Q4_1, model.Q5_1:
+		if tiny {
+			return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
+				return dotQ0TinyNEON(t, n, x, a.b[c])
+			}, nil
+		}
+		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
+			return dotQ0NEON(t, n, x, a.b[c])
+		}, nil
+	case model.Q4_K:
+		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
+			return dotQ4KNEON(n, x, a.b[c])
+		}, nil
+	case model.Q5_K:
+		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
+			return dotQ5KNEON(n, x, a.b[c])
+		}, nil
+	case model.Q6_K:
+		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
+			return dotQ6KNEON(n, x, a.b[c])
+		}, nil
+	}
+	return nil, fmt.Errorf("the %s kernel profile has no %s dot product (emulated: f32, f16, q8_0, q4_0, q5_0, q4_1, q5_1, q4_k, q5_k, q6_k)", KernelsARM64NEON, t)
+}
+
+// mulMatNEON is mulMatGGML under KernelsARM64NEON: the activations
+// converted as ggml-cpu's NEON from_float does, then one portable dot per
+// output.
+func (e *executor) mulMatNEON(dst *node) error {
+	a, b := dst.src[0], dst.src[1]
+	if b.typ != model.F32 {
+		return fmt.Errorf("%s: src1 %s has type %s, want f32", dst.name, b.name, b.typ)
+	}
+	ne00, ne01 := a.ne[0], a.ne[1]
+	ne11, ne12, ne13 := b.ne[1], b.ne[2], b.ne[3]
+	if b.ne[0] != ne00 {
+		return fmt.Errorf("%s: inner dimensions differ: %s has %d, %s has %d", dst.name, a.name, ne00, b.name, b.ne[0])
+	}
+	r2, r3 := ne12/a.ne[2], ne13/a.ne[3]
+	vdt := model.VecDotType(a.typ)
+	kern := chooseKernelNEON(a.typ, ne01, ne11, ne00, b.isContiguous())
+	dot, err := neonDot(a.typ, kern)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dst.name, err)
+	}
+	ncols := ne11 * ne12 * ne13
+	var act actRows
+	var rb int64
+	switch vdt {
+	case model.F32:
+		act.f32 = make([][]float32, ncols)
+	case model.F16:
+		act.u16 = make([][]uint16, ncols)
+	default:
+		if rb, err = vdt.RowBytes(ne00); err != nil {
+			return fmt.Errorf("%s: %w", dst.name, err)
+		}
+		act.b = make([][]byte, ncols)
+	}
+	for _, s := range dst.src {
+		if s != nil {
+			s.base()
+		}
+	}
+	var convErr error
+	var convOnce sync.Once
+	parallelFor(int(ncols), e.threads, func(lo, hi int) {
+		tmp := make([]float32, ne00)
+		for c := int64(lo); c < int64(hi); c++ {
+			i11, i12, i13 := c%ne11, (c/ne11)%ne12, c/(ne11*ne12)
+			x := b.rowF32(i11, i12, i13, tmp)
+			switch vdt {
+			case model.F32:
+				act.f32[c] = append([]float32(nil), x...)
+			case model.F16:
+				u := make([]uint16, len(x))
+				for i, v := range x {
+					u[i] = toF16(v)
+				}
+				act.u16[c] = u
+			case model.Q8_0, model.Q8_1:
+				q := make([]byte, rb)
+				quantizeQ8NEON(x, q, vdt == model.Q8_1)
+				act.b[c] = q
+			default:
+				// Q8_K: quantize_row_q8_K_ref, nearest_int fused as on x86
+				q := make([]byte, rb)
+				if err := model.QuantizeRow(vdt, x, q, model.QuantCPU); err != nil {
+					convOnce.Do(func() { convErr = fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err) })
+					return
+				}
+				act.b[c] = q
+			}
+		}
+	})
+	if convErr != nil {
+		return convErr
+	}
+	out, off := dst.base()
+	nmat := a.ne[2] * a.ne[3]
+	parallelFor(int(ne01*nmat), e.threads, func(lo, hi int) {
+		rowF32 := make([]float32, ne00)
+		rowU16 := make([]uint16, ne00)
+		for r := lo; r < hi; r++ {
+			i01 := int64(r) % ne01
+			i02 := (int64(r) / ne01) % a.ne[2]
+			i03 := int64(r) / ne01 / a.ne[2]
+			var xb []byte
+			var xf []float32
+			var xh []uint16
+			switch {
+			case a.weight != nil && a.typ == model.F32:
+				wr := a.weightRow(i01, i02, i03)
+				for i := range rowF32 {
+					rowF32[i] = math.Float32frombits(binary.LittleEndian.Uint32(wr[4*i:]))
+				}
+				xf = rowF32
+			case a.weight != nil && a.typ == model.F16:
+				wr := a.weightRow(i01, i02, i03)
+				for i := range rowU16 {
+					rowU16[i] = binary.LittleEndian.Uint16(wr[2*i:])
+				}
+				xh = rowU16
+			case a.weight != nil:
+				xb = a.weightRow(i01, i02, i03)
+			case a.typ == model.F32:
+				xf = a.rowF32(i01, i02, i03, rowF32)
+			case a.typ == model.F16:
+				xh = a.rowF16(i01, i02, i03)
+			}
+			for i13 := i03 * r3; i13 < (i03+1)*r3; i13++ {
+				for i12 := i02 * r2; i12 < (i02+1)*r2; i12++ {
+					for i11 := int64(0); i11 < ne11; i11++ {
+						col := i11 + ne11*(i12+ne12*i13)
+						out.f32[off+dst.elemOffset(i01, i11, i12, i13)] = dot(int(ne00), xb, xf, xh, col, &act)
+					}
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// swigluNEON is ggml_vec_swiglu_f32 on NEON: ggml_v_silu (the same lanes
+// as vSilu) times g on chunks of 4, ggml_silu_f32 on the tail.
+func swigluNEON(y, x, g []float32) {
+	i := 0
+	for ; i+3 < len(x); i += 4 {
+		for k := i; k < i+4; k++ {
+			y[k] = vSilu(x[k]) * g[k]
+		}
+	}
+	for ; i < len(x); i++ {
+		y[i] = siluF32(x[i]) * g[i]
+	}
+}
+
+// madF16 is ggml_vec_mad_f16 under these kernels.
+func (ks kernels) madF16(y, x []uint16, v float32) {
+	if ks.neon {
+		madF16NEON(y, x, v)
+		return
+	}
+	madF16(y, x, v)
+}
+
+// scaleF16 is ggml_vec_scale_f16 under these kernels.
+func (ks kernels) scaleF16(y []uint16, v float32) {
+	if ks.neon {
+		scaleF16NEON(y, v)
+		return
+	}
+	scaleF16(y, v)
+}
