@@ -79,7 +79,7 @@ func f64ToF16(x, e float64) uint16 {
 // into its float64 rounding and the exact error (TwoSum) so that the
 // float16 rounding is of the exact value.
 func fmaF16(a, b, c uint16) uint16 {
-	p := float64(f16Table[a]) * float64(f16Table[b])
+	p := float64(float64(f16Table[a]) * float64(f16Table[b])) // no fused add
 	cc := float64(f16Table[c])
 	s := p + cc
 	bp := s - p
@@ -369,7 +369,7 @@ func dotQ0NEON(t model.Type, n int, x, y []byte) float32 {
 			d := b[k].d * ldF16(yb)
 			lane, _ := q0Lanes(&b[k].q, yb[ys-32:])
 			for l := 0; l < 4; l++ {
-				acc[k][l] += float32(lane[l]) * d
+				acc[k][l] += float32(float32(lane[l]) * d)
 			}
 		}
 	}
@@ -413,7 +413,7 @@ func dotQ0TinyNEON(t model.Type, n int, x, y []byte) float32 {
 		d := b.d * ldF16(yb)
 		lane, _ := q0Lanes(&b.q, yb[2:34])
 		for l := 0; l < 4; l++ {
-			acc[l] += float32(lane[l]) * d
+			acc[l] += float32(float32(lane[l]) * d)
 		}
 	}
 	return vaddvq(&acc)
@@ -464,8 +464,9 @@ func dotQ4KNEON(n int, x, y []byte) float32 {
 }
 
 // dotQ5KNEON is ggml_vec_dot_q5_K_q8_K on NEON: as dotQ4KNEON with the
-// fifth bit, and sumf += d·sumi − dmin·mins as GCC compiles it: d·sumi
-// rounded, the min product fused into the subtraction, then the add.
+// fifth bit, and sumf += d·sumi − dmin·mins as GCC compiles it:
+// dmin·mins rounded, d·sumi fused with its subtraction (FNMSUB), then
+// the add.
 func dotQ5KNEON(n int, x, y []byte) float32 {
 	var sumf float32
 	for i := 0; i < n/256; i++ {
@@ -490,7 +491,7 @@ func dotQ5KNEON(n int, x, y []byte) float32 {
 			}
 			sumi += s0*int32(sc0) + s1*int32(sc1)
 		}
-		sumf += fma32(-dmin, float32(kMins(&mins, bsums)), float32(sumi)*d)
+		sumf += fma32(float32(sumi), d, -float32(dmin*float32(kMins(&mins, bsums))))
 	}
 	return sumf
 }
@@ -740,4 +741,26 @@ func (ks kernels) scaleF16(y []uint16, v float32) {
 		return
 	}
 	scaleF16(y, v)
+}
+
+// ropeRotateNormNEON is rotate_pairs(n_dims, 1, cache, src, dst, 1) as GCC
+// vectorises it for aarch64: pairs in blocks of 4 (LD2/ST2) with x0·cos
+// and x1·cos rounded and the sine products fused (FMLS, FMLA):
+// fma(−x1, sin, x0·cos) and fma(x0, sin, x1·cos); the last 0–3 pairs in
+// scalar code with the first product of each fused, as on x86.
+func ropeRotateNormNEON(nDims int64, cache, src, dst []float32) {
+	np := nDims / 2
+	i := int64(0)
+	for ; i < np&^3; i++ {
+		c, s := cache[2*i], cache[2*i+1]
+		x0, x1 := src[2*i], src[2*i+1]
+		dst[2*i] = fma32(-x1, s, x0*c)
+		dst[2*i+1] = fma32(x0, s, x1*c)
+	}
+	for ; i < np; i++ {
+		c, s := cache[2*i], cache[2*i+1]
+		x0, x1 := src[2*i], src[2*i+1]
+		dst[2*i] = fma32(x0, c, -(x1 * s))
+		dst[2*i+1] = fma32(x0, s, x1*c)
+	}
 }

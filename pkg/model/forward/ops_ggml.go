@@ -355,7 +355,9 @@ func (e *executor) ropeGGML(dst *node) error {
 			for i1 := int64(0); i1 < a.ne[1]; i1++ {
 				src := a.rowF32(i1, i2, i3, nil)
 				out := dst.rowF32(i1, i2, i3, nil)
-				if mode == RopeNorm {
+				if mode == RopeNorm && e.k.neon {
+					ropeRotateNormNEON(nDims, cache, src, out)
+				} else if mode == RopeNorm {
 					ropeRotateNorm(nDims, cache, src, out)
 				} else {
 					ropeRotateNeox(nDims, cache, src, out)
