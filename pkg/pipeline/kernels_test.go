@@ -15,6 +15,7 @@ func TestKernelProfileNames(t *testing.T) {
 		"CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | LLAMAFILE = 1 | ":                            forward.KernelsAVX2,
 		"CPU : AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | LLAMAFILE = 1 |": forward.KernelsAVX512,
 		"CPU : AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 1 | AVX512_VNNI = 1 | LLAMAFILE = 1 |":                   forward.KernelsAVX512NoBF16,
+		"CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1 | LLAMAFILE = 1 | ":                            forward.KernelsARM64NEON,
 	} {
 		got := reference.KernelProfile(si)
 		if got != want {
@@ -30,7 +31,10 @@ func TestKernelProfileNames(t *testing.T) {
 			t.Errorf("ChooseKernels for %q = %+v, %v: want an emulated stand-in with a note", si, c, err)
 		}
 	}
-	if _, err := ChooseKernels("arm64-neon", reference.ProfileX86AVX2); err == nil {
-		t.Error("--kernels arm64-neon accepted")
+	if _, err := ChooseKernels("arm64-other", reference.ProfileX86AVX2); err == nil {
+		t.Error("--kernels arm64-other accepted")
+	}
+	if c, err := ChooseKernels("", reference.KernelProfile("CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1 | LLAMAFILE = 1 | REPACK = 1 |")); err != nil || c.Exact || c.Emulated != forward.KernelsARM64NEON {
+		t.Errorf("ChooseKernels for arm64-neon-repack = %+v, %v: want arm64-neon, not exact", c, err)
 	}
 }
