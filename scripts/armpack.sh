@@ -45,5 +45,12 @@ while IFS='|' read -r name fx dp; do
 		--filter "$FILTER" --out "../../$PACK/$name" --force)
 	n=$((n + 1))
 done <"$CELLS"
+# a full run also removes the dumps of cells no longer listed
+if [ -z "${ARMPACK_ONLY:-}" ]; then
+	for d in "$PACK"/*/; do
+		d=$(basename "$d")
+		grep -q "^$d " "$CELLS" || rm -rf "${PACK:?}/$d"
+	done
+fi
 echo "armpack: $n cells in $PACK ($(du -sh "$PACK" | cut -f1))"
 "$QEMU" --version | head -1

@@ -577,6 +577,26 @@ func neonDot(t model.Type, kern matKernel) (func(n int, x []byte, xf []float32, 
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotQ0NEON(t, n, x, a.b[c])
 		}, nil
+	case model.BF16:
+		return func(_ int, _ []byte, _ []float32, xh []uint16, c int64, a *actRows) float32 {
+			return vecDotBF16NEON(xh, a.u16[c])
+		}, nil
+	case model.IQ4_NL:
+		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
+			return dotIQ4NLNEON(n, x, a.b[c])
+		}, nil
+	case model.IQ4_XS:
+		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
+			return dotIQ4XSNEON(n, x, a.b[c])
+		}, nil
+	case model.Q2_K:
+		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
+			return dotQ2KNEON(n, x, a.b[c])
+		}, nil
+	case model.Q3_K:
+		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
+			return dotQ3KNEON(n, x, a.b[c])
+		}, nil
 	case model.Q4_K:
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotQ4KNEON(n, x, a.b[c])
@@ -590,7 +610,7 @@ func neonDot(t model.Type, kern matKernel) (func(n int, x []byte, xf []float32, 
 			return dotQ6KNEON(n, x, a.b[c])
 		}, nil
 	}
-	return nil, fmt.Errorf("the %s kernel profile has no %s dot product (emulated: f32, f16, q8_0, q4_0, q5_0, q4_1, q5_1, q4_k, q5_k, q6_k)", KernelsARM64NEON, t)
+	return nil, fmt.Errorf("the %s kernel profile has no %s dot product (emulated: f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs)", KernelsARM64NEON, t)
 }
 
 // mulMatNEON is mulMatGGML under KernelsARM64NEON: the activations
@@ -619,7 +639,7 @@ func (e *executor) mulMatNEON(dst *node) error {
 	switch vdt {
 	case model.F32:
 		act.f32 = make([][]float32, ncols)
-	case model.F16:
+	case model.F16, model.BF16:
 		act.u16 = make([][]uint16, ncols)
 	default:
 		if rb, err = vdt.RowBytes(ne00); err != nil {
@@ -646,6 +666,12 @@ func (e *executor) mulMatNEON(dst *node) error {
 				u := make([]uint16, len(x))
 				for i, v := range x {
 					u[i] = toF16(v)
+				}
+				act.u16[c] = u
+			case model.BF16:
+				u := make([]uint16, len(x))
+				for i, v := range x {
+					u[i] = model.F32ToBF16(v)
 				}
 				act.u16[c] = u
 			case model.Q8_0, model.Q8_1:
@@ -685,7 +711,7 @@ func (e *executor) mulMatNEON(dst *node) error {
 					rowF32[i] = math.Float32frombits(binary.LittleEndian.Uint32(wr[4*i:]))
 				}
 				xf = rowF32
-			case a.weight != nil && a.typ == model.F16:
+			case a.weight != nil && (a.typ == model.F16 || a.typ == model.BF16):
 				wr := a.weightRow(i01, i02, i03)
 				for i := range rowU16 {
 					rowU16[i] = binary.LittleEndian.Uint16(wr[2*i:])
@@ -763,4 +789,128 @@ func ropeRotateNormNEON(nDims int64, cache, src, dst []float32) {
 		dst[2*i] = fma32(x0, c, -(x1 * s))
 		dst[2*i+1] = fma32(x0, s, x1*c)
 	}
+}
+
+// dotQ2KNEON is ggml_vec_dot_q2_K_q8_K on NEON: per super-block sum =
+// fma(Σ min·bsum, −(y.d·x.dmin), sum), then fma(Σ scale·Σ q·q8, y.d·x.d,
+// sum), both integer sums exact.
+func dotQ2KNEON(n int, x, y []byte) float32 {
+	var sum float32
+	for i := 0; i < n/256; i++ {
+		xb := x[i*84 : i*84+84]
+		yd, yq, bs := q8K(y[i*292:])
+		sc, qs := xb[0:16], xb[16:80]
+		d := yd * ldF16(xb[80:])
+		dmin := -(yd * ldF16(xb[82:]))
+		var mins, isum int32
+		for k := 0; k < 16; k++ {
+			mins += int32(sc[k]>>4) * int32(int16(binary.LittleEndian.Uint16(bs[2*k:])))
+		}
+		for h := 0; h < 2; h++ {
+			for s := 0; s < 4; s++ {
+				for l := 0; l < 32; l++ {
+					e := 128*h + 32*s + l
+					isum += int32((qs[32*h+l]>>(2*s))&3) * int32(int8(yq[e])) * int32(sc[e/16]&0xF)
+				}
+			}
+		}
+		sum = fma32(float32(mins), dmin, sum)
+		sum = fma32(float32(isum), d, sum)
+	}
+	return sum
+}
+
+// dotQ3KNEON is ggml_vec_dot_q3_K_q8_K on NEON: the exact integer
+// Σ scale·Σ (q − (hbit ? 0 : 4))·q8 per super-block, sum = fma(isum,
+// y.d·x.d, sum).
+func dotQ3KNEON(n int, x, y []byte) float32 {
+	var sum float32
+	for i := 0; i < n/256; i++ {
+		xb := x[i*110 : i*110+110]
+		yd, yq, _ := q8K(y[i*292:])
+		hm, qs := xb[0:32], xb[32:96]
+		scales := q3KScales(xb[96:108])
+		d := ldF16(xb[108:]) * yd
+		var isum int32
+		for h := 0; h < 2; h++ {
+			for k := 0; k < 4; k++ {
+				bit := uint(4*h + k)
+				for l := 0; l < 32; l++ {
+					e := 128*h + 32*k + l
+					v := int32((qs[32*h+l] >> (2 * k)) & 3)
+					if hm[l]&(1<<bit) == 0 {
+						v -= 4
+					}
+					isum += v * int32(int8(yq[e])) * scales[e/16]
+				}
+			}
+		}
+		sum = fma32(float32(isum), d, sum)
+	}
+	return sum
+}
+
+// dotIQ4NLNEON is ggml_vec_dot_iq4_nl_q8_0 on NEON (every column: no
+// tinyBLAS for IQ4_NL on ARM): blocks in pairs, sumf += (d0·sumi0) +
+// (d1·sumi1) with the second product rounded and the first fused into the
+// add (GCC's choice); an odd
+// last block sumf = fma(d, sumi, sumf); d = x.d·y.d.
+func dotIQ4NLNEON(n int, x, y []byte) float32 {
+	var q [32]int8
+	blk := func(ib int) (float32, int32) {
+		xb, yb := x[ib*18:], y[ib*34:]
+		unpackIQ4NL(xb, &q)
+		var s int32
+		for j := 0; j < 32; j++ {
+			s += int32(q[j]) * int32(int8(yb[2+j]))
+		}
+		return ldF16(xb) * ldF16(yb), s
+	}
+	nb := n / 32
+	var sumf float32
+	ib := 0
+	for ; ib+1 < nb; ib += 2 {
+		d0, s0 := blk(ib)
+		d1, s1 := blk(ib + 1)
+		sumf += fma32(d0, float32(s0), float32(float32(s1)*d1))
+	}
+	for ; ib < nb; ib++ {
+		d, s := blk(ib)
+		sumf = fma32(float32(s), d, sumf)
+	}
+	return sumf
+}
+
+// dotIQ4XSNEON is ggml_vec_dot_iq4_xs_q8_K on NEON: the exact integer
+// Σ ls·Σ q·q8 per super-block, sumf = fma(x.d·y.d, isum, sumf).
+func dotIQ4XSNEON(n int, x, y []byte) float32 {
+	var sumf float32
+	for i := 0; i < n/256; i++ {
+		xb := x[i*136 : i*136+136]
+		yd, yq, _ := q8K(y[i*292:])
+		sh := binary.LittleEndian.Uint16(xb[2:])
+		var isum int32
+		for ib := 0; ib < 8; ib++ {
+			ls := int32((xb[4+ib/2]>>(4*(ib%2)))&0xF|uint8((sh>>(2*ib))&3)<<4) - 32
+			qs := xb[8+16*ib : 8+16*ib+16]
+			var s int32
+			for j := 0; j < 16; j++ {
+				s += int32(kvaluesIQ4NL[qs[j]&0xF])*int32(int8(yq[32*ib+j])) + int32(kvaluesIQ4NL[qs[j]>>4])*int32(int8(yq[32*ib+16+j]))
+			}
+			isum += ls * s
+		}
+		sumf = fma32(ldF16(xb)*yd, float32(isum), sumf)
+	}
+	return sumf
+}
+
+// vecDotBF16NEON is ggml_vec_dot_bf16 without AVX-512/AVX2 (no
+// __ARM_FEATURE_BF16 in this build, and no tinyBLAS for BF16 on ARM): the
+// products (exact in float) summed in double in order, rounded to float.
+func vecDotBF16NEON(a, b []uint16) float32 {
+	var sumf float64
+	for i := range a {
+		sumf += float64(float32(bf16(a[i]) * bf16(b[i])))
+	}
+	return float32(sumf)
 }
