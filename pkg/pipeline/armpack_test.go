@@ -190,7 +190,9 @@ func TestARM64PackBitIdentical(t *testing.T) {
 				t.Fatalf("regenerated model %s has sha256 %s, the dump's is %s", path, sum, info.ModelSHA256)
 			}
 			ran++
-			r, err := Run(d, path, RunOptions{Threads: 2, CompareOptions: CompareOptions{Policy: compare.MustPolicy(compare.ModeBitExact)}})
+			// Run does not take the KV cache type from the reference (f16
+			// unless told): the -kvf32 cells say f32 as --kv-type would.
+			r, err := Run(d, path, RunOptions{Threads: 2, KVType: d.Manifest.TypeK, CompareOptions: CompareOptions{Policy: compare.MustPolicy(compare.ModeBitExact)}})
 			if err != nil {
 				t.Fatal(err)
 			}
