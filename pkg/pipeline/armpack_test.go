@@ -116,8 +116,13 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// armQuantize, set by the llamacpp build of the tests, quantizes an F32
+// fixture to a `layerdiff fixture --type` with the in-build llama.cpp.
+var armQuantize func(f32, out, typ string) error
+
 // armPackModel regenerates a cell's model into dir: F32 models by the
 // pure-Go generator, the others (which llama.cpp's quantizer writes) by
+// the in-build llama.cpp's quantizer (build tag llamacpp) or else by
 // running `layerdiff fixture` from $LAYERDIFF_BIN or ../../bin/layerdiff
 // (make build). skip says why a model cannot be made here.
 func armPackModel(c armCell, dir string) (path, skip string, err error) {
@@ -128,6 +133,14 @@ func armPackModel(c armCell, dir string) (path, skip string, err error) {
 	path = filepath.Join(dir, c.name+".gguf")
 	if typ == "f32" {
 		return path, "", fixture.Generate(cfg, path)
+	}
+	if armQuantize != nil { // the llamacpp build of this test
+		f32 := path + ".f32"
+		defer os.Remove(f32)
+		if err := fixture.Generate(cfg, f32); err != nil {
+			return "", "", err
+		}
+		return path, "", armQuantize(f32, path, typ)
 	}
 	bin := os.Getenv("LAYERDIFF_BIN")
 	if bin == "" {
