@@ -169,7 +169,7 @@ func TestARM64PackBitIdentical(t *testing.T) {
 		t.Fatal("no cells")
 	}
 	dir := t.TempDir()
-	same, ran := 0, 0
+	same, ran, tensors, identical := 0, 0, 0, 0
 	for _, c := range cells {
 		t.Run(c.name, func(t *testing.T) {
 			d, err := reference.OpenDump(filepath.Join(root, "dumps", c.name))
@@ -221,6 +221,8 @@ func TestARM64PackBitIdentical(t *testing.T) {
 					}
 				}
 			}
+			tensors += n
+			identical += ident
 			if r.Verdict != compare.VerdictPass || ident != n || n == 0 {
 				msg := fmt.Sprintf("verdict %s, %d of %d tensors bit-identical", r.Verdict, ident, n)
 				if fd := r.FirstDivergence; fd != nil {
@@ -236,5 +238,5 @@ func TestARM64PackBitIdentical(t *testing.T) {
 			same++
 		})
 	}
-	t.Logf("fixtures/arm64: %d of %d cells run, %d bit-identical (%d cells in the pack)", ran, len(cells), same, len(cells))
+	t.Logf("fixtures/arm64: %d of %d cells run, %d bit-identical (%d cells in the pack); %d of %d compared tensors bit-identical", ran, len(cells), same, len(cells), identical, tensors)
 }
