@@ -24,54 +24,43 @@ func vaddvq(v *[4]float32) float32 { return (v[0] + v[1]) + (v[2] + v[3]) }
 // of x as a float64 sum (x+e is the value to round), breaks ties: x+e is
 // never a tie when e != 0, so a tie in x goes the way e points.
 func f64ToF16(x, e float64) uint16 {
-	var sign uint16
-	if math.Signbit(x) {
-		sign = 0x8000
-		x, e = -x, -e
+	b := math.Float64bits(x)
+	sign := uint16(b>>48) & 0x8000
+	if b>>63 == 1 {
+		e = -e // the error relative to |x|
 	}
+	ax := b &^ (1 << 63)
 	switch {
-	case x != x:
+	case ax > 0x7ff0000000000000:
 		return 0x7e00
-	case x >= 65520 || (x == 65520 && e >= 0):
-		return sign | 0x7c00
-	case x == 0:
+	case ax < 1<<52: // zero or a float64 subnormal: far below float16's
 		return sign
 	}
-	// scale so that the float16 ulp is 1: exponent -24 for subnormals,
-	// else 10 bits below the leading one; both scalings are exact.
-	_, exp := math.Frexp(x) // x = f·2^exp, f in [0.5, 1)
-	shift := 11 - exp       // x·2^shift in [1024, 2048)
-	if exp-1 < -14 {
-		shift = 24
-	}
-	q := math.Ldexp(x, shift)
-	fl := math.Floor(q)
-	var r float64
-	switch fr := q - fl; {
-	case fr > 0.5:
-		r = fl + 1
-	case fr < 0.5:
-		r = fl
-	case e > 0:
-		r = fl + 1
-	case e < 0:
-		r = fl
-	case math.Mod(fl, 2) == 0:
-		r = fl
-	default:
-		r = fl + 1
-	}
-	if shift == 24 { // subnormal (r = 1024 is the smallest normal, the same bits)
-		return sign | uint16(r)
-	}
-	be := exp - 1 + 15 // biased exponent of x's leading one
-	if r == 2048 {
-		r, be = 1024, be+1
-	}
-	if be >= 31 {
+	exp := int(ax>>52) - 1023
+	if exp >= 16 {
 		return sign | 0x7c00
 	}
-	return sign | uint16(be)<<10 | (uint16(r) - 1024)
+	m := ax&(1<<52-1) | 1<<52 // |x| = m·2^(exp−52)
+	shift := uint(42)         // to units of the float16 ulp at exp
+	if exp < -14 {
+		shift = uint(28 - exp) // subnormal: units of 2^-24
+	}
+	if shift > 60 {
+		return sign
+	}
+	q := m >> shift
+	rem, half := m&(1<<shift-1), uint64(1)<<(shift-1)
+	if rem > half || rem == half && (e > 0 || e == 0 && q&1 == 1) {
+		q++
+	}
+	if exp < -14 {
+		return sign | uint16(q) // q = 1024 is the smallest normal: the same bits
+	}
+	h := uint32(exp+14)<<10 + uint32(q) // q in [1024, 2048]: a carry bumps the exponent
+	if h >= 0x7c00 {
+		return sign | 0x7c00
+	}
+	return sign | uint16(h)
 }
 
 // fmaF16 is one lane of vfmaq_f16(c, a, b): c + a·b rounded once to
