@@ -85,6 +85,49 @@ func addF16(a, b uint16) uint16 {
 	return f64ToF16(float64(f16Table[a])+float64(f16Table[b]), 0)
 }
 
+// roundF16v rounds an exact float64 s to float16 precision (nearest, ties
+// to even) and returns the value: adding and subtracting 1.5·2^(e+42), e
+// the exponent of s (−14 for the subnormal range), rounds at the float16
+// ulp 2^(e−10); past 65504 it is +-Inf.
+func roundF16v(s float64) float64 {
+	if s == 0 || s != s {
+		return s
+	}
+	exp := int(math.Float64bits(s)>>52&0x7ff) - 1023
+	if exp < -14 {
+		exp = -14
+	}
+	if exp > 15 {
+		return math.Inf(int(math.Float64bits(s)>>63)*-2 + 1)
+	}
+	m := 1.5 * math.Float64frombits(uint64(exp+42+1023)<<52)
+	r := (s + m) - m
+	if r == 0 {
+		return math.Copysign(0, s) // rounded to zero: keeps the sign of s
+	}
+	if r >= 65520 || r <= -65520 {
+		return math.Inf(int(math.Float64bits(s)>>63)*-2 + 1)
+	}
+	return r
+}
+
+// fmaF16v is fmaF16 on float16 values held as float32 (the float16 lanes
+// of the hot loops): the float64 sum rounded by roundF16v when it is exact,
+// else by fmaF16's tie-aware rounding (TestFmaF16vMatches).
+func fmaF16v(a, b, c float32) float32 {
+	p := float64(float64(a) * float64(b)) // no fused add
+	cc := float64(c)
+	s := p + cc
+	bp := s - p
+	if e := (p - (s - bp)) + (cc - bp); e != 0 {
+		return f16Table[f64ToF16(s, e)]
+	}
+	return float32(roundF16v(s))
+}
+
+// addF16v is addF16 on values (the sum of two float16 values is exact).
+func addF16v(a, b float32) float32 { return float32(roundF16v(float64(a) + float64(b))) }
+
 // mulF16 is one lane of vmulq_f16 (the product is exact in float32).
 func mulF16(a, b uint16) uint16 { return toF16(f16Table[a] * f16Table[b]) }
 
@@ -136,10 +179,10 @@ func dotF32TinyNEON(a, b []float32) float32 {
 // hsumF16x8 is llamafile's hsum(float16x8_t) and the end of
 // GGML_F16x8_REDUCE: the two halves converted to float32 and added lane by
 // lane, then vaddvq_f32.
-func hsumF16x8(v *[8]uint16) float32 {
+func hsumF16x8(v *[8]float32) float32 {
 	var t [4]float32
 	for i := 0; i < 4; i++ {
-		t[i] = f16Table[v[i]] + f16Table[v[i+4]]
+		t[i] = v[i] + v[i+4]
 	}
 	return vaddvq(&t)
 }
@@ -152,18 +195,18 @@ func hsumF16x8(v *[8]uint16) float32 {
 func vecDotF16NEON(a, b []uint16) float32 {
 	n := len(a)
 	np := n &^ 31
-	var sum [4][8]uint16
+	var sum [4][8]float32
 	for i := 0; i < np; i += 32 {
 		for j := 0; j < 4; j++ {
 			for k := 0; k < 8; k++ {
 				e := i + 8*j + k
-				sum[j][k] = fmaF16(a[e], b[e], sum[j][k])
+				sum[j][k] = fmaF16v(f16Table[a[e]], f16Table[b[e]], sum[j][k])
 			}
 		}
 	}
-	var t [8]uint16
+	var t [8]float32
 	for k := 0; k < 8; k++ {
-		t[k] = addF16(addF16(sum[0][k], sum[2][k]), addF16(sum[1][k], sum[3][k]))
+		t[k] = addF16v(addF16v(sum[0][k], sum[2][k]), addF16v(sum[1][k], sum[3][k]))
 	}
 	sumf := float64(hsumF16x8(&t))
 	for i := np; i < n; i++ {
@@ -176,10 +219,10 @@ func vecDotF16NEON(a, b []uint16) float32 {
 // columns, k % 8 == 0): lane i accumulates a·b in float16 over steps of 8,
 // then hsumF16x8.
 func dotF16TinyNEON(a, b []uint16) float32 {
-	var acc [8]uint16
+	var acc [8]float32
 	for l := 0; l+8 <= len(a); l += 8 {
 		for i := 0; i < 8; i++ {
-			acc[i] = fmaF16(a[l+i], b[l+i], acc[i])
+			acc[i] = fmaF16v(f16Table[a[l+i]], f16Table[b[l+i]], acc[i])
 		}
 	}
 	return hsumF16x8(&acc)
@@ -190,9 +233,9 @@ func dotF16TinyNEON(a, b []uint16) float32 {
 // n &^ 31 values; the rest in float32, fused, then rounded to float16.
 func madF16NEON(y, x []uint16, v float32) {
 	np := len(y) &^ 31
-	vh := toF16(v)
+	vh := f16Table[toF16(v)]
 	for i := 0; i < np; i++ {
-		y[i] = fmaF16(x[i], vh, y[i])
+		y[i] = toF16(fmaF16v(f16Table[x[i]], vh, f16Table[y[i]]))
 	}
 	for i := np; i < len(y); i++ {
 		y[i] = toF16(fma32(f16Table[x[i]], v, f16Table[y[i]]))
@@ -313,15 +356,27 @@ func unpackQ0NEON(t model.Type, xb []byte, b *q0Block) {
 // q0Lanes is vdotq_s32 over the two 16-byte halves of a block: lane l sums
 // the products of elements 4l..4l+3 and 16+4l..16+4l+3 (exact).
 func q0Lanes(x *[32]int8, y []byte) (lane [4]int32, sum int32) {
+	y = y[:32]
 	for l := 0; l < 4; l++ {
-		var s int32
-		for _, j := range [8]int{4 * l, 4*l + 1, 4*l + 2, 4*l + 3, 16 + 4*l, 17 + 4*l, 18 + 4*l, 19 + 4*l} {
-			s += int32(x[j]) * int32(int8(y[j]))
-		}
-		lane[l] = s
-		sum += s
+		j := 4 * l
+		lane[l] = int32(x[j])*int32(int8(y[j])) + int32(x[j+1])*int32(int8(y[j+1])) +
+			int32(x[j+2])*int32(int8(y[j+2])) + int32(x[j+3])*int32(int8(y[j+3])) +
+			int32(x[j+16])*int32(int8(y[j+16])) + int32(x[j+17])*int32(int8(y[j+17])) +
+			int32(x[j+18])*int32(int8(y[j+18])) + int32(x[j+19])*int32(int8(y[j+19]))
+		sum += lane[l]
 	}
 	return lane, sum
+}
+
+// unpackQ0RowNEON decodes the n/32 blocks of a weight row of t into bs.
+func unpackQ0RowNEON(t model.Type, n int, x []byte, bs []q0Block) []q0Block {
+	bb := q0BlockBytes(t)
+	bs = bs[:0]
+	for ib := 0; ib < n/32; ib++ {
+		bs = append(bs, q0Block{})
+		unpackQ0NEON(t, x[ib*bb:], &bs[ib])
+	}
+	return bs
 }
 
 // dotQ0NEON is ggml_vec_dot_{q8_0,q4_0,q5_0}_q8_0 and
@@ -331,32 +386,31 @@ func q0Lanes(x *[32]int8, y []byte) (lane [4]int32, sum int32) {
 // FMUL+FADD); sumf = vaddvq(sumv0) + vaddvq(sumv1) (+ the mins); an odd
 // last block in scalar code, with the type's own contraction.
 func dotQ0NEON(t model.Type, n int, x, y []byte) float32 {
-	bs := q0BlockBytes(t)
+	return dotQ0BlocksNEON(t, unpackQ0RowNEON(t, n, x, nil), y)
+}
+
+// dotQ0BlocksNEON is dotQ0NEON on a row decoded by unpackQ0RowNEON.
+func dotQ0BlocksNEON(t model.Type, b []q0Block, y []byte) float32 {
 	ys := 34
-	q1 := t == model.Q4_1 || t == model.Q5_1
-	if q1 {
+	if t == model.Q4_1 || t == model.Q5_1 {
 		ys = 36
 	}
-	nb := n / 32
+	nb := len(b)
 	var acc [2][4]float32
 	var summs, summs1 float32
-	var b [2]q0Block
 	ib := 0
 	for ; ib+1 < nb; ib += 2 {
-		for k := 0; k < 2; k++ {
-			unpackQ0NEON(t, x[(ib+k)*bs:], &b[k])
-		}
 		y0, y1 := y[ib*ys:], y[(ib+1)*ys:]
 		switch t {
 		case model.Q4_1: // summs += m0·s0 + m1·s1: fma(m0, s0, m1·s1)
-			summs += fma32(b[0].m, ldF16(y0[2:]), b[1].m*ldF16(y1[2:]))
+			summs += fma32(b[ib].m, ldF16(y0[2:]), float32(b[ib+1].m*ldF16(y1[2:])))
 		case model.Q5_1:
-			summs = fma32(b[0].m, ldF16(y0[2:]), summs)
-			summs1 = fma32(b[1].m, ldF16(y1[2:]), summs1)
+			summs = fma32(b[ib].m, ldF16(y0[2:]), summs)
+			summs1 = fma32(b[ib+1].m, ldF16(y1[2:]), summs1)
 		}
 		for k, yb := range [2][]byte{y0, y1} {
-			d := b[k].d * ldF16(yb)
-			lane, _ := q0Lanes(&b[k].q, yb[ys-32:])
+			d := b[ib+k].d * ldF16(yb)
+			lane, _ := q0Lanes(&b[ib+k].q, yb[ys-32:])
 			for l := 0; l < 4; l++ {
 				acc[k][l] += float32(float32(lane[l]) * d)
 			}
@@ -370,8 +424,7 @@ func dotQ0NEON(t model.Type, n int, x, y []byte) float32 {
 		sumf = (sumf + summs) + summs1
 	}
 	for ; ib < nb; ib++ {
-		var blk q0Block
-		unpackQ0NEON(t, x[ib*bs:], &blk)
+		blk := &b[ib]
 		yb := y[ib*ys:]
 		_, sumi := q0Lanes(&blk.q, yb[ys-32:])
 		dy := ldF16(yb)
@@ -383,7 +436,7 @@ func dotQ0NEON(t model.Type, n int, x, y []byte) float32 {
 		case model.Q5_0: // sumf += (dx*dy)*sumi
 			sumf = fma32(blk.d*dy, float32(sumi), sumf)
 		case model.Q4_1, model.Q5_1: // sumf += (dx*dy)*sumi + m*s
-			sumf += fma32(blk.d*dy, float32(sumi), blk.m*ldF16(yb[2:]))
+			sumf += fma32(blk.d*dy, float32(sumi), float32(blk.m*ldF16(yb[2:])))
 		}
 	}
 	return sumf
@@ -393,14 +446,17 @@ func dotQ0NEON(t model.Type, n int, x, y []byte) float32 {
 // lane l of vdotq(vdotq(0, lo), hi) times fp16(A.d)·fp16(B.d), multiplied
 // and added with two roundings (vmlaq_n_f32), then vaddvq_f32.
 func dotQ0TinyNEON(t model.Type, n int, x, y []byte) float32 {
-	bs := q0BlockBytes(t)
+	return dotQ0TinyBlocksNEON(unpackQ0RowNEON(t, n, x, nil), y)
+}
+
+// dotQ0TinyBlocksNEON is dotQ0TinyNEON on a row decoded by
+// unpackQ0RowNEON.
+func dotQ0TinyBlocksNEON(b []q0Block, y []byte) float32 {
 	var acc [4]float32
-	var b q0Block
-	for ib := 0; ib < n/32; ib++ {
-		unpackQ0NEON(t, x[ib*bs:], &b)
+	for ib := range b {
 		yb := y[ib*34:]
-		d := b.d * ldF16(yb)
-		lane, _ := q0Lanes(&b.q, yb[2:34])
+		d := b[ib].d * ldF16(yb)
+		lane, _ := q0Lanes(&b[ib].q, yb[2:34])
 		for l := 0; l < 4; l++ {
 			acc[l] += float32(float32(lane[l]) * d)
 		}
@@ -683,9 +739,11 @@ func (e *executor) mulMatNEON(dst *node) error {
 	}
 	out, off := dst.base()
 	nmat := a.ne[2] * a.ne[3]
+	q0 := q0BlockBytes(a.typ) != 0
 	parallelFor(int(ne01*nmat), e.threads, func(lo, hi int) {
 		rowF32 := make([]float32, ne00)
 		rowU16 := make([]uint16, ne00)
+		var blocks []q0Block // Q8_0, Q4_0, Q5_0, Q4_1, Q5_1: the row decoded once
 		for r := lo; r < hi; r++ {
 			i01 := int64(r) % ne01
 			i02 := (int64(r) / ne01) % a.ne[2]
@@ -708,6 +766,9 @@ func (e *executor) mulMatNEON(dst *node) error {
 				xh = rowU16
 			case a.weight != nil:
 				xb = a.weightRow(i01, i02, i03)
+				if q0 {
+					blocks = unpackQ0RowNEON(a.typ, int(ne00), xb, blocks)
+				}
 			case a.typ == model.F32:
 				xf = a.rowF32(i01, i02, i03, rowF32)
 			case a.typ == model.F16:
@@ -717,7 +778,16 @@ func (e *executor) mulMatNEON(dst *node) error {
 				for i12 := i02 * r2; i12 < (i02+1)*r2; i12++ {
 					for i11 := int64(0); i11 < ne11; i11++ {
 						col := i11 + ne11*(i12+ne12*i13)
-						out.f32[off+dst.elemOffset(i01, i11, i12, i13)] = dot(int(ne00), xb, xf, xh, col, &act)
+						var v float32
+						switch {
+						case q0 && kern == kernTinyBLAS:
+							v = dotQ0TinyBlocksNEON(blocks, act.b[col])
+						case q0:
+							v = dotQ0BlocksNEON(a.typ, blocks, act.b[col])
+						default:
+							v = dot(int(ne00), xb, xf, xh, col, &act)
+						}
+						out.f32[off+dst.elemOffset(i01, i11, i12, i13)] = v
 					}
 				}
 			}

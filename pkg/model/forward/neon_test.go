@@ -105,3 +105,25 @@ func TestNEONReductions(t *testing.T) {
 		t.Errorf("vecDotF32NEON leftovers = %g, want %g", got, want)
 	}
 }
+
+// TestFmaF16vMatches checks the value-domain fmaF16v and addF16v against
+// fmaF16 and addF16 on random operands, ties and cancellations included.
+func TestFmaF16vMatches(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 2000000; i++ {
+		a, b, c := uint16(r.UintN(1<<16)), uint16(r.UintN(1<<16)), uint16(r.UintN(1<<16))
+		if i%2 == 0 {
+			a, b, c = a&0xbfff|0x3000, b&0xbfff|0x3000, c&0xbfff|0x2000
+		}
+		if a&0x7c00 == 0x7c00 || b&0x7c00 == 0x7c00 || c&0x7c00 == 0x7c00 {
+			continue
+		}
+		fa, fb, fc := f16Table[a], f16Table[b], f16Table[c]
+		if got, want := fmaF16v(fa, fb, fc), f16Table[fmaF16(a, b, c)]; math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("fmaF16v(%#04x, %#04x, %#04x) = %g, fmaF16 %g", a, b, c, got, want)
+		}
+		if got, want := addF16v(fa, fc), f16Table[addF16(a, c)]; math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("addF16v(%#04x, %#04x) = %g, addF16 %g", a, c, got, want)
+		}
+	}
+}
