@@ -100,7 +100,7 @@ func roundF16v(s float64) float64 {
 	if exp > 15 {
 		return math.Inf(int(math.Float64bits(s)>>63)*-2 + 1)
 	}
-	m := 1.5 * math.Float64frombits(uint64(exp+42+1023)<<52)
+	m := float64(1.5 * math.Float64frombits(uint64(exp+42+1023)<<52)) // exact
 	r := (s + m) - m
 	if r == 0 {
 		return math.Copysign(0, s) // rounded to zero: keeps the sign of s
