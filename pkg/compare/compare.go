@@ -206,10 +206,9 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	rep := &Report{Schema: SchemaVersion, Meta: opts.Meta, Policy: pol}
 	rep.Meta.Mode = pol.Mode
 	rep.Warnings = append(rep.Warnings, opts.Warnings...)
-	if a, b := opts.Meta.Reference.ModelSHA256, opts.Meta.Other.ModelSHA256; a != "" && b != "" && a != b {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("reference made from a different model file (sha256 %s, other side %s)", a, b))
-	} else if a, b := opts.Meta.Reference.ModelFingerprint, opts.Meta.Other.ModelFingerprint; a != "" && b != "" && a != b && (opts.Meta.Reference.ModelSHA256 == "" || opts.Meta.Other.ModelSHA256 == "") {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("reference made from a different model file (fingerprint %s, other side %s)", a, b))
+	switch how, a, b := opts.Meta.ModelsDiffer(); how {
+	case "sha256", "fingerprint":
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("reference made from a different model file (%s %s, other side %s)", how, a, b))
 	}
 
 	T := opts.Tokens

@@ -196,7 +196,7 @@ func buildPlot(r *compare.Report) plotData {
 func (o Options) HTML(w io.Writer, r *compare.Report) error {
 	d := htmlData{
 		Verdict: strings.ToUpper(string(r.Verdict)), VerdictClass: string(r.Verdict), Headline: headline(r),
-		Ref: sourceLine(r.Meta.Reference), Other: sourceLine(r.Meta.Other), Mode: r.Meta.Mode, Tokens: tokensLine(r),
+		Ref: sourceLine(r.Meta.Reference), Other: otherLine(r), Mode: r.Meta.Mode, Tokens: tokensLine(r),
 		Counts: countsLine(r), Tool: r.Meta.Tool, Created: r.Meta.Created,
 		Div: r.FirstDivergence, Blame: r.Blame, Plot: buildPlot(r), Warnings: r.Warnings,
 	}

@@ -385,3 +385,29 @@ func TestLayerGroupsMidGraphInput(t *testing.T) {
 		t.Errorf("groups %q, want %q", strings.Join(got, " "), want)
 	}
 }
+
+// TestOtherModelInHeader: two sides made from different model files say so
+// in every format's header, not only in the warnings at the bottom.
+func TestOtherModelInHeader(t *testing.T) {
+	rep := &compare.Report{Schema: compare.SchemaVersion, Verdict: compare.VerdictPass,
+		Meta: compare.Meta{Reference: compare.Source{Label: "llama.cpp", ModelSHA256: "aa"}, Other: compare.Source{Label: "other", ModelSHA256: "bb"}}}
+	var o Options
+	for name, fn := range map[string]func(*bytes.Buffer) error{
+		"text":     func(b *bytes.Buffer) error { return o.Text(b, rep) },
+		"markdown": func(b *bytes.Buffer) error { return o.Markdown(b, rep) },
+		"html":     func(b *bytes.Buffer) error { return o.HTML(b, rep) },
+	} {
+		var b bytes.Buffer
+		if err := fn(&b); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !strings.Contains(b.String(), "NOT the reference") {
+			t.Errorf("%s: the header does not say the models differ:\n%s", name, b.String())
+		}
+	}
+	rep.Meta.Other.ModelSHA256 = "aa"
+	var b bytes.Buffer
+	if err := o.Text(&b, rep); err != nil || strings.Contains(b.String(), "NOT the reference") {
+		t.Errorf("same model reported as different (%v):\n%s", err, b.String())
+	}
+}
