@@ -324,4 +324,3 @@ func (m Meta) ModelsDiffer() (how, a, b string) {
 	}
 	return "", "", ""
 }
-

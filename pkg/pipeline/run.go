@@ -84,6 +84,9 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if limit == 0 {
 		limit = FullHashBytes
 	}
+	if err := checkStructure(ref, f); err != nil {
+		return nil, err
+	}
 	ident, err := checkModel(info, f, o.HashModel, limit)
 	if err != nil {
 		return nil, err
@@ -453,6 +456,51 @@ func checkModel(info reference.Info, f *model.File, full bool, fullLimit int64) 
 		id.warning = fmt.Sprintf("MODEL MISMATCH: the reference was made from %s (fingerprint %s), not from %s (fingerprint %s)", info.ModelPath, refFP, f.Path, fp)
 	}
 	return id, nil
+}
+
+// structuralKeys are the hyperparameters ("<arch>." + key) that fix a
+// model's graph: a model that differs in one of them is not the dump's,
+// perturbed, but another model, whose graph cannot be compared.
+var structuralKeys = []string{"block_count", "embedding_length", "feed_forward_length", "attention.head_count", "attention.head_count_kv",
+	"attention.key_length", "attention.value_length", "rope.dimension_count", "vocab_size", "expert_count", "expert_used_count"}
+
+// checkStructure refuses a model whose graph-shaping hyperparameters
+// differ from those the reference dump records (a different model, not a
+// perturbed one: a changed weight, RoPE base or epsilon, or the same graph
+// under another architecture's name, is only a MODEL MISMATCH warning). References that record none
+// (logs, .npy directories) are not checked.
+func checkStructure(ref reference.Source, f *model.File) error {
+	d, ok := ref.(*reference.Dump)
+	if !ok || d.Manifest == nil || d.Manifest.Model.Architecture == "" {
+		return nil
+	}
+	mi := d.Manifest.Model
+	arch := f.Arch()
+	var diffs []string
+	for _, k := range structuralKeys {
+		rv, inRef := mi.HParams[mi.Architecture+"."+k]
+		want, ok := rv.(float64) // JSON numbers
+		if !inRef || !ok {
+			continue
+		}
+		key := arch + "." + k
+		got, err := f.Int(key)
+		if !f.Has(key) || err != nil {
+			continue // optional keys (vocab_size) are derived when absent
+		}
+		if float64(got) != want {
+			diffs = append(diffs, fmt.Sprintf("%s %g, not %d", k, want, got))
+		}
+	}
+	if len(diffs) > 0 && mi.Architecture != arch {
+		// (the same graph under another architecture's name is a RoPE or
+		// naming bug to find, not another model)
+		diffs = append([]string{fmt.Sprintf("architecture %s, not %s", mi.Architecture, arch)}, diffs...)
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("wrong model: %s was made from %s (%s); %s is another model, whose graph cannot be compared with it", d.Describe().Path, mi.Path, strings.Join(diffs, ", "), f.Path)
 }
 
 // runTokens picks the token ids: the caller's, else the reference's, else
