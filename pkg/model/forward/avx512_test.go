@@ -3,6 +3,7 @@ package forward
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -181,6 +182,17 @@ func TestDPBF16KernelsMatchGo(t *testing.T) {
 			}
 			if got, want := vecDotBF16x16(a, b, true), vecDotBF16x16Asm(a, b, true, false); math.Float32bits(got) != math.Float32bits(want) {
 				t.Fatalf("vec_dot_bf16 n=%d: %v, portable %v", n, got, want)
+			}
+			rev := func(x []uint16) []uint16 { y := slices.Clone(x); slices.Reverse(y); return y }
+			cols := [4][]uint16{b, a, rev(b), rev(a)}
+			var quad [4]float32
+			if !dpbf16X4(a, &cols, quad[:]) {
+				t.Fatal("dpbf16X4 refused")
+			}
+			for c := range cols {
+				if want := dotBF16Tiny32Go(a, cols[c]); math.Float32bits(quad[c]) != math.Float32bits(want) {
+					t.Fatalf("tinyBLAS<32> four columns n=%d col %d: %v, portable %v", n, c, quad[c], want)
+				}
 			}
 		}
 	}

@@ -501,6 +501,16 @@ func (e *executor) mulMatGGML(dst *node) error {
 								continue
 							}
 						}
+						// x86-avx512 BF16: tinyBLAS<32> with vdpbf16ps,
+						// four columns per pass.
+						if kern == kernTinyBLAS && e.k.bf16dp && a.typ == model.BF16 && len(xh) > 0 && i11+4 <= ne11 &&
+							dpbf16X4(xh, &[4][]uint16{act.u16[col], act.u16[col+1], act.u16[col+2], act.u16[col+3]}, quad[:]) {
+							for c := int64(0); c < 4; c++ {
+								out.f32[o0+c*colStride] = quad[c]
+							}
+							i11 += 3
+							continue
+						}
 						// F32, F16, BF16 (tinyBLAS): four columns per pass.
 						if kern == kernTinyBLAS && tiny8 && i11+4 <= ne11 {
 							ok := false
