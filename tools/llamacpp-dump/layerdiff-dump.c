@@ -79,7 +79,7 @@
 #endif
 
 /* Written to the manifest's layerdiff_version: this tool's name and version. */
-#define LD_TOOL_VERSION "layerdiff-dump.c 2"
+#define LD_TOOL_VERSION "layerdiff-dump.c 3"
 
 #define LD_FORMAT_NAME "layerdiff-dump"
 #define LD_FORMAT_VERSION 1
@@ -2189,6 +2189,34 @@ static bool eval_callback(struct ggml_tensor *t, bool ask, void *user_data) {
 /* The manifest                                                              */
 /* ------------------------------------------------------------------------ */
 
+/* sb_extra_bufts writes the manifest's extra_bufts: the names of the
+ * extra buffer types of the CPU device, which llama.cpp (with its default
+ * use_extra_bufts = true) tries, in this order, before the plain CPU buffer
+ * for each weight it keeps on the CPU: "CPU_REPACK" (weights repacked for
+ * ggml's interleaved kernels), "AMX", "CPU_KLEIDIAI"... It asks the CPU
+ * backend as llama.cpp's make_cpu_buft_list does, through
+ * ggml_backend_reg_get_proc_address; [] when there are none. */
+static void sb_extra_bufts(sbuf *b) {
+    sb_puts(b, "[");
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_reg_t reg = cpu != NULL ? ggml_backend_dev_backend_reg(cpu) : NULL;
+    void *fn = reg != NULL ? ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts") : NULL;
+    if (fn != NULL) {
+        /* A function pointer returned as void *, as ggml's API does. */
+        ggml_backend_dev_get_extra_bufts_t get;
+        memcpy(&get, &fn, sizeof get);
+        ggml_backend_buffer_type_t *bufts = get(cpu);
+        for (size_t i = 0; bufts != NULL && bufts[i] != NULL; i++) {
+            if (i) {
+                sb_puts(b, ", ");
+            }
+            const char *name = ggml_backend_buft_name(bufts[i]);
+            sb_json_str(b, name != NULL ? name : "");
+        }
+    }
+    sb_puts(b, "]");
+}
+
 /* run_info are the manifest's run fields. */
 typedef struct {
     const options *opt;
@@ -2221,6 +2249,8 @@ static bool write_manifest(const dumper *d, const run_info *ri, ld_err *e) {
     sb_json_str(&b, LAYERDIFF_LLAMACPP_SOURCE);
     sb_puts(&b, ",\n  \"system_info\": ");
     sb_json_str(&b, ri->system_info);
+    sb_puts(&b, ",\n  \"extra_bufts\": ");
+    sb_extra_bufts(&b);
     sb_puts(&b, ",\n  \"model\": {\n    \"path\": ");
     sb_json_str(&b, ri->opt->model);
     sb_printf(&b, ",\n    \"size\": %" PRIu64 ",\n    \"sha256\": \"%s\",\n    \"fingerprint\": \"%s\",\n    \"architecture\": ",
@@ -2555,7 +2585,7 @@ static bool run(const options *o, ld_err *e) {
      * use_direct_io by enum llama_load_mode load_mode, whose default is
      * LLAMA_LOAD_MODE_MMAP (LLAMA_LOAD_MODE_AUTO since #26081: mmap unless
      * a device cannot use it). C cannot test for a struct member, and the
-     * values are the same. use_extra_bufts stays true. */
+     * values are the same. use_extra_bufts stays true (see sb_extra_bufts). */
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = o->ngl;
     int load_pct = -1;
