@@ -219,8 +219,8 @@ func compareRun(t *testing.T, cm, gm *reference.Manifest) {
 	if _, err := time.Parse(time.RFC3339, cm.Created); err != nil {
 		t.Errorf("created %q: %v", cm.Created, err)
 	}
-	if len(cm.Tokens) == 0 || cm.FlashAttn == "" || len(cm.Model.HParams) == 0 {
-		t.Errorf("C manifest lacks tokens, flash_attn or hparams: %+v", cm)
+	if len(cm.Tokens) == 0 || cm.FlashAttn == "" || len(cm.Model.HParams) == 0 || cm.ExtraBufts == nil {
+		t.Errorf("C manifest lacks tokens, flash_attn, hparams or extra_bufts: %+v", cm)
 	}
 	c, g := *cm, *gm
 	c.Nodes, g.Nodes = nil, nil
