@@ -2,35 +2,6 @@
 
 package reference
 
-/*
-#include <string.h>
-#include "ggml-backend.h"
-
-// ld_extra_bufts stores in names (up to cap) the names of the CPU device's
-// extra buffer types, asked as llama.cpp's make_cpu_buft_list asks, and
-// returns how many there are.
-static int ld_extra_bufts(const char **names, int cap) {
-	ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-	ggml_backend_reg_t reg = cpu ? ggml_backend_dev_backend_reg(cpu) : NULL;
-	void *fn = reg ? ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts") : NULL;
-	if (fn == NULL) {
-		return 0;
-	}
-	ggml_backend_dev_get_extra_bufts_t get;
-	memcpy(&get, &fn, sizeof get);
-	ggml_backend_buffer_type_t *bufts = get(cpu);
-	int n = 0;
-	for (; bufts != NULL && bufts[n] != NULL; n++) {
-		if (n < cap) {
-			const char *name = ggml_backend_buft_name(bufts[n]);
-			names[n] = name ? name : "";
-		}
-	}
-	return n;
-}
-*/
-import "C"
-
 import (
 	"crypto/sha256"
 	"encoding/binary"
@@ -170,7 +141,7 @@ func DumpLlamaCpp(o DumpOptions) (*Manifest, error) {
 		LlamaCppCommit:     llamacpp.Commit,
 		LlamaCppSource:     llamacpp.ModuleVersion,
 		SystemInfo:         llamacpp.SystemInfo(),
-		ExtraBufts:         extraBufts(),
+		ExtraBufts:         llamacpp.ExtraBufts(),
 		Model:              ModelInfo{Path: o.Model, Size: size, SHA256: sum, Fingerprint: fp, Architecture: gf.Arch(), HParams: hparams(gf)},
 		Prompt:             o.Prompt,
 		Tokens:             toks,
@@ -453,16 +424,4 @@ func watchInterrupt() (interrupted func() bool, stop func()) {
 		signal.Stop(sigc)
 		close(done)
 	}
-}
-
-// extraBufts returns the names of the CPU device's extra buffer types (the
-// manifest's extra_bufts; never nil). llama.cpp must be initialised.
-func extraBufts() []string {
-	var names [32]*C.char
-	n := int(C.ld_extra_bufts(&names[0], C.int(len(names))))
-	out := make([]string, 0, n)
-	for i := 0; i < min(n, len(names)); i++ {
-		out = append(out, C.GoString(names[i]))
-	}
-	return out
 }
