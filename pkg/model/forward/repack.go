@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"unsafe"
 
 	"github.com/layerdiff/layerdiff/pkg/model"
 )
@@ -128,6 +129,10 @@ func (e *executor) mulMatRepack(dst *node, kind repackKind) error {
 	if convErr != nil {
 		return convErr
 	}
+	acts := make([]repackAct, ncols)
+	for c, q := range act {
+		acts[c] = newRepackAct(vdt, q)
+	}
 	out, off := dst.base()
 	colStride := dst.nb[1] / typeSize(dst.typ)
 	nb := int(ne00) / 32
@@ -137,23 +142,14 @@ func (e *executor) mulMatRepack(dst *node, kind repackKind) error {
 	parallelFor(int(ne01), e.threads, func(lo, hi int) {
 		var w repackRow
 		w.init(kind, nb)
+		tmp := make([]int32, ne00/16)
 		for r := int64(lo); r < int64(hi); r++ {
 			w.decode(kind, a.weightRow(r, 0, 0))
 			for i12 := int64(0); i12 < ne12; i12++ {
 				o := off + dst.elemOffset(r, 0, i12, 0)
 				for i11 := int64(0); i11 < ne11; i11++ {
-					y := act[i11+ne11*i12]
-					gemm := i11 < ngemm
-					var v float32
-					switch kind {
-					case repackQ4_0, repackIQ4NL:
-						v = w.dotQ4B32(y)
-					case repackQ4_K:
-						v = w.dotQ4K(y, gemm)
-					case repackQ2_K:
-						v = w.dotQ2K(y, gemm)
-					}
-					out.f32[o+i11*colStride] = v
+					y := &acts[i11+ne11*i12]
+					out.f32[o+i11*colStride] = w.dot(kind, y, i11 < ngemm, tmp)
 				}
 			}
 		}
@@ -161,11 +157,82 @@ func (e *executor) mulMatRepack(dst *node, kind repackKind) error {
 	return nil
 }
 
+// repackAct is one activation column (Q8_0 or Q8_K blocks) unpacked for
+// the repacked kernels.
+type repackAct struct {
+	q     []int8    // the quants
+	d     []float32 // the block scales (Q8_0: fp16 → f32; Q8_K: f32)
+	bs    []int32   // Q8_K: the sums of 16 quants
+	clean bool      // no -128 quant (sums16SIMD's condition)
+}
+
+// newRepackAct unpacks a row of vdt (Q8_0 or Q8_K) blocks.
+func newRepackAct(vdt model.Type, y []byte) repackAct {
+	bb, bs := 34, 32
+	if vdt == model.Q8_K {
+		bb, bs = 292, 256
+	}
+	nb := len(y) / bb
+	a := repackAct{q: make([]int8, nb*bs), d: make([]float32, nb), clean: true}
+	if vdt == model.Q8_K {
+		a.bs = make([]int32, nb*16)
+	}
+	for b := 0; b < nb; b++ {
+		blk := y[b*bb : (b+1)*bb]
+		qs := blk[2:34]
+		if vdt == model.Q8_K {
+			a.d[b] = math.Float32frombits(binary.LittleEndian.Uint32(blk))
+			qs = blk[4:260]
+			for g := 0; g < 16; g++ {
+				a.bs[16*b+g] = int32(int16(binary.LittleEndian.Uint16(blk[260+2*g:])))
+			}
+		} else {
+			a.d[b] = ldF16(blk)
+		}
+		for i, v := range qs {
+			a.q[b*bs+i] = int8(v)
+			if v == 0x80 {
+				a.clean = false
+			}
+		}
+	}
+	return a
+}
+
+// sums16 sets out[i] to the exact Σ_{j<16} w[16i+j]·y[16i+j].
+func sums16(w, y []int8, clean bool, out []int32) {
+	if clean && sums16SIMD(w, y, out) {
+		return
+	}
+	for i := range len(w) / 16 {
+		a, b := w[16*i:16*i+16], y[16*i:16*i+16]
+		var s int32
+		for j := range a {
+			s += int32(a[j]) * int32(b[j])
+		}
+		out[i] = s
+	}
+}
+
+// dot is one output of the repacked kernel kind for activation column y
+// (from the GEMM's columns when gemm); tmp holds len(w.q)/16 int32.
+func (w *repackRow) dot(kind repackKind, y *repackAct, gemm bool, tmp []int32) float32 {
+	sums16(w.q, y.q, y.clean, tmp)
+	switch kind {
+	case repackQ4_K:
+		return w.dotQ4K(y, gemm, tmp)
+	case repackQ2_K:
+		return w.dotQ2K(y, gemm, tmp)
+	}
+	return w.dotQ4B32(y, tmp)
+}
+
 // repackRow is one weight row decoded for the repacked kernels: the quants
 // as small integers, the per-block scales as float32 (from fp16) and the
 // per-sub-block scales and mins.
 type repackRow struct {
 	q    []int8    // the quants (Q4_0: q−8; IQ4_NL: kvalues_iq4nl; Q4_K 0..15; Q2_K 0..3)
+	qb   []byte    // q's bytes
 	d    []float32 // per block: d (Q4_0, IQ4_NL) or the super-block d
 	dmin []float32 // Q4_K, Q2_K: the super-block dmin
 	sc   []int32   // Q4_K: 8 scales per block; Q2_K: 16
@@ -173,6 +240,11 @@ type repackRow struct {
 }
 
 func (w *repackRow) init(kind repackKind, nb int) {
+	defer func() {
+		if len(w.q) > 0 {
+			w.qb = unsafe.Slice((*byte)(unsafe.Pointer(&w.q[0])), len(w.q))
+		}
+	}()
 	switch kind {
 	case repackQ4_0, repackIQ4NL:
 		w.q = make([]int8, 32*nb)
@@ -196,13 +268,21 @@ func (w *repackRow) decode(kind repackKind, x []byte) {
 		for b := range w.d {
 			xb := x[18*b : 18*b+18]
 			w.d[b] = ldF16(xb)
+			if kind == repackQ4_0 {
+				// nibble − 8 a byte at a time in a word: ((v|0x80) − 8) ^ 0x80
+				q := w.qb[32*b : 32*b+32]
+				for l := 0; l < 16; l += 8 {
+					v := binary.LittleEndian.Uint64(xb[2+l:])
+					lo := (v&0x0F0F0F0F0F0F0F0F | 0x8080808080808080) - 0x0808080808080808 ^ 0x8080808080808080
+					hi := (v>>4&0x0F0F0F0F0F0F0F0F | 0x8080808080808080) - 0x0808080808080808 ^ 0x8080808080808080
+					binary.LittleEndian.PutUint64(q[l:], lo)
+					binary.LittleEndian.PutUint64(q[16+l:], hi)
+				}
+				continue
+			}
 			q := w.q[32*b : 32*b+32]
 			for j, v := range xb[2:18] {
-				if kind == repackQ4_0 {
-					q[j], q[j+16] = int8(v&0xF)-8, int8(v>>4)-8
-				} else {
-					q[j], q[j+16] = kvaluesIQ4NL[v&0xF], kvaluesIQ4NL[v>>4]
-				}
+				q[j], q[j+16] = kvaluesIQ4NL[v&0xF], kvaluesIQ4NL[v>>4]
 			}
 		}
 	case repackQ4_K:
@@ -213,12 +293,15 @@ func (w *repackRow) decode(kind repackKind, x []byte) {
 				sc, m := scaleMinK4(s, xb[4:16])
 				w.sc[8*b+s], w.m[8*b+s] = int32(sc), int32(m)
 			}
-			q := w.q[256*b : 256*b+256]
+			// eight nibbles a word: the low ones are values 64j+l, the
+			// high ones 64j+32+l
+			q := w.qb[256*b : 256*b+256]
 			qs := xb[16:144]
 			for j := 0; j < 4; j++ {
-				for l := 0; l < 32; l++ {
-					v := qs[32*j+l]
-					q[64*j+l], q[64*j+32+l] = int8(v&0xF), int8(v>>4)
+				for l := 0; l < 32; l += 8 {
+					v := binary.LittleEndian.Uint64(qs[32*j+l:])
+					binary.LittleEndian.PutUint64(q[64*j+l:], v&0x0F0F0F0F0F0F0F0F)
+					binary.LittleEndian.PutUint64(q[64*j+32+l:], v>>4&0x0F0F0F0F0F0F0F0F)
 				}
 			}
 		}
@@ -242,33 +325,17 @@ func (w *repackRow) decode(kind repackKind, x []byte) {
 	}
 }
 
-// dot32 is the exact integer dot product of 32 quants.
-func dot32(a []int8, b []byte) int32 {
-	var s int32
-	for i := 0; i < 32; i++ {
-		s += int32(a[i]) * int32(int8(b[i]))
-	}
-	return s
-}
-
 // dotQ4B32 is one output of gemv/gemm_q4_b32_8x8_q8_0_lut_avx (Q4_0,
 // IQ4_NL; both kernels alike): acc = fma(float(Σ q·y), d_x·d_y, acc) over
 // the blocks in order, d_x·d_y rounded (_mm256_mul_ps, then
-// _mm256_fmadd_ps).
-func (w *repackRow) dotQ4B32(y []byte) float32 {
+// _mm256_fmadd_ps). s16 holds the sums of 16 products.
+func (w *repackRow) dotQ4B32(y *repackAct, s16 []int32) float32 {
 	var acc float32
 	for b, dx := range w.d {
-		yb := y[34*b : 34*b+34]
-		s := dot32(w.q[32*b:], yb[2:])
-		acc = fma32(float32(s), float32(dx*ldF16(yb)), acc)
+		s := s16[2*b] + s16[2*b+1]
+		acc = fma32(float32(s), float32(dx*y.d[b]), acc)
 	}
 	return acc
-}
-
-// q8KBsum32 is the sum of the Q8_K quants of 32-value sub-block s, from the
-// block's sixteen int16 sums.
-func q8KBsum32(bsums []byte, s int) int32 {
-	return int32(int16(binary.LittleEndian.Uint16(bsums[4*s:]))) + int32(int16(binary.LittleEndian.Uint16(bsums[4*s+2:])))
 }
 
 // dotQ4K is one output of ggml_gemv_q4_K_8x8_q8_K (gemm false) or
@@ -278,17 +345,17 @@ func q8KBsum32(bsums []byte, s int) int32 {
 // and accm = fma(float(Σ_s n_s), dmin·d_y, accm); gemm once per pair of
 // sub-blocks (its sb loop), acc = fma(float(i_2k + i_2k+1), d·d_y, acc),
 // and the same for accm. The result is acc − accm.
-func (w *repackRow) dotQ4K(y []byte, gemm bool) float32 {
+func (w *repackRow) dotQ4K(y *repackAct, gemm bool, s16 []int32) float32 {
 	var acc, accm float32
 	for b := range w.d {
-		yd, yq, bs := q8K(y[292*b : 292*b+292])
-		dd := float32(w.d[b] * yd)
-		dm := float32(w.dmin[b] * yd)
-		q := w.q[256*b:]
+		dd := float32(w.d[b] * y.d[b])
+		dm := float32(w.dmin[b] * y.d[b])
+		sc, m := w.sc[8*b:8*b+8], w.m[8*b:8*b+8]
+		ps, bs := s16[16*b:16*b+16], y.bs[16*b:16*b+16]
 		var is, ns int32
 		for s := 0; s < 8; s++ {
-			is += w.sc[8*b+s] * dot32(q[32*s:], yq[32*s:])
-			ns += w.m[8*b+s] * q8KBsum32(bs, s)
+			is += sc[s] * (ps[2*s] + ps[2*s+1])
+			ns += m[s] * (bs[2*s] + bs[2*s+1])
 			if gemm && s%2 == 1 {
 				acc = fma32(float32(is), dd, acc)
 				accm = fma32(float32(ns), dm, accm)
@@ -308,21 +375,15 @@ func (w *repackRow) dotQ4K(y []byte, gemm bool) float32 {
 // sub-blocks: i_s = sc_s·Σ q·y, n_s = m_s·Σ y (the Q8_K block sum s);
 // gemv accumulates once per super-block, gemm once per 128 values (its
 // sb loop: sub-blocks 8h..8h+7).
-func (w *repackRow) dotQ2K(y []byte, gemm bool) float32 {
+func (w *repackRow) dotQ2K(y *repackAct, gemm bool, s16 []int32) float32 {
 	var acc, accm float32
 	for b := range w.d {
-		yd, yq, bs := q8K(y[292*b : 292*b+292])
-		dd := float32(w.d[b] * yd)
-		dm := float32(w.dmin[b] * yd)
-		q := w.q[256*b:]
+		dd := float32(w.d[b] * y.d[b])
+		dm := float32(w.dmin[b] * y.d[b])
 		var is, ns int32
 		for s := 0; s < 16; s++ {
-			var p int32
-			for i := 16 * s; i < 16*s+16; i++ {
-				p += int32(q[i]) * int32(int8(yq[i]))
-			}
-			is += w.sc[16*b+s] * p
-			ns += w.m[16*b+s] * int32(int16(binary.LittleEndian.Uint16(bs[2*s:])))
+			is += w.sc[16*b+s] * s16[16*b+s]
+			ns += w.m[16*b+s] * y.bs[16*b+s]
 			if gemm && s%8 == 7 {
 				acc = fma32(float32(is), dd, acc)
 				accm = fma32(float32(ns), dm, accm)

@@ -200,14 +200,13 @@ func TestRepackDotsSane(t *testing.T) {
 		var w repackRow
 		w.init(c.kind, c.nb)
 		w.decode(c.kind, wb)
-		var gv, gm float32
-		switch c.kind {
-		case repackQ4_0, repackIQ4NL:
-			gv, gm = w.dotQ4B32(ya), w.dotQ4B32(yb)
-		case repackQ4_K:
-			gv, gm = w.dotQ4K(ya, false), w.dotQ4K(yb, true)
-		case repackQ2_K:
-			gv, gm = w.dotQ2K(ya, false), w.dotQ2K(yb, true)
+		av, am := newRepackAct(c.at, ya), newRepackAct(c.at, yb)
+		tmp := make([]int32, n/16)
+		gv, gm := w.dot(c.kind, &av, false, tmp), w.dot(c.kind, &am, true, tmp)
+		// the portable integer sums give the same bits
+		av.clean = false
+		if g := w.dot(c.kind, &av, false, tmp); math.Float32bits(g) != math.Float32bits(gv) {
+			t.Errorf("%s: portable sums give %v, assembly %v", c.wt, g, gv)
 		}
 		if e := math.Abs(float64(gv)-exact) / (1 + math.Abs(exact)); e > 1e-5 {
 			t.Errorf("%s gemv: %v, exact %v", c.wt, gv, exact)
@@ -244,4 +243,29 @@ func randomBlocks(r *rand.Rand, t model.Type, n int) []byte {
 		}
 	}
 	return out
+}
+
+// TestSums16SIMD: the assembly sums of 16 products equal the portable ones,
+// extremes included (weights and activations ±127).
+func TestSums16SIMD(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{64, 256, 2048, 5632} {
+		w, y := make([]int8, n), make([]int8, n)
+		for i := range w {
+			w[i], y[i] = int8(r.IntN(255)-127), int8(r.IntN(255)-127)
+			if i%97 < 16 {
+				w[i], y[i] = -127, 127
+			}
+		}
+		got, want := make([]int32, n/16), make([]int32, n/16)
+		if !sums16SIMD(w, y, got) {
+			t.Skip("no assembly kernel")
+		}
+		sums16(w, y, false, want)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("n %d: sum %d = %d, want %d", n, i, got[i], want[i])
+			}
+		}
+	}
 }
