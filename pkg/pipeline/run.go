@@ -232,7 +232,7 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		if pol != nil {
 			force = pol.Force
 		}
-		pol = CrossKernelPolicy(ref.Nodes(), f, len(toks), kc.Reference, force)
+		pol = CrossKernelPolicy(ref.Nodes(), f, len(toks), kc.Reference, kc.Emulated, force)
 	}
 	if pol == nil {
 		pol, err = compare.DefaultPolicy(fo.Numerics)

@@ -1,7 +1,7 @@
-package main
+package nightly
 
-// `layerdiff baseline summary`: the nightly run's markdown summary and
-// JUnit XML, built from the per-cell `baseline check --out` files.
+// The summary of a nightly run: markdown and JUnit XML, built from the
+// per-cell `baseline check --out` files.
 
 import (
 	"bufio"
@@ -15,68 +15,20 @@ import (
 	"strings"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/urfave/cli/v2"
 )
 
 // maxFindingsShown bounds the findings listed per cell in the markdown.
 const maxFindingsShown = 20
 
-// summaryNote is one KEY=VALUE line of the summary's header.
-type summaryNote struct{ Key, Value string }
+// Note is one KEY=VALUE line of the summary's header.
+type Note struct{ Key, Value string }
 
-func baselineSummaryAction(c *cli.Context) error {
-	dir := c.String("dir")
-	if dir == "" {
-		return errors.New("usage: baseline summary needs --dir")
-	}
-	cells := c.Args().Slice()[1:]
-	if len(cells) == 0 {
-		return errors.New("usage: baseline summary needs the cell names as arguments")
-	}
-	var notes []summaryNote
-	for _, n := range c.StringSlice("note") {
-		k, v, ok := strings.Cut(n, "=")
-		if !ok || strings.TrimSpace(k) == "" {
-			return fmt.Errorf("usage: --note %q: want KEY=VALUE", n)
-		}
-		notes = append(notes, summaryNote{strings.TrimSpace(k), v})
-	}
-	checks := make([]*cellCheck, 0, len(cells))
-	for _, cell := range cells {
-		if cell == "" || strings.ContainsAny(cell, `/\`) || cell == "." || cell == ".." {
-			return fmt.Errorf("usage: cell name %q is not a plain name", cell)
-		}
-		checks = append(checks, cellCheckFromDir(dir, cell))
-	}
-	if p := c.String("md"); p != "" {
-		if err := writeFileAtomic(p, true, func(w io.Writer) error { return writeSummaryMarkdown(w, checks, notes) }); err != nil {
-			return err
-		}
-	}
-	if p := c.String("junit"); p != "" {
-		if err := writeFileAtomic(p, true, func(w io.Writer) error { return writeSummaryJUnit(w, checks, notes) }); err != nil {
-			return err
-		}
-	}
-	failed := 0
-	for _, ch := range checks {
-		if ch.failed() {
-			failed++
-		}
-	}
-	fmt.Fprintf(c.App.Writer, "nightly: %d cells, %d ok, %d failed\n", len(checks), len(checks)-failed, failed)
-	if failed > 0 {
-		return &divergenceError{}
-	}
-	return nil
-}
-
-// cellCheckFromDir reads DIR/CELL/check.json. A cell without one did not
+// CellCheckFromDir reads DIR/CELL/check.json. A cell without one did not
 // get as far as the check: it becomes an error whose message is the last
 // line of DIR/CELL/log.txt.
-func cellCheckFromDir(dir, cell string) *cellCheck {
+func CellCheckFromDir(dir, cell string) *CellCheck {
 	p := filepath.Join(dir, cell, "check.json")
-	ch, err := loadCellCheck(p)
+	ch, err := LoadCellCheck(p)
 	if err == nil {
 		if ch.Cell != cell {
 			ch.Warnings = append(ch.Warnings, fmt.Sprintf("%s names cell %q", p, ch.Cell))
@@ -91,7 +43,7 @@ func cellCheckFromDir(dir, cell string) *cellCheck {
 			msg += ": " + last
 		}
 	}
-	return &cellCheck{Cell: cell, Outcome: outcomeError, Message: msg, Findings: []finding{}, Warnings: []string{}}
+	return &CellCheck{Cell: cell, Outcome: OutcomeError, Message: msg, Findings: []Finding{}, Warnings: []string{}}
 }
 
 // lastLogLine returns the last non-empty line of a log file (at most the
@@ -124,20 +76,20 @@ func lastLogLine(path string) string {
 // summaryCounts tallies cells by outcome.
 type summaryCounts struct{ ok, regressed, changed, noBaseline, errors, knownFail int }
 
-func countCells(checks []*cellCheck) summaryCounts {
+func countCells(checks []*CellCheck) summaryCounts {
 	var n summaryCounts
 	for _, ch := range checks {
 		switch ch.Outcome {
-		case outcomeOK:
+		case OutcomeOK:
 			n.ok++
 			if ch.Verdict != compare.VerdictPass {
 				n.knownFail++
 			}
-		case outcomeRegressed:
+		case OutcomeRegressed:
 			n.regressed++
-		case outcomeChanged:
+		case OutcomeChanged:
 			n.changed++
-		case outcomeNoBaseline:
+		case OutcomeNoBaseline:
 			n.noBaseline++
 		default:
 			n.errors++
@@ -160,9 +112,9 @@ func mdEscape(s string) string {
 	return r.Replace(s)
 }
 
-// writeSummaryMarkdown writes the nightly summary (docs/nightly.md,
+// WriteSummaryMarkdown writes the nightly summary (docs/nightly.md,
 // "Outputs").
-func writeSummaryMarkdown(w io.Writer, checks []*cellCheck, notes []summaryNote) error {
+func WriteSummaryMarkdown(w io.Writer, checks []*CellCheck, notes []Note) error {
 	var b bytes.Buffer
 	n := countCells(checks)
 	failed := len(checks) - n.ok
@@ -191,23 +143,23 @@ func writeSummaryMarkdown(w io.Writer, checks []*cellCheck, notes []summaryNote)
 	b.WriteString("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, ch := range checks {
 		outcome := ch.Outcome
-		if ch.failed() {
+		if ch.Failed() {
 			outcome = "**" + strings.ToUpper(outcome) + "**"
 		}
 		note := ""
 		switch {
-		case ch.Outcome == outcomeError || ch.Outcome == outcomeNoBaseline:
+		case ch.Outcome == OutcomeError || ch.Outcome == OutcomeNoBaseline:
 			note = ch.Message
 		case len(ch.Findings) > 0:
 			note = fmt.Sprintf("%d finding(s): %s", len(ch.Findings), findingText(sortedFindings(ch.Findings)[0]))
 		case ch.Verdict == compare.VerdictFail:
 			note = "known failure: " + ch.FirstDivergence
-		case ch.Verdict == verdictError:
+		case ch.Verdict == VerdictError:
 			note = "known error: " + ch.Message
 		case ch.Tighter > 0:
 			note = fmt.Sprintf("%d tensors improved past the factor", ch.Tighter)
 		}
-		if ch.Verdict == verdictError || ch.Outcome == outcomeError {
+		if ch.Verdict == VerdictError || ch.Outcome == OutcomeError {
 			fmt.Fprintf(&b, "| %s | %s | %s | | | | | | %s |\n", mdEscape(ch.Cell), outcome, mdEscape(ch.verdictText()), mdEscape(note))
 			continue
 		}
@@ -216,7 +168,7 @@ func writeSummaryMarkdown(w io.Writer, checks []*cellCheck, notes []summaryNote)
 			worst += " " + mdEscape(ch.WorstNMSETensor)
 		}
 		growth, used := "", ""
-		if ch.Outcome != outcomeNoBaseline {
+		if ch.Outcome != OutcomeNoBaseline {
 			growth, used = fmtGrowth(float64(ch.Growth)), fmtPercent(float64(ch.Usage))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s | %s | %s | %s |\n",
@@ -224,7 +176,7 @@ func writeSummaryMarkdown(w io.Writer, checks []*cellCheck, notes []summaryNote)
 	}
 	b.WriteString("\n")
 
-	var detail []*cellCheck
+	var detail []*CellCheck
 	for _, ch := range checks {
 		if len(ch.Findings) > 0 {
 			detail = append(detail, ch)
@@ -246,15 +198,15 @@ func writeSummaryMarkdown(w io.Writer, checks []*cellCheck, notes []summaryNote)
 				}
 				fmt.Fprintf(&b, "- %s %s: %s\n", f.Severity, name, mdEscape(f.Message))
 			}
-			if ch.Outcome == outcomeChanged {
+			if ch.Outcome == OutcomeChanged {
 				b.WriteString("\nNo regression: the baseline is stale. Review, then run `scripts/nightly.sh --update-baselines`.\n")
 			}
 			b.WriteString("\n")
 		}
 	}
-	var known []*cellCheck
+	var known []*CellCheck
 	for _, ch := range checks {
-		if ch.Outcome == outcomeOK && ch.Verdict != compare.VerdictPass {
+		if ch.Outcome == OutcomeOK && ch.Verdict != compare.VerdictPass {
 			known = append(known, ch)
 		}
 	}
@@ -262,7 +214,7 @@ func writeSummaryMarkdown(w io.Writer, checks []*cellCheck, notes []summaryNote)
 		b.WriteString("## Known failures\n\nCells that fail against llama.cpp, or cannot be run, as their baselines record:\n\n")
 		for _, ch := range known {
 			switch ch.Verdict {
-			case verdictError:
+			case VerdictError:
 				fmt.Fprintf(&b, "- %s: could not be run: %s\n", mdEscape(ch.Cell), mdEscape(ch.Message))
 			case compare.VerdictFail:
 				fmt.Fprintf(&b, "- %s: fail, %d of %d tensors fail, first divergence %s\n", mdEscape(ch.Cell), ch.Fail, ch.Tensors, mdEscape(ch.FirstDivergence))
@@ -291,10 +243,10 @@ func writeSummaryMarkdown(w io.Writer, checks []*cellCheck, notes []summaryNote)
 
 // commonRule returns the rule's formula when every checked cell used the
 // same rule.
-func commonRule(checks []*cellCheck) (string, bool) {
-	var rule *growthRule
+func commonRule(checks []*CellCheck) (string, bool) {
+	var rule *GrowthRule
 	for _, ch := range checks {
-		if ch.Outcome == outcomeError || ch.Outcome == outcomeNoBaseline || ch.Verdict == verdictError {
+		if ch.Outcome == OutcomeError || ch.Outcome == OutcomeNoBaseline || ch.Verdict == VerdictError {
 			continue
 		}
 		if rule == nil {
@@ -350,13 +302,13 @@ type nightlyText struct {
 	Body    string `xml:",chardata"`
 }
 
-// writeSummaryJUnit writes one testsuite per cell: a "verdict" testcase,
+// WriteSummaryJUnit writes one testsuite per cell: a "verdict" testcase,
 // then one testcase per tensor (and per baseline tensor the result lacks).
 // A testcase fails when it has a finding; a tensor that fails against
 // llama.cpp exactly as its baseline records is skipped ("known failure");
 // a cell that could not be run is one testcase with an <error>, a cell
 // without a baseline one failing "baseline" testcase. No timestamps.
-func writeSummaryJUnit(w io.Writer, checks []*cellCheck, notes []summaryNote) error {
+func WriteSummaryJUnit(w io.Writer, checks []*CellCheck, notes []Note) error {
 	doc := nightlySuites{Name: "layerdiff nightly"}
 	for _, ch := range checks {
 		s := nightlySuite{Name: ch.Cell}
@@ -375,14 +327,14 @@ func writeSummaryJUnit(w io.Writer, checks []*cellCheck, notes []summaryNote) er
 			s.Properties = append(s.Properties, nightlyProp{nt.Key, nt.Value})
 		}
 		switch ch.Outcome {
-		case outcomeError:
+		case OutcomeError:
 			tc := nightlyCase{Name: "run", Classname: class, Error: &nightlyText{Message: ch.Message, Type: "error"}}
 			for _, f := range ch.Findings {
 				tc.Error.Body += f.Message + "\n"
 			}
 			s.Cases = []nightlyCase{tc}
-		case outcomeNoBaseline:
-			s.Cases = []nightlyCase{{Name: "baseline", Classname: class, Failure: &nightlyText{Message: ch.Message, Type: outcomeNoBaseline}}}
+		case OutcomeNoBaseline:
+			s.Cases = []nightlyCase{{Name: "baseline", Classname: class, Failure: &nightlyText{Message: ch.Message, Type: OutcomeNoBaseline}}}
 		default:
 			s.Cases = cellCases(ch, class)
 		}
@@ -416,9 +368,9 @@ func writeSummaryJUnit(w io.Writer, checks []*cellCheck, notes []summaryNote) er
 }
 
 // cellCases builds a checked cell's testcases.
-func cellCases(ch *cellCheck, class string) []nightlyCase {
-	byTensor := map[string][]finding{}
-	var verdict []finding
+func cellCases(ch *CellCheck, class string) []nightlyCase {
+	byTensor := map[string][]Finding{}
+	var verdict []Finding
 	for _, f := range ch.Findings {
 		if f.Tensor == "" {
 			verdict = append(verdict, f)
@@ -426,7 +378,7 @@ func cellCases(ch *cellCheck, class string) []nightlyCase {
 			byTensor[f.Tensor] = append(byTensor[f.Tensor], f)
 		}
 	}
-	failure := func(fs []finding) *nightlyText {
+	failure := func(fs []Finding) *nightlyText {
 		fs = sortedFindings(fs)
 		var body strings.Builder
 		for _, f := range fs {
@@ -439,7 +391,7 @@ func cellCases(ch *cellCheck, class string) []nightlyCase {
 		vc.Failure = failure(verdict)
 	} else if ch.Verdict == compare.VerdictFail {
 		vc.Skipped = &nightlyText{Message: "known failure (as the baseline records): first divergence " + ch.FirstDivergence}
-	} else if ch.Verdict == verdictError {
+	} else if ch.Verdict == VerdictError {
 		vc.Skipped = &nightlyText{Message: "known error (as the baseline records): " + ch.Message}
 	}
 	cases := []nightlyCase{vc}
