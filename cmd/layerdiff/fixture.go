@@ -5,8 +5,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/urfave/cli/v2"
 )
 
@@ -53,7 +53,7 @@ func fixtureCommand() *cli.Command {
 				return err
 			}
 			if v := c.String("vocab"); v != "" {
-				f, err := model.Open(v)
+				f, err := gguf.Open(v)
 				if err != nil {
 					return err
 				}

@@ -6,8 +6,9 @@ import (
 	"strings"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
@@ -106,19 +107,19 @@ func quantizersMayDiffer(profile, emulated string) bool {
 // shape of a source (a model tensor or an earlier node) by name; T is the
 // number of prompt tokens (the most key/value cells a position attends
 // to); profile is the reference's kernel profile, emulated layerdiff's.
-func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, model.Type, bool), T int, profile, emulated string) crossBound {
+func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, quant.Type, bool), T int, profile, emulated string) crossBound {
 	op := n.Op
 	if i := strings.IndexByte(op, '('); i > 0 && strings.HasSuffix(op, ")") {
 		op = op[i+1 : len(op)-1]
 	}
-	src := func(i int) ([]int64, model.Type, bool) {
+	src := func(i int) ([]int64, quant.Type, bool) {
 		if i >= len(n.Src) {
 			return nil, 0, false
 		}
 		return srcNe(n.Src[i])
 	}
-	uaccOf := func(t model.Type) float64 {
-		if (t == model.F16 || t == model.BF16) && f16Accumulating(profile) {
+	uaccOf := func(t quant.Type) float64 {
+		if (t == quant.F16 || t == quant.BF16) && f16Accumulating(profile) {
 			return unitF16
 		}
 		return unitF32
@@ -161,7 +162,7 @@ func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, model.Type,
 		}
 		ua := uaccOf(t)
 		if !ok {
-			ua = uaccOf(model.F16)
+			ua = uaccOf(quant.F16)
 		}
 		// Q·K over d, a softmax over kv (exp polynomial), and V summed
 		// over kv in an f16 accumulator that rounds each partial sum: a
@@ -190,7 +191,7 @@ func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, model.Type,
 // (kernel profile profile, judged against layerdiff's emulated one): the
 // ggml policy's logits and shared-NaN rules, every node's bounds from
 // crossBoundOf (per node key), and force's forced values.
-func CrossKernelPolicy(nodes []reference.NodeInfo, f *model.File, T int, profile, emulated string, force compare.Override) *compare.Policy {
+func CrossKernelPolicy(nodes []reference.NodeInfo, f *gguf.File, T int, profile, emulated string, force compare.Override) *compare.Policy {
 	pol := compare.MustPolicy(compare.ModeGGML)
 	pol.Mode = ModeCrossKernel
 	delete(pol.Names, "inp_embd")
@@ -198,10 +199,10 @@ func CrossKernelPolicy(nodes []reference.NodeInfo, f *model.File, T int, profile
 	pol.Keys = make(map[string]compare.Override, len(nodes))
 	type shape struct {
 		ne []int64
-		t  model.Type
+		t  quant.Type
 	}
 	seen := map[string]shape{}
-	lookup := func(name string) ([]int64, model.Type, bool) {
+	lookup := func(name string) ([]int64, quant.Type, bool) {
 		if s, ok := seen[name]; ok {
 			return s.ne, s.t, true
 		}
@@ -215,7 +216,7 @@ func CrossKernelPolicy(nodes []reference.NodeInfo, f *model.File, T int, profile
 	for _, n := range nodes {
 		b := crossBoundOf(n, lookup, T, profile, emulated)
 		pol.Keys[n.Key] = b.tolerance()
-		t, _ := model.ParseType(n.Type)
+		t, _ := quant.ParseType(n.Type)
 		seen[n.Name] = shape{ne: n.Ne, t: t}
 	}
 	return pol

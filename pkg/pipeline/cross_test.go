@@ -8,7 +8,7 @@ import (
 
 	"github.com/layerdiff/layerdiff/internal/testshared"
 	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -18,14 +18,14 @@ func TestCrossBounds(t *testing.T) {
 	const u, u16 = 0x1p-24, 0x1p-11
 	shapes := map[string]struct {
 		ne []int64
-		t  model.Type
+		t  quant.Type
 	}{
-		"w.q8":    {[]int64{4096, 4096}, model.Q8_0},
-		"w.f16":   {[]int64{256, 512}, model.F16},
-		"k":       {[]int64{128, 256, 8}, model.F16},
+		"w.q8":    {[]int64{4096, 4096}, quant.Q8_0},
+		"w.f16":   {[]int64{256, 512}, quant.F16},
+		"k":       {[]int64{128, 256, 8}, quant.F16},
 		"unknown": {nil, 0},
 	}
-	lookup := func(name string) ([]int64, model.Type, bool) {
+	lookup := func(name string) ([]int64, quant.Type, bool) {
 		s, ok := shapes[name]
 		return s.ne, s.t, ok && s.ne != nil
 	}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
@@ -35,7 +35,7 @@ func checkFixture(t *testing.T) (path, sha, fp string) {
 // reference, and when it warns.
 func TestCheckModel(t *testing.T) {
 	path, sha, fp := checkFixture(t)
-	f, err := model.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestRunModelCheck(t *testing.T) {
 // with another RoPE base or epsilon (a perturbation) or the same graph
 // under another architecture's name is not.
 func TestCheckStructure(t *testing.T) {
-	gen := func(edit func(*fixture.Config)) *model.File {
+	gen := func(edit func(*fixture.Config)) *gguf.File {
 		c := fixture.Default("llama")
 		c.Embd, c.FF, c.Heads, c.KVHeads, c.VocabSize = 64, 128, 4, 2, 300
 		edit(&c)
@@ -183,7 +183,7 @@ func TestCheckStructure(t *testing.T) {
 		if err := fixture.Generate(c, path); err != nil {
 			t.Fatal(err)
 		}
-		f, err := model.Open(path)
+		f, err := gguf.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}

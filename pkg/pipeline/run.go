@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
+	"github.com/layerdiff/layerdiff/pkg/model/tokenizer"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
@@ -75,7 +77,7 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		}
 	}
 	info := ref.Describe()
-	f, err := model.Open(modelPath)
+	f, err := gguf.Open(modelPath)
 	if err != nil {
 		return nil, err
 	}
@@ -129,9 +131,9 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	}
 	switch o.KVType {
 	case "", "f16":
-		fo.KVType = model.F16
+		fo.KVType = quant.F16
 	case "f32":
-		fo.KVType = model.F32
+		fo.KVType = quant.F32
 	default:
 		return nil, fmt.Errorf("--kv-type must be f16 or f32, not %q", o.KVType)
 	}
@@ -412,7 +414,7 @@ type modelIdentity struct {
 //
 // A fingerprint of a version this layerdiff does not compute is treated as
 // absent.
-func checkModel(info reference.Info, f *model.File, full bool, fullLimit int64) (modelIdentity, error) {
+func checkModel(info reference.Info, f *gguf.File, full bool, fullLimit int64) (modelIdentity, error) {
 	var id modelIdentity
 	refFP := info.ModelFingerprint
 	if refFP != "" && !strings.HasPrefix(refFP, reference.FingerprintVersion+":") {
@@ -469,7 +471,7 @@ var structuralKeys = []string{"block_count", "embedding_length", "feed_forward_l
 // perturbed one: a changed weight, RoPE base or epsilon, or the same graph
 // under another architecture's name, is only a MODEL MISMATCH warning). References that record none
 // (logs, .npy directories) are not checked.
-func checkStructure(ref reference.Source, f *model.File) error {
+func checkStructure(ref reference.Source, f *gguf.File) error {
 	d, ok := ref.(*reference.Dump)
 	if !ok || d.Manifest == nil || d.Manifest.Model.Architecture == "" {
 		return nil
@@ -505,7 +507,7 @@ func checkStructure(ref reference.Source, f *model.File) error {
 
 // runTokens picks the token ids: the caller's, else the reference's, else
 // the prompt tokenized by layerdiff's tokenizer.
-func runTokens(f *model.File, info reference.Info, o RunOptions) ([]int32, error) {
+func runTokens(f *gguf.File, info reference.Info, o RunOptions) ([]int32, error) {
 	if len(o.Tokens) > 0 {
 		if len(info.Tokens) > 0 && !sameTokens(o.Tokens, info.Tokens) {
 			return nil, &TokenMismatchError{A: info.Path + " (reference)", B: "--tokens", TokA: info.Tokens, TokB: o.Tokens}
@@ -514,11 +516,11 @@ func runTokens(f *model.File, info reference.Info, o RunOptions) ([]int32, error
 	}
 	var fromPrompt []int32
 	if o.Prompt != "" {
-		v, err := model.VocabFromGGUF(f)
+		v, err := tokenizer.VocabFromGGUF(f)
 		if err != nil {
 			return nil, err
 		}
-		tk, err := model.NewTokenizer(v)
+		tk, err := tokenizer.NewTokenizer(v)
 		if err != nil {
 			return nil, err
 		}

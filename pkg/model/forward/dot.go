@@ -3,7 +3,7 @@ package forward
 import (
 	"encoding/binary"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // Dot-product kernels of ggml-cpu as they run on x86-64 with AVX2, FMA and
@@ -84,8 +84,8 @@ func unpackIQ4NL(xb []byte, q *[32]int8) float32 {
 // Q8_0 kernels then compute exactly ggml's Q4_0/Q5_0 vec_dot and
 // tinyBLAS_Q0_AVX, and IQ4_NL's tinyBLAS: per block, lanes of four int8
 // products, fma(dx*dy, lane, acc); only the unpacking differs.
-func expandQ0(t model.Type, x, dst []byte) {
-	if t == model.Q4_0 {
+func expandQ0(t quant.Type, x, dst []byte) {
+	if t == quant.Q4_0 {
 		// Nibbles eight at a time in a uint64, -8 per byte without
 		// borrows (each byte's top bit set first).
 		const top, eight, nib = 0x8080808080808080, 0x0808080808080808, 0x0F0F0F0F0F0F0F0F
@@ -104,9 +104,9 @@ func expandQ0(t model.Type, x, dst []byte) {
 	var q [32]int8
 	bs, unpack := 18, unpackQ4_0
 	switch t {
-	case model.Q5_0:
+	case quant.Q5_0:
 		bs, unpack = 22, unpackQ5_0
-	case model.IQ4_NL:
+	case quant.IQ4_NL:
 		unpack = unpackIQ4NL
 	}
 	for b := 0; b < len(dst)/34; b++ {
@@ -125,9 +125,9 @@ func expandQ0(t model.Type, x, dst []byte) {
 // min into m. ggml_vec_dot_q4_1_q8_1 and _q5_1_q8_1 are then the Q8_0
 // kernels' lanes and fma(d0*d1, lane, acc) (an unsigned value times y is
 // the sign trick's product), plus summs (summsQ1) after the horizontal sum.
-func expandQ1(t model.Type, x, dst []byte, m []float32) {
+func expandQ1(t quant.Type, x, dst []byte, m []float32) {
 	bs := 20
-	if t == model.Q5_1 {
+	if t == quant.Q5_1 {
 		bs = 24
 	}
 	for b := 0; b < len(dst)/34; b++ {
@@ -136,7 +136,7 @@ func expandQ1(t model.Type, x, dst []byte, m []float32) {
 		o[0], o[1] = xb[0], xb[1]
 		m[b] = ldF16(xb[2:])
 		qs, qh := xb[4:20], uint32(0)
-		if t == model.Q5_1 {
+		if t == quant.Q5_1 {
 			qs, qh = xb[8:24], binary.LittleEndian.Uint32(xb[4:8])
 		}
 		for i := 0; i < 16; i++ {

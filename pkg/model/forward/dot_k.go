@@ -5,7 +5,7 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // q8K reads a block_q8_K: f32 d, 256 int8 quants, 16 int16 bsums.
@@ -380,13 +380,13 @@ type kRowDots struct {
 // decode decodes the weight row x of type t (Q2_K to Q6_K or IQ4_XS, n
 // values) once, for any number of dots calls; it returns false when the
 // row kernels cannot run (no AVX2, another type, or a short row).
-func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
+func (k *kRowDots) decode(t quant.Type, n int, x []byte) bool {
 	nb := n / 256
 	if !hasAVX2 || nb == 0 {
 		return false
 	}
 	switch t {
-	case model.Q4_K:
+	case quant.Q4_K:
 		if len(x) < nb*144 {
 			return false
 		}
@@ -396,7 +396,7 @@ func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 		k.q4 = k.q4[:nb]
 		decodeQ4KRow(x, k.q4)
 		return true
-	case model.Q6_K:
+	case quant.Q6_K:
 		if len(x) < nb*210 {
 			return false
 		}
@@ -406,7 +406,7 @@ func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 		k.q6 = k.q6[:nb]
 		decodeQ6KRow(x, k.q6)
 		return true
-	case model.IQ4_XS, model.Q2_K, model.Q3_K, model.Q5_K:
+	case quant.IQ4_XS, quant.Q2_K, quant.Q3_K, quant.Q5_K:
 		if len(x) < nb*t.BlockBytes() {
 			return false
 		}
@@ -416,11 +416,11 @@ func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 		}
 		k.k8, k.q5m = k.k8[:nb], k.q5m[:nb]
 		switch t {
-		case model.IQ4_XS:
+		case quant.IQ4_XS:
 			decodeIQ4XSRow(x, k.k8)
-		case model.Q2_K:
+		case quant.Q2_K:
 			decodeQ2KRow(x, k.k8)
-		case model.Q3_K:
+		case quant.Q3_K:
 			decodeQ3KRow(x, k.k8)
 		default:
 			decodeQ5KRow(x, k.k8, k.q5m)
@@ -433,13 +433,13 @@ func (k *kRowDots) decode(t model.Type, n int, x []byte) bool {
 // dots sets out[c] = dot(x, y[c]) (dotQ2_K to dotQ6_K or dotIQ4XS, the
 // same bits) for the first ncol (1..4) activation rows, x the row last decoded
 // for t, or returns false having written nothing.
-func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []float32) bool {
+func (k *kRowDots) dots(t quant.Type, x []byte, y *[4][]byte, ncol int, out []float32) bool {
 	if len(out) < ncol {
 		return false
 	}
 	var acc [4][8]float32
 	switch t {
-	case model.Q4_K:
+	case quant.Q4_K:
 		var accm [4][4]float32
 		if !q4KRowAcc(x, k.q4, y, ncol, &acc, &accm) {
 			return false
@@ -448,7 +448,7 @@ func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []fl
 			out[c] = hsum8(&acc[c]) + hsum4(&accm[c])
 		}
 		return true
-	case model.Q6_K:
+	case quant.Q6_K:
 		if !q6KRowAcc(x, k.q6, y, ncol, &acc) {
 			return false
 		}
@@ -456,13 +456,13 @@ func (k *kRowDots) dots(t model.Type, x []byte, y *[4][]byte, ncol int, out []fl
 			out[c] = hsum8(&acc[c])
 		}
 		return true
-	case model.IQ4_XS, model.Q2_K, model.Q3_K, model.Q5_K:
-		if !k8RowAcc(k.k8, y, ncol, t == model.Q2_K, &acc) {
+	case quant.IQ4_XS, quant.Q2_K, quant.Q3_K, quant.Q5_K:
+		if !k8RowAcc(k.k8, y, ncol, t == quant.Q2_K, &acc) {
 			return false
 		}
 		for c := 0; c < ncol; c++ {
 			out[c] = hsum8(&acc[c])
-			if t == model.Q5_K {
+			if t == quant.Q5_K {
 				out[c] += q5KSumMins(k.q5m, y[c])
 			}
 		}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // Kernel profiles: the CPU builds of llama.cpp's ggml whose arithmetic the
@@ -98,15 +98,15 @@ func (ks kernels) vecDotF16(a, b []uint16) float32 {
 // floatDot is one output of a MUL_MAT with F32, F16 or BF16 weights under
 // the AVX-512 kernels: xf or xh is the weight row, act's column col the
 // converted activations.
-func (ks kernels) floatDot(t model.Type, kern matKernel, xf []float32, xh []uint16, act actRows, col int64) float32 {
+func (ks kernels) floatDot(t quant.Type, kern matKernel, xf []float32, xh []uint16, act actRows, col int64) float32 {
 	switch {
-	case t == model.F32 && kern == kernTinyBLAS:
+	case t == quant.F32 && kern == kernTinyBLAS:
 		return dotF32Tiny16(xf, act.f32[col])
-	case t == model.F32:
+	case t == quant.F32:
 		return vecDotF32x16(xf, act.f32[col])
-	case t == model.F16 && kern == kernTinyBLAS:
+	case t == quant.F16 && kern == kernTinyBLAS:
 		return dotF16Tiny16(xh, act.u16[col], false)
-	case t == model.F16:
+	case t == quant.F16:
 		return vecDotF16x16(xh, act.u16[col])
 	case kern == kernTinyBLAS && ks.bf16dp:
 		return dotBF16Tiny32(xh, act.u16[col])

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // The CPU repack buffers (profiles KernelsAVX2Repack, KernelsAVX512Repack):
@@ -53,7 +53,7 @@ const (
 // repackOf returns the repacked kernel llama.cpp uses for a MUL_MAT with
 // src0 a and src1 b under these kernels (repackNone: the ordinary path).
 func (ks kernels) repackOf(a, b *node) repackKind {
-	if !ks.repack || a.weight == nil || b.typ != model.F32 {
+	if !ks.repack || a.weight == nil || b.typ != quant.F32 {
 		return repackNone
 	}
 	// ggml_n_dims(src0) == 2 and ne[1] % 8 == 0 (which implies ne[1] > 1)
@@ -61,13 +61,13 @@ func (ks kernels) repackOf(a, b *node) repackKind {
 		return repackNone
 	}
 	switch a.typ {
-	case model.Q4_0:
+	case quant.Q4_0:
 		return repackQ4_0
-	case model.IQ4_NL:
+	case quant.IQ4_NL:
 		return repackIQ4NL
-	case model.Q4_K:
+	case quant.Q4_K:
 		return repackQ4_K
-	case model.Q2_K:
+	case quant.Q2_K:
 		if ks.lanes16 {
 			return repackQ2_K
 		}
@@ -87,9 +87,9 @@ func (e *executor) mulMatRepack(dst *node, kind repackKind) error {
 	if ne13 != 1 {
 		return fmt.Errorf("%s: repacked MUL_MAT with a 4-D src1 %s", dst.name, b.name)
 	}
-	vdt := model.Q8_0
+	vdt := quant.Q8_0
 	if kind == repackQ4_K || kind == repackQ2_K {
-		vdt = model.Q8_K
+		vdt = quant.Q8_K
 	}
 	rb, err := vdt.RowBytes(ne00)
 	if err != nil {
@@ -117,9 +117,9 @@ func (e *executor) mulMatRepack(dst *node, kind repackKind) error {
 			i11, i12 := c%ne11, c/ne11
 			x := b.rowF32(i11, i12, 0, tmp)
 			q := make([]byte, rb)
-			if vdt == model.Q8_K && i11 < ngemm {
+			if vdt == quant.Q8_K && i11 < ngemm {
 				quantQ8KMat(x, q)
-			} else if err := model.QuantizeRow(vdt, x, q, model.QuantCPU); err != nil {
+			} else if err := quant.QuantizeRow(vdt, x, q, quant.QuantCPU); err != nil {
 				convOnce.Do(func() { convErr = fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err) })
 				return
 			}
@@ -136,7 +136,7 @@ func (e *executor) mulMatRepack(dst *node, kind repackKind) error {
 	out, off := dst.base()
 	colStride := dst.nb[1] / typeSize(dst.typ)
 	nb := int(ne00) / 32
-	if vdt == model.Q8_K {
+	if vdt == quant.Q8_K {
 		nb = int(ne00) / 256
 	}
 	parallelFor(int(ne01), e.threads, func(lo, hi int) {
@@ -167,20 +167,20 @@ type repackAct struct {
 }
 
 // newRepackAct unpacks a row of vdt (Q8_0 or Q8_K) blocks.
-func newRepackAct(vdt model.Type, y []byte) repackAct {
+func newRepackAct(vdt quant.Type, y []byte) repackAct {
 	bb, bs := 34, 32
-	if vdt == model.Q8_K {
+	if vdt == quant.Q8_K {
 		bb, bs = 292, 256
 	}
 	nb := len(y) / bb
 	a := repackAct{q: make([]int8, nb*bs), d: make([]float32, nb), clean: true}
-	if vdt == model.Q8_K {
+	if vdt == quant.Q8_K {
 		a.bs = make([]int32, nb*16)
 	}
 	for b := 0; b < nb; b++ {
 		blk := y[b*bb : (b+1)*bb]
 		qs := blk[2:34]
-		if vdt == model.Q8_K {
+		if vdt == quant.Q8_K {
 			a.d[b] = math.Float32frombits(binary.LittleEndian.Uint32(blk))
 			qs = blk[4:260]
 			for g := 0; g < 16; g++ {

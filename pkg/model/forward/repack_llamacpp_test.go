@@ -11,8 +11,9 @@ import (
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -75,7 +76,7 @@ func TestQuantMat4x8MatchesLlamaCpp(t *testing.T) {
 			}
 			drTrials++
 		}
-		for _, vt := range []model.Type{model.Q8_0, model.Q8_K} {
+		for _, vt := range []quant.Type{quant.Q8_0, quant.Q8_K} {
 			got, err := llamacpp.QuantizeMat4x8(int(vt), rows)
 			if err != nil {
 				t.Fatal(err)
@@ -83,10 +84,10 @@ func TestQuantMat4x8MatchesLlamaCpp(t *testing.T) {
 			rb, _ := vt.RowBytes(k)
 			for i, row := range rows {
 				want := make([]byte, rb)
-				if vt == model.Q8_K {
+				if vt == quant.Q8_K {
 					quantQ8KMat(row, want)
 					other := make([]byte, rb)
-					if err := model.QuantizeRow(vt, row, other, model.QuantCPU); err != nil {
+					if err := quant.QuantizeRow(vt, row, other, quant.QuantCPU); err != nil {
 						t.Fatal(err)
 					}
 					for o := range want {
@@ -94,7 +95,7 @@ func TestQuantMat4x8MatchesLlamaCpp(t *testing.T) {
 							differ++
 						}
 					}
-				} else if err := model.QuantizeRow(vt, row, want, model.QuantCPU); err != nil {
+				} else if err := quant.QuantizeRow(vt, row, want, quant.QuantCPU); err != nil {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(got[i], want) {
@@ -213,7 +214,7 @@ func TestRepackMatchesLlamaCpp(t *testing.T) {
 func compareRunQuiet(t *testing.T, path string, toks []int32, opts Options) cmpResult {
 	t.Helper()
 	ref := llamaNodes(t, refConfig{Path: path, Tokens: toks, FA: opts.FlashAttn, KVType: opts.KVType})
-	f, err := model.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,14 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // TestRepackOf: ggml_repack_get_optimal_repack_type and supports_op on x86
 // — which weights the repack profiles send to the repacked kernels.
 func TestRepackOf(t *testing.T) {
-	act := &node{typ: model.F32, ne: [4]int64{256, 8, 1, 1}}
-	w := func(typ model.Type, ne1, ne2 int64) *node {
+	act := &node{typ: quant.F32, ne: [4]int64{256, 8, 1, 1}}
+	w := func(typ quant.Type, ne1, ne2 int64) *node {
 		return &node{typ: typ, ne: [4]int64{256, ne1, ne2, 1}, weight: []byte{0}}
 	}
 	avx2, _ := kernelsOf(KernelsAVX2Repack)
@@ -27,20 +27,20 @@ func TestRepackOf(t *testing.T) {
 		b          *node
 		notAWeight bool
 	}{
-		{ks: avx2, a: w(model.Q4_0, 64, 1), want: repackQ4_0, what: "Q4_0"},
-		{ks: avx2, a: w(model.IQ4_NL, 64, 1), want: repackIQ4NL, what: "IQ4_NL"},
-		{ks: avx2, a: w(model.Q4_K, 64, 1), want: repackQ4_K, what: "Q4_K"},
-		{ks: avx2, a: w(model.Q2_K, 64, 1), want: repackNone, what: "Q2_K without AVX-512"},
-		{ks: avx512, a: w(model.Q2_K, 64, 1), want: repackQ2_K, what: "Q2_K with AVX-512"},
-		{ks: avx512, a: w(model.Q4_K, 64, 1), want: repackQ4_K, what: "Q4_K with AVX-512"},
-		{ks: avx512, a: w(model.Q8_0, 64, 1), want: repackNone, what: "Q8_0 (not repacked in ec98e2002)"},
-		{ks: avx512, a: w(model.Q6_K, 64, 1), want: repackNone, what: "Q6_K"},
-		{ks: avx512, a: w(model.Q4_1, 64, 1), want: repackNone, what: "Q4_1"},
-		{ks: avx512, a: w(model.Q4_0, 500, 1), want: repackNone, what: "ne[1] % 8 != 0"},
-		{ks: avx512, a: w(model.Q4_0, 64, 2), want: repackNone, what: "3-D weight"},
-		{ks: base, a: w(model.Q4_0, 64, 1), want: repackNone, what: "no repack buffers"},
-		{ks: avx512, a: w(model.Q4_0, 64, 1), want: repackNone, what: "src1 not F32", b: &node{typ: model.F16, ne: [4]int64{256, 8, 1, 1}}},
-		{ks: avx512, a: w(model.Q4_0, 64, 1), want: repackNone, what: "src0 not a weight", notAWeight: true},
+		{ks: avx2, a: w(quant.Q4_0, 64, 1), want: repackQ4_0, what: "Q4_0"},
+		{ks: avx2, a: w(quant.IQ4_NL, 64, 1), want: repackIQ4NL, what: "IQ4_NL"},
+		{ks: avx2, a: w(quant.Q4_K, 64, 1), want: repackQ4_K, what: "Q4_K"},
+		{ks: avx2, a: w(quant.Q2_K, 64, 1), want: repackNone, what: "Q2_K without AVX-512"},
+		{ks: avx512, a: w(quant.Q2_K, 64, 1), want: repackQ2_K, what: "Q2_K with AVX-512"},
+		{ks: avx512, a: w(quant.Q4_K, 64, 1), want: repackQ4_K, what: "Q4_K with AVX-512"},
+		{ks: avx512, a: w(quant.Q8_0, 64, 1), want: repackNone, what: "Q8_0 (not repacked in ec98e2002)"},
+		{ks: avx512, a: w(quant.Q6_K, 64, 1), want: repackNone, what: "Q6_K"},
+		{ks: avx512, a: w(quant.Q4_1, 64, 1), want: repackNone, what: "Q4_1"},
+		{ks: avx512, a: w(quant.Q4_0, 500, 1), want: repackNone, what: "ne[1] % 8 != 0"},
+		{ks: avx512, a: w(quant.Q4_0, 64, 2), want: repackNone, what: "3-D weight"},
+		{ks: base, a: w(quant.Q4_0, 64, 1), want: repackNone, what: "no repack buffers"},
+		{ks: avx512, a: w(quant.Q4_0, 64, 1), want: repackNone, what: "src1 not F32", b: &node{typ: quant.F16, ne: [4]int64{256, 8, 1, 1}}},
+		{ks: avx512, a: w(quant.Q4_0, 64, 1), want: repackNone, what: "src0 not a weight", notAWeight: true},
 	} {
 		b := act
 		if c.b != nil {
@@ -70,7 +70,7 @@ func TestQuantQ8KMat(t *testing.T) {
 	mat := make([]byte, 292*64)
 	row := make([]byte, 292*64)
 	quantQ8KMat(x, mat)
-	if err := model.QuantizeRow(model.Q8_K, x, row, model.QuantCPU); err != nil {
+	if err := quant.QuantizeRow(quant.Q8_K, x, row, quant.QuantCPU); err != nil {
 		t.Fatal(err)
 	}
 	// (b): count the quants that differ, and check each is a double-rounding
@@ -107,7 +107,7 @@ func TestQuantQ8KMat(t *testing.T) {
 	}
 	blk[3], blk[200] = -2, 2
 	quantQ8KMat(blk, mat[:292])
-	if err := model.QuantizeRow(model.Q8_K, blk, row[:292], model.QuantCPU); err != nil {
+	if err := quant.QuantizeRow(quant.Q8_K, blk, row[:292], quant.QuantCPU); err != nil {
 		t.Fatal(err)
 	}
 	dm := math.Float32frombits(binary.LittleEndian.Uint32(mat))
@@ -143,7 +143,7 @@ func TestQuantQ8KMat(t *testing.T) {
 		t.Fatal("no double-rounding case found")
 	}
 	quantQ8KMat(blk, mat[:292])
-	if err := model.QuantizeRow(model.Q8_K, blk, row[:292], model.QuantCPU); err != nil {
+	if err := quant.QuantizeRow(quant.Q8_K, blk, row[:292], quant.QuantCPU); err != nil {
 		t.Fatal(err)
 	}
 	p := float32(blk[1] * iscale)
@@ -165,32 +165,32 @@ func TestRepackDotsSane(t *testing.T) {
 	}
 	for _, c := range []struct {
 		kind repackKind
-		wt   model.Type
-		at   model.Type
+		wt   quant.Type
+		at   quant.Type
 		nb   int
 	}{
-		{repackQ4_0, model.Q4_0, model.Q8_0, n / 32},
-		{repackIQ4NL, model.IQ4_NL, model.Q8_0, n / 32},
-		{repackQ4_K, model.Q4_K, model.Q8_K, n / 256},
-		{repackQ2_K, model.Q2_K, model.Q8_K, n / 256},
+		{repackQ4_0, quant.Q4_0, quant.Q8_0, n / 32},
+		{repackIQ4NL, quant.IQ4_NL, quant.Q8_0, n / 32},
+		{repackQ4_K, quant.Q4_K, quant.Q8_K, n / 256},
+		{repackQ2_K, quant.Q2_K, quant.Q8_K, n / 256},
 	} {
 		wb := randomBlocks(r, c.wt, n)
 		xd := make([]float32, n)
-		if err := model.Dequantize(c.wt, wb, xd); err != nil {
+		if err := quant.Dequantize(c.wt, wb, xd); err != nil {
 			t.Fatal(err)
 		}
 		rb, _ := c.at.RowBytes(n)
 		ya, yb := make([]byte, rb), make([]byte, rb)
-		if err := model.QuantizeRow(c.at, y, ya, model.QuantCPU); err != nil {
+		if err := quant.QuantizeRow(c.at, y, ya, quant.QuantCPU); err != nil {
 			t.Fatal(err)
 		}
-		if c.at == model.Q8_K {
+		if c.at == quant.Q8_K {
 			quantQ8KMat(y, yb)
 		} else {
 			copy(yb, ya)
 		}
 		yd := make([]float32, n)
-		if err := model.Dequantize(c.at, ya, yd); err != nil {
+		if err := quant.Dequantize(c.at, ya, yd); err != nil {
 			t.Fatal(err)
 		}
 		exact := 0.0
@@ -219,7 +219,7 @@ func TestRepackDotsSane(t *testing.T) {
 
 // randomBlocks returns n values of weight type t as random blocks: random
 // quant bytes and scales, fp16 d (and dmin) of a moderate size.
-func randomBlocks(r *rand.Rand, t model.Type, n int) []byte {
+func randomBlocks(r *rand.Rand, t quant.Type, n int) []byte {
 	nb := n / t.BlockSize()
 	bb := t.BlockBytes()
 	out := make([]byte, nb*bb)
@@ -227,17 +227,17 @@ func randomBlocks(r *rand.Rand, t model.Type, n int) []byte {
 		out[i] = byte(r.Uint32())
 	}
 	f16 := func(b []byte) {
-		binary.LittleEndian.PutUint16(b, model.F32ToF16(float32(0.001+0.05*r.Float64())))
+		binary.LittleEndian.PutUint16(b, quant.F32ToF16(float32(0.001+0.05*r.Float64())))
 	}
 	for b := 0; b < nb; b++ {
 		blk := out[b*bb : (b+1)*bb]
 		switch t {
-		case model.Q4_0, model.IQ4_NL:
+		case quant.Q4_0, quant.IQ4_NL:
 			f16(blk)
-		case model.Q4_K:
+		case quant.Q4_K:
 			f16(blk)
 			f16(blk[2:])
-		case model.Q2_K:
+		case quant.Q2_K:
 			f16(blk[80:])
 			f16(blk[82:])
 		}
