@@ -26,12 +26,21 @@ const (
 	// Ice Lake, Tiger Lake): KernelsAVX512 with BF16 products as 16-lane
 	// FMAs.
 	KernelsAVX512NoBF16 = "x86-avx512-nobf16"
+
+	// KernelsAVX2Repack is KernelsAVX2 with the CPU repack buffers
+	// (GGML_USE_CPU_REPACK, "REPACK = 1"): Q4_0, Q4_K and IQ4_NL weights
+	// with ne[1] % 8 == 0 through the interleaved GEMV/GEMM kernels
+	// (repack.go).
+	KernelsAVX2Repack = "x86-avx2-repack"
+	// KernelsAVX512Repack is KernelsAVX512 with the CPU repack buffers:
+	// those of KernelsAVX2Repack and Q2_K.
+	KernelsAVX512Repack = "x86-avx512-repack"
 )
 
 // KernelProfiles lists the profiles the ggml numerics emulate, the default
 // first.
 func KernelProfiles() []string {
-	return []string{KernelsAVX2, KernelsAVX512, KernelsAVX512NoBF16}
+	return []string{KernelsAVX2, KernelsAVX512, KernelsAVX512NoBF16, KernelsAVX2Repack, KernelsAVX512Repack}
 }
 
 // Emulates reports whether profile is one the ggml numerics reproduce.
@@ -56,6 +65,9 @@ type kernels struct {
 	// vdpbf16ps (two products per lane, the odd one first, each add
 	// rounded; bfloat16 subnormals read as zero, results flushed).
 	bf16dp bool
+	// repack: GGML_USE_CPU_REPACK — the repacked weights' MUL_MATs
+	// (kernels.repackOf, mulMatRepack in repack.go).
+	repack bool
 }
 
 // kernelsOf returns the kernels of a profile name ("" is KernelsAVX2).
@@ -67,6 +79,10 @@ func kernelsOf(profile string) (kernels, error) {
 		return kernels{lanes16: true, bf16dp: true}, nil
 	case KernelsAVX512NoBF16:
 		return kernels{lanes16: true}, nil
+	case KernelsAVX2Repack:
+		return kernels{repack: true}, nil
+	case KernelsAVX512Repack:
+		return kernels{lanes16: true, bf16dp: true, repack: true}, nil
 	}
 	return kernels{}, fmt.Errorf("forward: kernel profile %q is not emulated (emulated: %s)", profile, strings.Join(KernelProfiles(), ", "))
 }

@@ -223,6 +223,10 @@ func (e *executor) mulMatGGML(dst *node) error {
 	if b.ne[0] != ne00 {
 		return fmt.Errorf("%s: inner dimensions differ: %s has %d, %s has %d", dst.name, a.name, ne00, b.name, b.ne[0])
 	}
+	// GGML_USE_CPU_REPACK: the repacked weights' own kernels (repack.go).
+	if rk := e.k.repackOf(a, b); rk != repackNone {
+		return e.mulMatRepack(dst, rk)
+	}
 	r2, r3 := ne12/a.ne[2], ne13/a.ne[3]
 	vdt := quant.VecDotType(a.typ)
 	kern := chooseKernel(e.k, a.typ, ne01, ne11, ne00, b.isContiguous())
