@@ -39,6 +39,11 @@ vet:
 
 test: vet
 	$(ENV) $(GO) test -tags llamacpp -timeout 60m ./...
+ifneq ($(REPACK),1)
+	# the repack kernels' differential tests, against llama.cpp built with
+	# the CPU repack buffers (a second build of it, kept in Go's cache)
+	export LAYERDIFF_REPACK=1 && $(ENV) $(GO) test -tags llamacpp -timeout 30m -run 'Repack' ./pkg/model/forward
+endif
 
 demo: build
 	scripts/demo.sh $(DEMO)
