@@ -9,11 +9,18 @@
 #   make bench7b    the 7B-geometry Q4_K_M scale check (see BENCHMARKS.md)
 #   make bench-types  every weight type, Go against llama.cpp (BENCHMARKS.md)
 #   make nightly    the regression matrix against fixtures/baselines (docs/nightly.md)
+#
+# REPACK=1 (make build REPACK=1, make test REPACK=1, ...) builds llama.cpp with
+# the CPU repack buffers (-DGGML_USE_CPU_REPACK, as stock CMake builds do):
+# kernel profiles x86-avx2-repack / x86-avx512-repack (docs/numerics.md).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 GO ?= go
 ENV := . scripts/env.sh &&
+ifeq ($(REPACK),1)
+export LAYERDIFF_REPACK := 1
+endif
 FUZZTIME ?= 30s
 DEMO ?= out/demo
 
@@ -32,6 +39,11 @@ vet:
 
 test: vet
 	$(ENV) $(GO) test -tags llamacpp -timeout 60m ./...
+ifneq ($(REPACK),1)
+	# the repack kernels' differential tests, against llama.cpp built with
+	# the CPU repack buffers (a second build of it, kept in Go's cache)
+	export LAYERDIFF_REPACK=1 && $(ENV) $(GO) test -tags llamacpp -timeout 30m -run 'Repack' ./pkg/model/forward
+endif
 
 demo: build
 	scripts/demo.sh $(DEMO)

@@ -24,8 +24,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -315,7 +316,7 @@ func smallModelConfig() fixture.Config {
 
 // writeModel writes the small fixture, after edit changes its metadata or
 // tensors, as an F32 GGUF file.
-func writeModel(t *testing.T, path string, edit func(kvs []model.KV, ts []model.WriteTensor) ([]model.KV, []model.WriteTensor)) {
+func writeModel(t *testing.T, path string, edit func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor)) {
 	t.Helper()
 	kvs, ts, err := fixture.Build(smallModelConfig())
 	if err != nil {
@@ -324,16 +325,16 @@ func writeModel(t *testing.T, path string, edit func(kvs []model.KV, ts []model.
 	if edit != nil {
 		kvs, ts = edit(kvs, ts)
 	}
-	if err := model.WriteFile(path, kvs, ts, 32); err != nil {
+	if err := gguf.WriteFile(path, kvs, ts, 32); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // setKV replaces the value of key.
-func setKV(kvs []model.KV, key string, value any) []model.KV {
+func setKV(kvs []gguf.KV, key string, value any) []gguf.KV {
 	for i := range kvs {
 		if kvs[i].Key == key {
-			kvs[i] = model.NewKV(key, value)
+			kvs[i] = gguf.NewKV(key, value)
 		}
 	}
 	return kvs
@@ -343,13 +344,13 @@ func setKV(kvs []model.KV, key string, value any) []model.KV {
 // path for the tokens: the model's inp_embd, ne {n_embd, len(tokens)}.
 func tokenEmbeddings(t *testing.T, path string, tokens []int32) ([]float32, int64) {
 	t.Helper()
-	f, err := model.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	ti, ok := f.Tensor("token_embd.weight")
-	if !ok || ti.Type != model.F32 {
+	if !ok || ti.Type != quant.F32 {
 		t.Fatalf("%s: no F32 token_embd.weight", path)
 	}
 	raw, err := f.TensorData(ti)
@@ -663,26 +664,26 @@ func ggufCases() []badCase {
 func modelCases() []badCase {
 	type mc struct {
 		name string
-		edit func(kvs []model.KV, ts []model.WriteTensor) ([]model.KV, []model.WriteTensor)
+		edit func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor)
 		want []string
 	}
 	cases := []mc{
-		{"block_count is a string", func(kvs []model.KV, ts []model.WriteTensor) ([]model.KV, []model.WriteTensor) {
+		{"block_count is a string", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 			return setKV(kvs, "llama.block_count", "one"), ts
 		}, []string{"llama.block_count", "value has type str, want an unsigned integer"}},
-		{"embedding_length is a float", func(kvs []model.KV, ts []model.WriteTensor) ([]model.KV, []model.WriteTensor) {
+		{"embedding_length is a float", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 			return setKV(kvs, "llama.embedding_length", float32(64)), ts
 		}, []string{"llama.embedding_length"}},
-		{"rms epsilon is a string", func(kvs []model.KV, ts []model.WriteTensor) ([]model.KV, []model.WriteTensor) {
+		{"rms epsilon is a string", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 			return setKV(kvs, "llama.attention.layer_norm_rms_epsilon", "1e-5"), ts
 		}, []string{"llama.attention.layer_norm_rms_epsilon"}},
-		{"block_count larger than the tensors", func(kvs []model.KV, ts []model.WriteTensor) ([]model.KV, []model.WriteTensor) {
+		{"block_count larger than the tensors", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 			return setKV(kvs, "llama.block_count", uint32(3)), ts
 		}, []string{"blk.1."}},
-		{"tensor missing", func(kvs []model.KV, ts []model.WriteTensor) ([]model.KV, []model.WriteTensor) {
-			return kvs, slices.DeleteFunc(ts, func(w model.WriteTensor) bool { return w.Name == "blk.0.attn_k.weight" })
+		{"tensor missing", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
+			return kvs, slices.DeleteFunc(ts, func(w gguf.WriteTensor) bool { return w.Name == "blk.0.attn_k.weight" })
 		}, []string{"blk.0.attn_k.weight"}},
-		{"tensor of the wrong shape", func(kvs []model.KV, ts []model.WriteTensor) ([]model.KV, []model.WriteTensor) {
+		{"tensor of the wrong shape", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 			for i := range ts {
 				if ts[i].Name == "blk.0.ffn_up.weight" {
 					ts[i].Ne = []int64{ts[i].Ne[1], ts[i].Ne[0]}
@@ -690,7 +691,7 @@ func modelCases() []badCase {
 			}
 			return kvs, ts
 		}, []string{"blk.0.ffn_up.weight"}},
-		{"unsupported architecture", func(kvs []model.KV, ts []model.WriteTensor) ([]model.KV, []model.WriteTensor) {
+		{"unsupported architecture", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 			return setKV(kvs, "general.architecture", "mamba"), ts
 		}, []string{`"mamba"`}},
 	}

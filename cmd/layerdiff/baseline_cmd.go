@@ -1,18 +1,16 @@
 package main
 
 // The `layerdiff baseline` command: check, update and summary actions
-// (docs/nightly.md, "layerdiff baseline").
+// (docs/nightly.md, "layerdiff baseline") over package nightly.
 
 import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/layerdiff/layerdiff/pkg/reference"
+	"github.com/layerdiff/layerdiff/pkg/nightly"
 	"github.com/urfave/cli/v2"
 )
 
@@ -37,9 +35,9 @@ func baselineCommand() *cli.Command {
 			&cli.StringFlag{Name: "baseline", Usage: "check, update: baseline JSON `FILE`"},
 			&cli.StringFlag{Name: "ref", Usage: "check, update: the reference dump `DIR` (records llama.cpp's system info)"},
 			&cli.StringFlag{Name: "cell", Usage: "check, update: cell `NAME` (default: the baseline file name without .json)"},
-			&cli.Float64Flag{Name: "factor", Value: defaultGrowthFactor, Usage: "check: growth factor F: metric ≤ max(F·baseline, floor)"},
-			&cli.Float64Flag{Name: "nmse-floor", Value: defaultNMSEFloor, Usage: "check: NMSE floor"},
-			&cli.Float64Flag{Name: "max-abs-floor", Value: defaultMaxAbsFloor, Usage: "check: max |a−b| floor"},
+			&cli.Float64Flag{Name: "factor", Value: nightly.DefaultFactor, Usage: "check: growth factor F: metric ≤ max(F·baseline, floor)"},
+			&cli.Float64Flag{Name: "nmse-floor", Value: nightly.DefaultNMSEFloor, Usage: "check: NMSE floor"},
+			&cli.Float64Flag{Name: "max-abs-floor", Value: nightly.DefaultMaxAbsFloor, Usage: "check: max |a−b| floor"},
 			&cli.StringFlag{Name: "out", Usage: "check: also write the check as JSON to `FILE` (for summary)"},
 			&cli.StringFlag{Name: "dir", Usage: "summary: `DIR` holding CELL/check.json (and CELL/log.txt)"},
 			&cli.StringFlag{Name: "md", Usage: "summary: markdown `FILE` to write"},
@@ -62,87 +60,58 @@ func baselineCommand() *cli.Command {
 	}
 }
 
-// baselineInput is what check and update read: a result, or the message of
-// a cell that could not be run.
-type baselineInput struct {
-	cell, path string // cell name, baseline file
-	rep        *compare.Report
-	errMsg     string
-	ref        *reference.Info
-}
-
-func readBaselineInput(c *cli.Context) (*baselineInput, error) {
-	in := &baselineInput{path: c.String("baseline"), cell: c.String("cell"), errMsg: strings.TrimSpace(c.String("error"))}
+// readBaselineInput reads what check and update hold against the
+// baseline: a result (--result), or the message of a cell that could not
+// be run (--error).
+func readBaselineInput(c *cli.Context) (*nightly.Input, error) {
+	in := &nightly.Input{Baseline: c.String("baseline"), Cell: c.String("cell"), Error: strings.TrimSpace(c.String("error"))}
 	res := c.String("result")
-	if in.path == "" || (res == "") == (in.errMsg == "") {
+	if in.Baseline == "" || (res == "") == (in.Error == "") {
 		return nil, errors.New("usage: --baseline and exactly one of --result and --error are required")
 	}
 	if c.NArg() > 1 {
 		return nil, fmt.Errorf("usage: unexpected argument %q", c.Args().Get(1))
 	}
-	if in.cell == "" {
-		in.cell = strings.TrimSuffix(filepath.Base(in.path), ".json")
+	if in.Cell == "" {
+		in.Cell = strings.TrimSuffix(filepath.Base(in.Baseline), ".json")
 	}
+	var err error
 	if res != "" {
-		rep, err := loadResult(res)
-		if err != nil {
+		if in.Result, err = nightly.LoadResult(res); err != nil {
 			return nil, err
 		}
-		in.rep = rep
 	}
-	if d := c.String("ref"); d != "" && in.rep != nil {
-		src, err := reference.Open(d)
-		if err != nil {
+	if d := c.String("ref"); d != "" && in.Result != nil {
+		if in.Ref, err = nightly.DescribeReference(d); err != nil {
 			return nil, err
-		}
-		info := src.Describe()
-		in.ref = &info
-		if cl, ok := src.(io.Closer); ok {
-			cl.Close()
 		}
 	}
 	return in, nil
 }
 
 func baselineCheckAction(c *cli.Context) error {
-	g := growthRule{Factor: c.Float64("factor"), NMSEFloor: c.Float64("nmse-floor"), MaxAbsFloor: c.Float64("max-abs-floor")}
-	if err := g.validate(); err != nil {
+	g := nightly.GrowthRule{Factor: c.Float64("factor"), NMSEFloor: c.Float64("nmse-floor"), MaxAbsFloor: c.Float64("max-abs-floor")}
+	if err := g.Validate(); err != nil {
 		return err
 	}
 	in, err := readBaselineInput(c)
 	if err != nil {
 		return err
 	}
-	b, err := loadBaseline(in.path)
-	missing := errors.Is(err, os.ErrNotExist)
-	if err != nil && !missing {
+	chk, err := nightly.Check(in, g)
+	if err != nil {
 		return err
 	}
-	var chk *cellCheck
-	switch {
-	case in.rep == nil:
-		chk = checkError(in.cell, in.errMsg, b, in.path)
-	case missing:
-		chk = &cellCheck{
-			Cell: in.cell, Outcome: outcomeNoBaseline, Verdict: in.rep.Verdict, Mode: in.rep.Meta.Mode,
-			Tensors: len(in.rep.Tensors), Fail: in.rep.Summary.Fail, Rule: g, Baseline: in.path,
-			Findings: []finding{}, Warnings: []string{},
-			Message: fmt.Sprintf("no baseline %s: record it with scripts/nightly.sh --update-baselines", in.path),
-		}
-	default:
-		chk = checkBaseline(in.cell, in.rep, b, in.ref, g)
-		chk.Baseline = in.path
-	}
 	if out := c.String("out"); out != "" {
-		if err := writeJSONFile(out, chk); err != nil {
+		if err := chk.WriteFile(out); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintln(c.App.Writer, chk.line())
+	fmt.Fprintln(c.App.Writer, chk.Line())
 	for _, w := range chk.Warnings {
 		fmt.Fprintln(c.App.ErrWriter, "  warning:", w)
 	}
-	if chk.failed() {
+	if chk.Failed() {
 		return &divergenceError{}
 	}
 	return nil
@@ -153,18 +122,57 @@ func baselineUpdateAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var b *baseline
-	if in.rep != nil {
-		b = newBaseline(in.cell, in.rep, in.ref)
-	} else {
-		b = &baseline{Schema: baselineSchema, Cell: in.cell, Verdict: verdictError, Error: in.errMsg, Tensors: []baselineTensor{}}
-	}
-	if err := os.MkdirAll(filepath.Dir(in.path), 0o755); err != nil {
+	b, err := nightly.Update(in)
+	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(in.path, true, func(w io.Writer) error { return writeBaseline(w, b) }); err != nil {
-		return err
+	fmt.Fprintf(c.App.Writer, "%-11s %-26s %-14s %d tensors -> %s\n", "UPDATED", in.Cell, b.Verdict, len(b.Tensors), in.Baseline)
+	return nil
+}
+
+func baselineSummaryAction(c *cli.Context) error {
+	dir := c.String("dir")
+	if dir == "" {
+		return errors.New("usage: baseline summary needs --dir")
 	}
-	fmt.Fprintf(c.App.Writer, "%-11s %-26s %-14s %d tensors -> %s\n", "UPDATED", in.cell, b.Verdict, len(b.Tensors), in.path)
+	cells := c.Args().Slice()[1:]
+	if len(cells) == 0 {
+		return errors.New("usage: baseline summary needs the cell names as arguments")
+	}
+	var notes []nightly.Note
+	for _, n := range c.StringSlice("note") {
+		k, v, ok := strings.Cut(n, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("usage: --note %q: want KEY=VALUE", n)
+		}
+		notes = append(notes, nightly.Note{Key: strings.TrimSpace(k), Value: v})
+	}
+	checks := make([]*nightly.CellCheck, 0, len(cells))
+	for _, cell := range cells {
+		if cell == "" || strings.ContainsAny(cell, `/\`) || cell == "." || cell == ".." {
+			return fmt.Errorf("usage: cell name %q is not a plain name", cell)
+		}
+		checks = append(checks, nightly.CellCheckFromDir(dir, cell))
+	}
+	if p := c.String("md"); p != "" {
+		if err := writeFileAtomic(p, true, func(w io.Writer) error { return nightly.WriteSummaryMarkdown(w, checks, notes) }); err != nil {
+			return err
+		}
+	}
+	if p := c.String("junit"); p != "" {
+		if err := writeFileAtomic(p, true, func(w io.Writer) error { return nightly.WriteSummaryJUnit(w, checks, notes) }); err != nil {
+			return err
+		}
+	}
+	failed := 0
+	for _, ch := range checks {
+		if ch.Failed() {
+			failed++
+		}
+	}
+	fmt.Fprintf(c.App.Writer, "nightly: %d cells, %d ok, %d failed\n", len(checks), len(checks)-failed, failed)
+	if failed > 0 {
+		return &divergenceError{}
+	}
 	return nil
 }

@@ -3,33 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/urfave/cli/v2"
 )
-
-// fixtureFtypes maps `layerdiff fixture --type` to llama.cpp's llama_ftype
-// (what llama-quantize is given). q3_k is llama-quantize's Q3_K_S (every
-// matrix Q3_K); q4_k_m and q5_k_m are the usual mixes.
-var fixtureFtypes = map[string]int{
-	"f32": 0, "f16": 1, "bf16": 32,
-	"q8_0": 7, "q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9,
-	"q2_k": 10, "q3_k": 11, "q4_k_m": 15, "q5_k_m": 17, "q6_k": 18,
-	"iq4_nl": 25, "iq4_xs": 30,
-}
-
-func fixtureTypeNames() []string {
-	var s []string
-	for k := range fixtureFtypes {
-		s = append(s, k)
-	}
-	sort.Strings(s)
-	return s
-}
 
 func fixtureCommand() *cli.Command {
 	d := fixture.Default("llama")
@@ -39,7 +18,7 @@ func fixtureCommand() *cli.Command {
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Value: "llama", Usage: "architecture: " + strings.Join(fixture.Archs, ", ")},
-			&cli.StringFlag{Name: "type", Value: "q8_0", Usage: "tensor type: " + strings.Join(fixtureTypeNames(), ", ")},
+			&cli.StringFlag{Name: "type", Value: "q8_0", Usage: "tensor type: " + strings.Join(fixture.TypeNames(), ", ")},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (same seed, same file)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output GGUF `FILE`"},
 			&cli.IntFlag{Name: "embd", Value: d.Embd, Usage: "embedding length"},
@@ -65,65 +44,28 @@ func fixtureCommand() *cli.Command {
 				RopeBase: float32(c.Float64("rope-base")), RMSEps: float32(c.Float64("rms-eps")), Tied: c.Bool("tied"),
 			}
 			typ := strings.ToLower(c.String("type"))
-			ftype, ok := fixtureFtypes[typ]
+			ftype, ok := fixture.Ftype(typ)
 			if !ok {
-				return fmt.Errorf("usage: unknown --type %q (want one of %s)", typ, strings.Join(fixtureTypeNames(), ", "))
+				return fmt.Errorf("usage: unknown --type %q (want one of %s)", typ, strings.Join(fixture.TypeNames(), ", "))
 			}
 			out := c.String("out")
 			if err := checkOverwrite(out, c.Bool("force")); err != nil {
 				return err
 			}
 			if v := c.String("vocab"); v != "" {
-				f, err := model.Open(v)
+				f, err := gguf.Open(v)
 				if err != nil {
 					return err
 				}
 				defer f.Close()
 				cfg.Vocab = f
 			}
-			return makeFixture(cfg, ftype, out, c.Int("threads"))
+			threads := c.Int("threads")
+			return fixture.WriteQuantized(cfg, ftype, out, func(in, out string, ftype int) error {
+				return llama.QuantizeModel(in, out, ftype, threads)
+			})
 		},
 	}
-}
-
-// makeFixture writes the F32 model, then has llama.cpp quantize it, and
-// renames the result into place. Both steps stream tensor by tensor, so
-// memory stays small whatever the model's size, but the F32 intermediate
-// (4 bytes per parameter: 27 GB for a LLaMA-2-7B geometry) needs room on
-// disk next to out until the quantized file is written.
-func makeFixture(cfg fixture.Config, ftype int, out string, threads int) error {
-	dir := filepath.Dir(out)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("fixture %s: %w", out, err)
-	}
-	f32, err := os.CreateTemp(dir, ".layerdiff-fixture-*.gguf")
-	if err != nil {
-		return fmt.Errorf("fixture %s: %w", out, err)
-	}
-	f32.Close()
-	defer os.Remove(f32.Name())
-	if err := fixture.Generate(cfg, f32.Name()); err != nil {
-		return fmt.Errorf("fixture %s: %w", out, err)
-	}
-	if ftype == 0 {
-		return os.Rename(f32.Name(), out)
-	}
-	q, err := os.CreateTemp(dir, ".layerdiff-fixture-q-*.gguf")
-	if err != nil {
-		return fmt.Errorf("fixture %s: %w", out, err)
-	}
-	q.Close()
-	defer os.Remove(q.Name())
-	if err := llama.QuantizeModel(f32.Name(), q.Name(), ftype, threads); err != nil {
-		return fmt.Errorf("fixture %s: %w", out, err)
-	}
-	// The F32 file is not needed any more: free its disk space now.
-	os.Remove(f32.Name())
-	// CreateTemp made q private; give it the F32 file's mode (WriteFile's).
-	if err := os.Chmod(q.Name(), 0o644); err != nil {
-		return fmt.Errorf("fixture %s: %w", out, err)
-	}
-	return os.Rename(q.Name(), out)
 }
 
 // checkOverwrite refuses to replace an existing file or non-empty directory

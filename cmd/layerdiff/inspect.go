@@ -4,7 +4,7 @@ import (
 	"errors"
 	"os"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/urfave/cli/v2"
 )
 
@@ -20,12 +20,12 @@ func inspectCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return errors.New("usage: layerdiff inspect MODEL.gguf [--json]")
 			}
-			f, err := model.Open(c.Args().First())
+			f, err := gguf.Open(c.Args().First())
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			r := model.Inspect(f)
+			r := gguf.Inspect(f)
 			if c.Bool("json") {
 				return r.WriteJSON(os.Stdout)
 			}

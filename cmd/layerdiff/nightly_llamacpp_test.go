@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
+	"github.com/layerdiff/layerdiff/pkg/nightly"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -48,7 +49,7 @@ func TestNightlyScript(t *testing.T) {
 	out := filepath.Join(tmp, "nightly")
 	cache := filepath.Join(tmp, "cache")
 	bl := filepath.Join(tmp, "baselines")
-	nightly := func(t *testing.T, baselines string, args ...string) (string, int) {
+	nightlySh := func(t *testing.T, baselines string, args ...string) (string, int) {
 		t.Helper()
 		cmd := exec.Command(filepath.Join(root, "scripts", "nightly.sh"), args...)
 		cmd.Dir = root
@@ -67,9 +68,9 @@ func TestNightlyScript(t *testing.T) {
 		}
 		return buf.String(), code
 	}
-	junit := func(t *testing.T) nightlySuites {
+	junit := func(t *testing.T) junitCounts {
 		t.Helper()
-		var doc nightlySuites
+		var doc junitCounts
 		data, err := os.ReadFile(filepath.Join(out, "junit.xml"))
 		if err != nil {
 			t.Fatal(err)
@@ -81,12 +82,12 @@ func TestNightlyScript(t *testing.T) {
 	}
 
 	t.Run("update", func(t *testing.T) {
-		log, code := nightly(t, bl, "--update-baselines")
+		log, code := nightlySh(t, bl, "--update-baselines")
 		if code != 0 {
 			t.Fatalf("nightly.sh --update-baselines: exit %d\n%s", code, log)
 		}
 		for _, cell := range nightlyTinyCells {
-			b, err := loadBaseline(filepath.Join(bl, cell+".json"))
+			b, err := nightly.LoadBaseline(filepath.Join(bl, cell+".json"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +98,7 @@ func TestNightlyScript(t *testing.T) {
 	})
 
 	t.Run("check", func(t *testing.T) {
-		log, code := nightly(t, bl)
+		log, code := nightlySh(t, bl)
 		if code != 0 {
 			t.Fatalf("nightly.sh against fresh baselines: exit %d\n%s", code, log)
 		}
@@ -124,7 +125,7 @@ func TestNightlyScript(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, cell := range nightlyTinyCells {
-			b, err := loadBaseline(filepath.Join(bl, cell+".json"))
+			b, err := nightly.LoadBaseline(filepath.Join(bl, cell+".json"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,14 +139,14 @@ func TestNightlyScript(t *testing.T) {
 				b.Verdict = compare.VerdictFail
 			}
 			var buf bytes.Buffer
-			if err := writeBaseline(&buf, b); err != nil {
+			if err := nightly.WriteBaseline(&buf, b); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(tam, cell+".json"), buf.Bytes(), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
-		log, code := nightly(t, tam)
+		log, code := nightlySh(t, tam)
 		if code != 1 {
 			t.Fatalf("nightly.sh against tampered baselines: exit %d, want 1\n%s", code, log)
 		}
@@ -167,7 +168,7 @@ func TestNightlyScript(t *testing.T) {
 		// The committed baselines hold only on a CPU whose llama.cpp kernels
 		// are the ones they were recorded with.
 		committed := filepath.Join(root, "fixtures", "baselines")
-		b, err := loadBaseline(filepath.Join(committed, nightlyTinyCells[0]+".json"))
+		b, err := nightly.LoadBaseline(filepath.Join(committed, nightlyTinyCells[0]+".json"))
 		if err != nil {
 			t.Skipf("no committed baseline: %v", err)
 		}
@@ -178,7 +179,7 @@ func TestNightlyScript(t *testing.T) {
 		if si := strings.TrimSpace(src.Describe().SystemInfo); si != b.SystemInfo {
 			t.Skipf("committed baselines were recorded with llama.cpp system info %q (kernels %s), this machine has %q (kernels %s)", b.SystemInfo, b.Kernels, si, reference.KernelProfile(si))
 		}
-		log, code := nightly(t, committed)
+		log, code := nightlySh(t, committed)
 		if code != 0 {
 			t.Fatalf("nightly.sh against fixtures/baselines: exit %d\n%s", code, log)
 		}

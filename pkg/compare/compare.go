@@ -206,10 +206,9 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	rep := &Report{Schema: SchemaVersion, Meta: opts.Meta, Policy: pol}
 	rep.Meta.Mode = pol.Mode
 	rep.Warnings = append(rep.Warnings, opts.Warnings...)
-	if a, b := opts.Meta.Reference.ModelSHA256, opts.Meta.Other.ModelSHA256; a != "" && b != "" && a != b {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("reference made from a different model file (sha256 %s, other side %s)", a, b))
-	} else if a, b := opts.Meta.Reference.ModelFingerprint, opts.Meta.Other.ModelFingerprint; a != "" && b != "" && a != b && (opts.Meta.Reference.ModelSHA256 == "" || opts.Meta.Other.ModelSHA256 == "") {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("reference made from a different model file (fingerprint %s, other side %s)", a, b))
+	switch how, a, b := opts.Meta.ModelsDiffer(); how {
+	case "sha256", "fingerprint":
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("reference made from a different model file (%s %s, other side %s)", how, a, b))
 	}
 
 	T := opts.Tokens
@@ -346,7 +345,7 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		if row.Metrics != nil && row.Metrics.SharedNonFinite > 0 {
 			sharedNF++
 			if firstShared == "" {
-				firstShared = row.Name
+				firstShared = nodeRef(row)
 			}
 		}
 		if row.Partial {
@@ -578,6 +577,20 @@ func noteFirstDivergence(row *Row, rep *Report, worst []Element) {
 }
 
 // plural formats a count with a noun, adding "s" unless the count is 1.
+// nodeRef names a row readably in a warning: `#21 CPY " (copy)"`, its
+// graph index, op and quoted key, since llama.cpp names some nodes with
+// only a suffix (an empty name plus " (copy)").
+func nodeRef(row *Row) string {
+	op, key := row.Op, row.Key
+	if op == "" {
+		op = "?"
+	}
+	if key == "" {
+		key = row.Name
+	}
+	return fmt.Sprintf("#%d %s %q", row.Index, op, key)
+}
+
 func plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun

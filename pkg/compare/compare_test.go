@@ -452,3 +452,31 @@ func TestCompareReleasesMeasuredTensors(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedNonFiniteWarningNamesNode: the warning about NaN/Inf shared by
+// both sides names its first tensor by graph index, op and quoted key, so
+// a node llama.cpp names " (copy)" (an empty name plus the suffix) reads
+// as one.
+func TestSharedNonFiniteWarningNamesNode(t *testing.T) {
+	ref := graph(1)
+	rng := rand.New(rand.NewPCG(3, 3))
+	cp := randTensor(rng, " (copy)", "CPY", 8, 4)
+	cp.Data[5] = float32(math.Inf(-1))
+	ref = slices.Insert(ref, 1, cp)
+	var other []*tensor.Tensor
+	for _, x := range ref {
+		other = append(other, clone(x))
+	}
+	rep, err := Compare(NewTensorList(ref), NewTensorList(other), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `NaN/Inf at the same positions on both sides in 1 tensor (first: #1 CPY " (copy)")`
+	found := false
+	for _, w := range rep.Warnings {
+		found = found || strings.HasPrefix(w, want)
+	}
+	if !found {
+		t.Errorf("warnings %q, want one starting %q", rep.Warnings, want)
+	}
+}

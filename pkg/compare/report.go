@@ -306,3 +306,21 @@ func ReadJSON(rd io.Reader, name string) (*Report, error) {
 	}
 	return &r, nil
 }
+
+// ModelsDiffer tells whether the two sides were made from different model
+// files: by "sha256" when both record one, else by "fingerprint"
+// (reference.ModelFingerprint) when both record that; "" when they agree
+// or cannot be told apart. a and b are the reference's and the other
+// side's value.
+func (m Meta) ModelsDiffer() (how, a, b string) {
+	if a, b := m.Reference.ModelSHA256, m.Other.ModelSHA256; a != "" && b != "" {
+		if a != b {
+			return "sha256", a, b
+		}
+		return "", "", ""
+	}
+	if a, b := m.Reference.ModelFingerprint, m.Other.ModelFingerprint; a != "" && b != "" && a != b {
+		return "fingerprint", a, b
+	}
+	return "", "", ""
+}

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
@@ -234,7 +234,7 @@ func f16Frac(a []float32) float64 {
 	return float64(exact) / float64(n)
 }
 
-func roundF16(v float32) float32 { return model.F16ToF32(model.F32ToF16(v)) }
+func roundF16(v float32) float32 { return quant.F16ToF32(quant.F32ToF16(v)) }
 
 // nmseRounded is nmseOf(a, b) with the side named by roundA (a) or not (b)
 // rounded to f16 first.

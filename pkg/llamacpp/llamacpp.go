@@ -341,3 +341,18 @@ func (c *Context) Logits(i int) []float32 {
 	copy(out, unsafe.Slice((*float32)(unsafe.Pointer(p)), n))
 	return out
 }
+
+// ExtraBufts returns the names of the CPU device's extra buffer types
+// (CPU_REPACK, AMX, CPU_KLEIDIAI …), asked as llama.cpp's
+// make_cpu_buft_list asks: the buffers weights may be repacked into.
+// Never nil; empty when the backend offers none.
+func ExtraBufts() []string {
+	Init()
+	var names [32]*C.char
+	n := int(C.ld_extra_bufts(&names[0], C.int(len(names))))
+	out := make([]string, 0, n)
+	for i := 0; i < min(n, len(names)); i++ {
+		out = append(out, C.GoString(names[i]))
+	}
+	return out
+}

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 )
 
 // TestLoadModelSaysWhy checks that a model llama.cpp refuses comes back
@@ -24,16 +24,16 @@ func TestLoadModelSaysWhy(t *testing.T) {
 	}
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.gguf")
-	if err := model.WriteFile(good, kvs, ts, 32); err != nil {
+	if err := gguf.WriteFile(good, kvs, ts, 32); err != nil {
 		t.Fatal(err)
 	}
 	for i := range kvs {
 		if kvs[i].Key == "general.architecture" {
-			kvs[i] = model.NewKV("general.architecture", "nosucharch")
+			kvs[i] = gguf.NewKV("general.architecture", "nosucharch")
 		}
 	}
 	bad := filepath.Join(dir, "bad.gguf")
-	if err := model.WriteFile(bad, kvs, ts, 32); err != nil {
+	if err := gguf.WriteFile(bad, kvs, ts, 32); err != nil {
 		t.Fatal(err)
 	}
 	_, err = llamacpp.LoadModel(bad)

@@ -102,3 +102,26 @@ void ld_log_quiet(bool quiet) {
     ld_quiet = quiet;
     llama_log_set(ld_log, NULL);
 }
+
+// ld_extra_bufts stores in names (up to cap) the names of the CPU device's
+// extra buffer types, asked as llama.cpp's make_cpu_buft_list asks, and
+// returns how many there are.
+int ld_extra_bufts(const char **names, int cap) {
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_reg_t reg = cpu ? ggml_backend_dev_backend_reg(cpu) : NULL;
+    void *fn = reg ? ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts") : NULL;
+    if (fn == NULL) {
+        return 0;
+    }
+    ggml_backend_dev_get_extra_bufts_t get;
+    memcpy(&get, &fn, sizeof get);
+    ggml_backend_buffer_type_t *bufts = get(cpu);
+    int n = 0;
+    for (; bufts != NULL && bufts[n] != NULL; n++) {
+        if (n < cap) {
+            const char *name = ggml_backend_buft_name(bufts[n]);
+            names[n] = name ? name : "";
+        }
+    }
+    return n;
+}

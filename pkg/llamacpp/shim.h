@@ -37,4 +37,8 @@ void ld_log_quiet(bool quiet);
 void ld_errors_clear(void);
 const char *ld_errors(void);
 
+// ld_extra_bufts stores in names (up to cap) the names of the CPU device's
+// extra buffer types and returns how many there are.
+int ld_extra_bufts(const char **names, int cap);
+
 #endif

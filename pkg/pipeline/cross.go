@@ -6,8 +6,9 @@ import (
 	"strings"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
@@ -58,7 +59,10 @@ type crossBound struct {
 	// flip is the relative size of one such flipped rounding (an f16
 	// unit): one element may be off by 2·flip of itself and of the RMS.
 	flip float64
-	why  string
+	// mismatch is the fraction of elements allowed outside the
+	// elementwise bound (Q8 activation flips: whole token columns).
+	mismatch float64
+	why      string
 }
 
 // tolerance turns a bound into the row's tolerance:
@@ -74,7 +78,7 @@ func (b crossBound) tolerance() compare.Override {
 	f := func(v float64) *compare.Float { x := compare.Float(v); return &x }
 	zero := compare.Float(0)
 	off := false
-	return compare.Override{NMSEMax: f(nmse), ATol: &zero, ATolRMS: f(arms), RTol: f(rtol), MismatchFracMax: &zero, BitExact: &off}
+	return compare.Override{NMSEMax: f(nmse), ATol: &zero, ATolRMS: f(arms), RTol: f(rtol), MismatchFracMax: f(math.Min(b.mismatch, 1)), BitExact: &off}
 }
 
 // f16Accumulating reports whether kernels of this profile may accumulate
@@ -84,22 +88,38 @@ func f16Accumulating(profile string) bool {
 	return strings.HasPrefix(profile, "arm64") || profile == reference.ProfileUnknown || profile == ""
 }
 
+// quantizersMayDiffer reports whether the reference's profile may quantize
+// activations (Q8_0, Q8_1, Q8_K) by another rounding than the emulated
+// one's: ggml's x86 and ARM quantizers compute the inverse scale
+// differently (127/amax against 1/(amax/127)), so an activation exactly
+// between two quanta can round the other way; x86 profiles share theirs.
+func quantizersMayDiffer(profile, emulated string) bool {
+	family := func(p string) string {
+		if i := strings.IndexByte(p, '-'); i > 0 {
+			return p[:i]
+		}
+		return p
+	}
+	return profile == "" || profile == reference.ProfileUnknown || family(profile) != family(emulated)
+}
+
 // crossBoundOf returns the bound of one reference node. ne looks up the
 // shape of a source (a model tensor or an earlier node) by name; T is the
-// number of prompt tokens (the most key/value cells a position attends to).
-func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, model.Type, bool), T int, profile string) crossBound {
+// number of prompt tokens (the most key/value cells a position attends
+// to); profile is the reference's kernel profile, emulated layerdiff's.
+func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, quant.Type, bool), T int, profile, emulated string) crossBound {
 	op := n.Op
 	if i := strings.IndexByte(op, '('); i > 0 && strings.HasSuffix(op, ")") {
 		op = op[i+1 : len(op)-1]
 	}
-	src := func(i int) ([]int64, model.Type, bool) {
+	src := func(i int) ([]int64, quant.Type, bool) {
 		if i >= len(n.Src) {
 			return nil, 0, false
 		}
 		return srcNe(n.Src[i])
 	}
-	uaccOf := func(t model.Type) float64 {
-		if (t == model.F16 || t == model.BF16) && f16Accumulating(profile) {
+	uaccOf := func(t quant.Type) float64 {
+		if (t == quant.F16 || t == quant.BF16) && f16Accumulating(profile) {
 			return unitF16
 		}
 		return unitF32
@@ -118,6 +138,20 @@ func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, model.Type,
 			// the blocks are reordered: n/32 terms at most, bounded by the
 			// reduction above.
 			b.why += " (integer block sums, float accumulation reordered)"
+			if quantizersMayDiffer(profile, emulated) {
+				// An activation quantized one quantum d = amax/127 the
+				// other way moves its token's outputs by d·W[:,k]: of their
+				// mean square about (amax/127)²/(k·rms²) ≤ (4/127)²/k
+				// (amax within 4 RMS), ×4 for heavier weight columns; up
+				// to nf such flips (one, plus one per 4096 activations)
+				// over T tokens, each a whole token column outside the
+				// elementwise bound.
+				tt := math.Max(float64(T), 1)
+				nf := 1 + k*tt/4096
+				b.flips = nf * 4 * (4.0 / 127) * (4.0 / 127) / (k * tt)
+				b.mismatch = nf / tt
+				b.why += ", Q8 activation rounding may differ"
+			}
 		}
 		return b
 	case "FLASH_ATTN_EXT":
@@ -128,7 +162,7 @@ func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, model.Type,
 		}
 		ua := uaccOf(t)
 		if !ok {
-			ua = uaccOf(model.F16)
+			ua = uaccOf(quant.F16)
 		}
 		// Q·K over d, a softmax over kv (exp polynomial), and V summed
 		// over kv in an f16 accumulator that rounds each partial sum: a
@@ -153,10 +187,11 @@ func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, model.Type,
 	return crossBound{n: 1, uacc: unitF32, extra: unitF32, why: "correctly rounded elementwise arithmetic"}
 }
 
-// CrossKernelPolicy is the cross-kernel policy for a reference's nodes: the
+// CrossKernelPolicy is the cross-kernel policy for a reference's nodes
+// (kernel profile profile, judged against layerdiff's emulated one): the
 // ggml policy's logits and shared-NaN rules, every node's bounds from
 // crossBoundOf (per node key), and force's forced values.
-func CrossKernelPolicy(nodes []reference.NodeInfo, f *model.File, T int, profile string, force compare.Override) *compare.Policy {
+func CrossKernelPolicy(nodes []reference.NodeInfo, f *gguf.File, T int, profile, emulated string, force compare.Override) *compare.Policy {
 	pol := compare.MustPolicy(compare.ModeGGML)
 	pol.Mode = ModeCrossKernel
 	delete(pol.Names, "inp_embd")
@@ -164,10 +199,10 @@ func CrossKernelPolicy(nodes []reference.NodeInfo, f *model.File, T int, profile
 	pol.Keys = make(map[string]compare.Override, len(nodes))
 	type shape struct {
 		ne []int64
-		t  model.Type
+		t  quant.Type
 	}
 	seen := map[string]shape{}
-	lookup := func(name string) ([]int64, model.Type, bool) {
+	lookup := func(name string) ([]int64, quant.Type, bool) {
 		if s, ok := seen[name]; ok {
 			return s.ne, s.t, true
 		}
@@ -179,9 +214,9 @@ func CrossKernelPolicy(nodes []reference.NodeInfo, f *model.File, T int, profile
 		return nil, 0, false
 	}
 	for _, n := range nodes {
-		b := crossBoundOf(n, lookup, T, profile)
+		b := crossBoundOf(n, lookup, T, profile, emulated)
 		pol.Keys[n.Key] = b.tolerance()
-		t, _ := model.ParseType(n.Type)
+		t, _ := quant.ParseType(n.Type)
 		seen[n.Name] = shape{ne: n.Ne, t: t}
 	}
 	return pol

@@ -6,13 +6,14 @@ import (
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/diagnose"
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
 // fileWeights reads weights from a GGUF file.
-type fileWeights struct{ f *model.File }
+type fileWeights struct{ f *gguf.File }
 
 func (w fileWeights) Shape(name string) ([]int64, bool) {
 	ti, ok := w.f.Tensor(name)
@@ -34,14 +35,14 @@ func (w fileWeights) Row(name string, row int, dst []float32) error {
 	if err != nil {
 		return err
 	}
-	if err := model.DequantizeRow(ti.Type, data, row, dst); err != nil {
+	if err := quant.DequantizeRow(ti.Type, data, row, dst); err != nil {
 		return fmt.Errorf("%s: tensor %q: %w", w.f.Path, name, err)
 	}
 	return nil
 }
 
 // bosID is the model's tokenizer.ggml.bos_token_id, −1 when absent.
-func bosID(f *model.File) int32 {
+func bosID(f *gguf.File) int32 {
 	if f == nil || !f.Has("tokenizer.ggml.bos_token_id") {
 		return -1
 	}

@@ -13,9 +13,10 @@ import (
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/diagnose"
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -23,7 +24,7 @@ const hintPrompt = "hello world this is a test"
 
 // hintFixture writes the F32 fixture cfg to dir/name, with its metadata
 // and tensors passed through edit when edit is not nil.
-func hintFixture(t *testing.T, dir, name string, cfg fixture.Config, edit func([]model.KV, []model.WriteTensor) []model.KV) string {
+func hintFixture(t *testing.T, dir, name string, cfg fixture.Config, edit func([]gguf.KV, []gguf.WriteTensor) []gguf.KV) string {
 	t.Helper()
 	kvs, ts, err := fixture.Build(cfg)
 	if err != nil {
@@ -33,7 +34,7 @@ func hintFixture(t *testing.T, dir, name string, cfg fixture.Config, edit func([
 		kvs = edit(kvs, ts)
 	}
 	path := filepath.Join(dir, name)
-	if err := model.WriteFile(path, kvs, ts, 32); err != nil {
+	if err := gguf.WriteFile(path, kvs, ts, 32); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -167,13 +168,13 @@ func TestHintEndToEnd(t *testing.T) {
 	// transposedWq writes the fixture with blk.0.attn_q.weight (square,
 	// F32) transposed
 	transposedWq := func(t *testing.T) string {
-		transpose := func(kvs []model.KV, ts []model.WriteTensor) []model.KV {
+		transpose := func(kvs []gguf.KV, ts []gguf.WriteTensor) []gguf.KV {
 			for i := range ts {
 				if ts[i].Name != "blk.0.attn_q.weight" {
 					continue
 				}
 				n := int(ts[i].Ne[0])
-				if int(ts[i].Ne[1]) != n || ts[i].Type != model.F32 {
+				if int(ts[i].Ne[1]) != n || ts[i].Type != quant.F32 {
 					t.Fatalf("%s: shape %v type %s", ts[i].Name, ts[i].Ne, ts[i].Type)
 				}
 				src, dst := ts[i].Data, make([]byte, len(ts[i].Data))
@@ -238,12 +239,12 @@ func TestHintEndToEnd(t *testing.T) {
 		q := fixture.Default("qwen2")
 		mQ := hintFixture(t, dir, "qwen2.gguf", q, nil)
 		dQ := hintDump(t, mQ, filepath.Join(dir, "dump-qwen2"))
-		asLlama := func(kvs []model.KV, _ []model.WriteTensor) []model.KV {
-			out := make([]model.KV, 0, len(kvs))
+		asLlama := func(kvs []gguf.KV, _ []gguf.WriteTensor) []gguf.KV {
+			out := make([]gguf.KV, 0, len(kvs))
 			for _, kv := range kvs {
 				switch {
 				case kv.Key == "general.architecture":
-					kv = model.NewKV("general.architecture", "llama")
+					kv = gguf.NewKV("general.architecture", "llama")
 				case strings.HasPrefix(kv.Key, "qwen2."):
 					kv.Key = "llama." + strings.TrimPrefix(kv.Key, "qwen2.")
 				}

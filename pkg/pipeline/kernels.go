@@ -23,9 +23,12 @@ type KernelChoice struct {
 }
 
 // ChooseKernels picks the profile to emulate: want when given (it must be
-// one forward emulates), else the reference's own when emulated, else, for
-// a repack build, its base profile (every op but the repacked weights'
-// products has the base's kernels), else forward.KernelsAVX2.
+// one forward emulates), else the reference's own when emulated (the x86
+// repack builds, x86-avx2-repack and x86-avx512-repack, are), else, for a
+// repack build forward does not emulate (x86-avx512-repack-nobf16,
+// arm64-neon-repack), its base profile when emulated (every op but the
+// repacked weights' products has the base's kernels), else
+// forward.KernelsAVX2.
 func ChooseKernels(want, refProfile string) (KernelChoice, error) {
 	if refProfile == "" {
 		refProfile = reference.ProfileUnknown

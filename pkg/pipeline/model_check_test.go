@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
@@ -35,7 +35,7 @@ func checkFixture(t *testing.T) (path, sha, fp string) {
 // reference, and when it warns.
 func TestCheckModel(t *testing.T) {
 	path, sha, fp := checkFixture(t)
-	f, err := model.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,5 +167,59 @@ func TestRunModelCheck(t *testing.T) {
 				t.Errorf("our model_sha256 %q, want %q", rep.Meta.Other.ModelSHA256, wantSHA)
 			}
 		})
+	}
+}
+
+// TestCheckStructure: a model of another graph shape than the dump records
+// is refused with one line naming the differences; the same model, one
+// with another RoPE base or epsilon (a perturbation) or the same graph
+// under another architecture's name is not.
+func TestCheckStructure(t *testing.T) {
+	gen := func(edit func(*fixture.Config)) *gguf.File {
+		c := fixture.Default("llama")
+		c.Embd, c.FF, c.Heads, c.KVHeads, c.VocabSize = 64, 128, 4, 2, 300
+		edit(&c)
+		path := filepath.Join(t.TempDir(), "m.gguf")
+		if err := fixture.Generate(c, path); err != nil {
+			t.Fatal(err)
+		}
+		f, err := gguf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	base := gen(func(*fixture.Config) {})
+	hp := map[string]any{}
+	for _, kv := range base.KVs {
+		if strings.HasPrefix(kv.Key, "llama.") {
+			if v, err := base.Int(kv.Key); err == nil {
+				hp[kv.Key] = float64(v) // as a manifest read from JSON holds it
+			}
+		}
+	}
+	dump := &reference.Dump{Dir: "d", Manifest: &reference.Manifest{Model: reference.ModelInfo{Path: "m.gguf", Architecture: "llama", HParams: hp}}}
+	for _, c := range []struct {
+		name string
+		edit func(*fixture.Config)
+		want string // "" for accepted
+	}{
+		{"same", func(*fixture.Config) {}, ""},
+		{"rope base", func(c *fixture.Config) { c.RopeBase = 20000 }, ""},
+		{"rms eps", func(c *fixture.Config) { c.RMSEps = 1e-3 }, ""},
+		{"layers", func(c *fixture.Config) { c.Layers = 3 }, "block_count 2, not 3"},
+		{"heads", func(c *fixture.Config) { c.Heads, c.KVHeads = 8, 4 }, "attention.head_count 4, not 8, attention.head_count_kv 2, not 4"},
+		// the same graph under another name: a rope-mode bug to find
+		{"architecture only", func(c *fixture.Config) { c.Arch = "qwen2" }, ""},
+		{"architecture and layers", func(c *fixture.Config) { c.Arch, c.Layers = "qwen2", 3 }, "architecture llama, not qwen2, block_count 2, not 3"},
+	} {
+		err := checkStructure(dump, gen(c.edit))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "wrong model: ")):
+			t.Errorf("%s: %v, want a wrong-model error saying %q", c.name, err, c.want)
+		}
 	}
 }

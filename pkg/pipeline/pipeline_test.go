@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
@@ -39,7 +39,7 @@ func TestRefSideRecyclesBuffers(t *testing.T) {
 	half := vals(300, 6)
 	bits := make([]uint16, len(half))
 	for i, x := range half {
-		bits[i] = model.F32ToF16(x)
+		bits[i] = quant.F32ToF16(x)
 	}
 	if err := reference.WriteNPYFloat16(filepath.Join(dir, "f.npy"), []int64{300}, bits); err != nil {
 		t.Fatal(err)

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
+	"github.com/layerdiff/layerdiff/pkg/model/tokenizer"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
@@ -75,7 +77,7 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		}
 	}
 	info := ref.Describe()
-	f, err := model.Open(modelPath)
+	f, err := gguf.Open(modelPath)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +85,9 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	limit := o.FullHashLimit
 	if limit == 0 {
 		limit = FullHashBytes
+	}
+	if err := checkStructure(ref, f); err != nil {
+		return nil, err
 	}
 	ident, err := checkModel(info, f, o.HashModel, limit)
 	if err != nil {
@@ -126,9 +131,9 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	}
 	switch o.KVType {
 	case "", "f16":
-		fo.KVType = model.F16
+		fo.KVType = quant.F16
 	case "f32":
-		fo.KVType = model.F32
+		fo.KVType = quant.F32
 	default:
 		return nil, fmt.Errorf("--kv-type must be f16 or f32, not %q", o.KVType)
 	}
@@ -229,7 +234,7 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		if pol != nil {
 			force = pol.Force
 		}
-		pol = CrossKernelPolicy(ref.Nodes(), f, len(toks), kc.Reference, force)
+		pol = CrossKernelPolicy(ref.Nodes(), f, len(toks), kc.Reference, kc.Emulated, force)
 	}
 	if pol == nil {
 		pol, err = compare.DefaultPolicy(fo.Numerics)
@@ -409,7 +414,7 @@ type modelIdentity struct {
 //
 // A fingerprint of a version this layerdiff does not compute is treated as
 // absent.
-func checkModel(info reference.Info, f *model.File, full bool, fullLimit int64) (modelIdentity, error) {
+func checkModel(info reference.Info, f *gguf.File, full bool, fullLimit int64) (modelIdentity, error) {
 	var id modelIdentity
 	refFP := info.ModelFingerprint
 	if refFP != "" && !strings.HasPrefix(refFP, reference.FingerprintVersion+":") {
@@ -455,9 +460,54 @@ func checkModel(info reference.Info, f *model.File, full bool, fullLimit int64) 
 	return id, nil
 }
 
+// structuralKeys are the hyperparameters ("<arch>." + key) that fix a
+// model's graph: a model that differs in one of them is not the dump's,
+// perturbed, but another model, whose graph cannot be compared.
+var structuralKeys = []string{"block_count", "embedding_length", "feed_forward_length", "attention.head_count", "attention.head_count_kv",
+	"attention.key_length", "attention.value_length", "rope.dimension_count", "vocab_size", "expert_count", "expert_used_count"}
+
+// checkStructure refuses a model whose graph-shaping hyperparameters
+// differ from those the reference dump records (a different model, not a
+// perturbed one: a changed weight, RoPE base or epsilon, or the same graph
+// under another architecture's name, is only a MODEL MISMATCH warning). References that record none
+// (logs, .npy directories) are not checked.
+func checkStructure(ref reference.Source, f *gguf.File) error {
+	d, ok := ref.(*reference.Dump)
+	if !ok || d.Manifest == nil || d.Manifest.Model.Architecture == "" {
+		return nil
+	}
+	mi := d.Manifest.Model
+	arch := f.Arch()
+	var diffs []string
+	for _, k := range structuralKeys {
+		rv, inRef := mi.HParams[mi.Architecture+"."+k]
+		want, ok := rv.(float64) // JSON numbers
+		if !inRef || !ok {
+			continue
+		}
+		key := arch + "." + k
+		got, err := f.Int(key)
+		if !f.Has(key) || err != nil {
+			continue // optional keys (vocab_size) are derived when absent
+		}
+		if float64(got) != want {
+			diffs = append(diffs, fmt.Sprintf("%s %g, not %d", k, want, got))
+		}
+	}
+	if len(diffs) > 0 && mi.Architecture != arch {
+		// (the same graph under another architecture's name is a RoPE or
+		// naming bug to find, not another model)
+		diffs = append([]string{fmt.Sprintf("architecture %s, not %s", mi.Architecture, arch)}, diffs...)
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("wrong model: %s was made from %s (%s); %s is another model, whose graph cannot be compared with it", d.Describe().Path, mi.Path, strings.Join(diffs, ", "), f.Path)
+}
+
 // runTokens picks the token ids: the caller's, else the reference's, else
 // the prompt tokenized by layerdiff's tokenizer.
-func runTokens(f *model.File, info reference.Info, o RunOptions) ([]int32, error) {
+func runTokens(f *gguf.File, info reference.Info, o RunOptions) ([]int32, error) {
 	if len(o.Tokens) > 0 {
 		if len(info.Tokens) > 0 && !sameTokens(o.Tokens, info.Tokens) {
 			return nil, &TokenMismatchError{A: info.Path + " (reference)", B: "--tokens", TokA: info.Tokens, TokB: o.Tokens}
@@ -466,11 +516,11 @@ func runTokens(f *model.File, info reference.Info, o RunOptions) ([]int32, error
 	}
 	var fromPrompt []int32
 	if o.Prompt != "" {
-		v, err := model.VocabFromGGUF(f)
+		v, err := tokenizer.VocabFromGGUF(f)
 		if err != nil {
 			return nil, err
 		}
-		tk, err := model.NewTokenizer(v)
+		tk, err := tokenizer.NewTokenizer(v)
 		if err != nil {
 			return nil, err
 		}

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
@@ -48,7 +48,7 @@ func (s *memRef) Load(key string) (*tensor.Tensor, error) {
 // open until the test ends.
 func loadForward(t *testing.T, path string) *forward.Model {
 	t.Helper()
-	f, err := model.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

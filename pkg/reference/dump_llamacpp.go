@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // DumpOptions configures DumpLlamaCpp.
@@ -67,7 +68,7 @@ func DumpLlamaCpp(o DumpOptions) (*Manifest, error) {
 	if o.Threads <= 0 {
 		o.Threads = 2
 	}
-	gf, err := model.Open(o.Model)
+	gf, err := gguf.Open(o.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +142,7 @@ func DumpLlamaCpp(o DumpOptions) (*Manifest, error) {
 		LlamaCppCommit:     llamacpp.Commit,
 		LlamaCppSource:     llamacpp.ModuleVersion,
 		SystemInfo:         llamacpp.SystemInfo(),
+		ExtraBufts:         llamacpp.ExtraBufts(),
 		Model:              ModelInfo{Path: o.Model, Size: size, SHA256: sum, Fingerprint: fp, Architecture: gf.Arch(), HParams: hparams(gf)},
 		Prompt:             o.Prompt,
 		Tokens:             toks,
@@ -224,7 +226,7 @@ func (d *dumper) node(n *llamacpp.Node) error {
 		Name:     n.Name,
 		Op:       n.Op,
 		Src:      n.Src,
-		Type:     model.Type(n.Type).String(),
+		Type:     quant.Type(n.Type).String(),
 		Ne:       []int64{n.Ne[0], n.Ne[1], n.Ne[2], n.Ne[3]},
 		IsView:   n.IsView,
 		ViewSrc:  n.ViewSrc,
@@ -289,7 +291,7 @@ func (d *dumper) checkLogits(ctx *llamacpp.Context, ntok, batch, nv int) error {
 // returns it as float32 values, the raw bytes to store and their npy dtype:
 // F32 as <f4, F16 as <f2, I32 as <i4; other types are dequantized to <f4.
 func gather(n *llamacpp.Node) ([]float32, []byte, string, error) {
-	t := model.Type(n.Type)
+	t := quant.Type(n.Type)
 	if !t.Known() {
 		return nil, nil, "", fmt.Errorf("unknown ggml type %d", n.Type)
 	}
@@ -307,23 +309,23 @@ func gather(n *llamacpp.Node) ([]float32, []byte, string, error) {
 	numel := int(ne[0] * nrows)
 	vals := make([]float32, numel)
 	switch t {
-	case model.F32:
+	case quant.F32:
 		for i := range vals {
 			vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 		}
 		return vals, raw, "<f4", nil
-	case model.F16:
+	case quant.F16:
 		for i := range vals {
-			vals[i] = model.F16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
+			vals[i] = quant.F16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 		return vals, raw, "<f2", nil
-	case model.I32:
+	case quant.I32:
 		for i := range vals {
 			vals[i] = float32(int32(binary.LittleEndian.Uint32(raw[4*i:])))
 		}
 		return vals, raw, "<i4", nil
 	}
-	if err := model.Dequantize(t, raw, vals); err != nil {
+	if err := quant.Dequantize(t, raw, vals); err != nil {
 		return nil, nil, "", err
 	}
 	out := make([]byte, 4*numel)
@@ -335,12 +337,12 @@ func gather(n *llamacpp.Node) ([]float32, []byte, string, error) {
 
 // hparams collects the scalar metadata of the model's architecture
 // ("<arch>.*" keys) and general.file_type.
-func hparams(f *model.File) map[string]any {
+func hparams(f *gguf.File) map[string]any {
 	out := map[string]any{}
 	arch := f.Arch()
 	for _, kv := range f.KVs {
 		if len(kv.Key) > len(arch) && kv.Key[:len(arch)+1] == arch+"." || kv.Key == "general.file_type" {
-			if _, isArr := kv.Value.(model.Array); isArr {
+			if _, isArr := kv.Value.(gguf.Array); isArr {
 				continue
 			}
 			out[kv.Key] = kv.Value

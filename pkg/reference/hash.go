@@ -11,7 +11,7 @@ import (
 	"math"
 	"os"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 )
 
 // FileSHA256 returns the lowercase hex SHA-256 of a file and its size: the
@@ -55,7 +55,7 @@ func ModelFingerprint(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("model fingerprint: %w", err)
 	}
-	gf, err := model.Parse(f, st.Size(), path)
+	gf, err := gguf.Parse(f, st.Size(), path)
 	if err != nil {
 		return "", fmt.Errorf("model fingerprint: %w", err)
 	}
@@ -63,7 +63,7 @@ func ModelFingerprint(path string) (string, error) {
 }
 
 // FingerprintFile is ModelFingerprint of a GGUF file already parsed as gf,
-// whose bytes r holds (the io.ReaderAt given to model.Parse, or the file
+// whose bytes r holds (the io.ReaderAt given to gguf.Parse, or the file
 // reopened: parsing a large vocabulary costs more than the hashing). The
 // SHA-256 is taken over, all integers little-endian:
 //
@@ -90,7 +90,7 @@ func ModelFingerprint(path string) (string, error) {
 // few bytes (a single weight, a bit flip on disk) changed in the middle of
 // a tensor's data away from its three samples, the file size staying the
 // same. FileSHA256 is the exact identity for that.
-func FingerprintFile(gf *model.File, r io.ReaderAt) (string, error) {
+func FingerprintFile(gf *gguf.File, r io.ReaderAt) (string, error) {
 	if gf == nil || r == nil {
 		return "", errors.New("model fingerprint: no file")
 	}

@@ -14,8 +14,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // fpConfig is a small fixture: token_embd.weight (75 KiB) and the 16 KiB
@@ -27,7 +28,7 @@ func fpConfig(seed uint64) fixture.Config {
 }
 
 // fpBuild returns the metadata and tensors of fpConfig(seed).
-func fpBuild(t *testing.T, seed uint64) ([]model.KV, []model.WriteTensor) {
+func fpBuild(t *testing.T, seed uint64) ([]gguf.KV, []gguf.WriteTensor) {
 	t.Helper()
 	kvs, ts, err := fixture.Build(fpConfig(seed))
 	if err != nil {
@@ -37,17 +38,17 @@ func fpBuild(t *testing.T, seed uint64) ([]model.KV, []model.WriteTensor) {
 }
 
 // fpWrite writes a GGUF file and returns its path.
-func fpWrite(t *testing.T, dir, name string, kvs []model.KV, ts []model.WriteTensor) string {
+func fpWrite(t *testing.T, dir, name string, kvs []gguf.KV, ts []gguf.WriteTensor) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	if err := model.WriteFile(p, kvs, ts, 32); err != nil {
+	if err := gguf.WriteFile(p, kvs, ts, 32); err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
 // fpTensor returns the tensor called name.
-func fpTensor(t *testing.T, ts []model.WriteTensor, name string) *model.WriteTensor {
+func fpTensor(t *testing.T, ts []gguf.WriteTensor, name string) *gguf.WriteTensor {
 	t.Helper()
 	for i := range ts {
 		if ts[i].Name == name {
@@ -69,7 +70,7 @@ func f32s(b []byte) []float32 {
 
 // quantizeTensor re-types a F32 tensor to typ, its values first multiplied
 // by scale.
-func quantizeTensor(t *testing.T, wt *model.WriteTensor, typ model.Type, scale float32) {
+func quantizeTensor(t *testing.T, wt *gguf.WriteTensor, typ quant.Type, scale float32) {
 	t.Helper()
 	v := f32s(wt.Data)
 	for i := range v {
@@ -80,7 +81,7 @@ func quantizeTensor(t *testing.T, wt *model.WriteTensor, typ model.Type, scale f
 		t.Fatal(err)
 	}
 	dst := make([]byte, n)
-	if err := model.QuantizeRow(typ, v, dst, model.QuantRef); err != nil {
+	if err := quant.QuantizeRow(typ, v, dst, quant.QuantRef); err != nil {
 		t.Fatal(err)
 	}
 	wt.Type, wt.Data = typ, dst
@@ -90,7 +91,7 @@ func quantizeTensor(t *testing.T, wt *model.WriteTensor, typ model.Type, scale f
 // tensor name's data) inverted, and returns its path.
 func flipByte(t *testing.T, src, dst, name string, off int64) string {
 	t.Helper()
-	f, err := model.Open(src)
+	f, err := gguf.Open(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func specFingerprint(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := model.Parse(bytes.NewReader(b), int64(len(b)), path)
+	f, err := gguf.Parse(bytes.NewReader(b), int64(len(b)), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,22 +202,22 @@ func TestModelFingerprint(t *testing.T) {
 		}, false},
 		{"one tensor re-typed f32 to q8_0", func(t *testing.T, dir string) string {
 			kvs, ts := fpBuild(t, 1)
-			quantizeTensor(t, fpTensor(t, ts, "blk.0.attn_q.weight"), model.Q8_0, 1)
+			quantizeTensor(t, fpTensor(t, ts, "blk.0.attn_q.weight"), quant.Q8_0, 1)
 			return fpWrite(t, dir, "retyped.gguf", kvs, ts)
 		}, false},
 		{"one tensor re-typed f32 to f16", func(t *testing.T, dir string) string {
 			kvs, ts := fpBuild(t, 1)
-			quantizeTensor(t, fpTensor(t, ts, "blk.1.ffn_up.weight"), model.F16, 1)
+			quantizeTensor(t, fpTensor(t, ts, "blk.1.ffn_up.weight"), quant.F16, 1)
 			return fpWrite(t, dir, "f16.gguf", kvs, ts)
 		}, false},
 		{"one tensor re-quantized from other weights, same type and size", func(t *testing.T, dir string) string {
 			// Both files hold blk.0.attn_q.weight as Q8_0; the second
 			// quantized it from weights 0.1% larger.
 			kvs, ts := fpBuild(t, 1)
-			quantizeTensor(t, fpTensor(t, ts, "blk.0.attn_q.weight"), model.Q8_0, 1)
+			quantizeTensor(t, fpTensor(t, ts, "blk.0.attn_q.weight"), quant.Q8_0, 1)
 			fpWrite(t, dir, "q8.gguf", kvs, ts)
 			kvs2, ts2 := fpBuild(t, 1)
-			quantizeTensor(t, fpTensor(t, ts2, "blk.0.attn_q.weight"), model.Q8_0, 1.001)
+			quantizeTensor(t, fpTensor(t, ts2, "blk.0.attn_q.weight"), quant.Q8_0, 1.001)
 			p := fpWrite(t, dir, "q8-requant.gguf", kvs2, ts2)
 			a, err := ModelFingerprint(filepath.Join(dir, "q8.gguf"))
 			if err != nil {
@@ -235,14 +236,14 @@ func TestModelFingerprint(t *testing.T) {
 			kvs, ts := fpBuild(t, 1)
 			for i := range kvs {
 				if kvs[i].Key == "llama.rope.freq_base" {
-					kvs[i] = model.NewKV(kvs[i].Key, float32(10001))
+					kvs[i] = gguf.NewKV(kvs[i].Key, float32(10001))
 				}
 			}
 			return fpWrite(t, dir, "rope.gguf", kvs, ts)
 		}, false},
 		{"one metadata key added", func(t *testing.T, dir string) string {
 			kvs, ts := fpBuild(t, 1)
-			kvs = append(kvs, model.NewKV("general.description", "x"))
+			kvs = append(kvs, gguf.NewKV("general.description", "x"))
 			return fpWrite(t, dir, "key.gguf", kvs, ts)
 		}, false},
 		{"one byte changed in the first 4 KiB of a tensor", func(t *testing.T, dir string) string {
@@ -301,7 +302,7 @@ func TestFingerprintFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := bytes.NewReader(b)
-	f, err := model.Parse(r, int64(len(b)), "mem")
+	f, err := gguf.Parse(r, int64(len(b)), "mem")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +336,7 @@ func TestModelFingerprintErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := model.Parse(bytes.NewReader(good), int64(len(good)), "good")
+	f, err := gguf.Parse(bytes.NewReader(good), int64(len(good)), "good")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,11 +346,11 @@ func TestModelFingerprintErrors(t *testing.T) {
 		is   error  // matched by errors.Is, when set
 	}{
 		{"missing.gguf", nil, fs.ErrNotExist},
-		{"empty.gguf", []byte{}, model.ErrFormat},
-		{"not-gguf.gguf", []byte("this is not a GGUF file at all"), model.ErrFormat},
-		{"cut-in-metadata.gguf", good[:f.DataOffset/2], model.ErrFormat},
-		{"cut-in-data.gguf", good[:len(good)-100], model.ErrFormat},
-		{"cut-before-data.gguf", good[:f.DataOffset], model.ErrFormat},
+		{"empty.gguf", []byte{}, gguf.ErrFormat},
+		{"not-gguf.gguf", []byte("this is not a GGUF file at all"), gguf.ErrFormat},
+		{"cut-in-metadata.gguf", good[:f.DataOffset/2], gguf.ErrFormat},
+		{"cut-in-data.gguf", good[:len(good)-100], gguf.ErrFormat},
+		{"cut-before-data.gguf", good[:f.DataOffset], gguf.ErrFormat},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(dir, c.name)

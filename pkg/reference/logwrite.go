@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
@@ -491,7 +491,7 @@ func cacheShape(m *Manifest, name string) ([4]int64, bool) {
 // WeightShapes returns the shapes of the tensors of a GGUF file, by name,
 // for LogOptions.Shapes.
 func WeightShapes(path string) (map[string][]int64, error) {
-	f, err := model.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, err
 	}

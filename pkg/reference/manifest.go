@@ -40,6 +40,13 @@ type Manifest struct {
 	LlamaCppCommit string `json:"llamacpp_commit"` // llama.cpp commit the dumper was built from, e.g. "ec98e2002"
 	LlamaCppSource string `json:"llamacpp_source"` // where that llama.cpp came from, e.g. "github.com/ollama/ollama v0.17.4"
 	SystemInfo     string `json:"system_info"`     // llama_print_system_info(): CPU features and backends
+	// ExtraBufts are the names of the CPU device's extra buffer types
+	// (ggml_backend_dev_get_extra_bufts), which llama.cpp tries in this
+	// order before the plain CPU buffer for every weight it keeps on the
+	// CPU, e.g. "CPU_REPACK" (weights repacked for ggml's interleaved
+	// kernels) or "AMX". Empty when there are none; nil (null or absent)
+	// when the dump does not say (dumps written before the field).
+	ExtraBufts []string `json:"extra_bufts"`
 
 	Model ModelInfo `json:"model"`
 

@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/forward"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -115,7 +115,7 @@ func run(engine, kernels, path string, ntok, threads, reps int) error {
 	var pass func() error
 	switch engine {
 	case "go":
-		f, err := model.Open(path)
+		f, err := gguf.Open(path)
 		if err != nil {
 			return err
 		}

@@ -79,7 +79,7 @@
 #endif
 
 /* Written to the manifest's layerdiff_version: this tool's name and version. */
-#define LD_TOOL_VERSION "layerdiff-dump.c 2"
+#define LD_TOOL_VERSION "layerdiff-dump.c 3"
 
 #define LD_FORMAT_NAME "layerdiff-dump"
 #define LD_FORMAT_VERSION 1
@@ -1657,6 +1657,88 @@ static bool npy_header(const char *descr, const int64_t ne[4], sbuf *h) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Progress                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Progress is shown only on a terminal (stderr a TTY, no -v): one status
+ * line rewritten in place with '\r' and erased (overwritten with spaces,
+ * no escape sequences) before anything else is printed, so that neither a
+ * terminal nor a redirected stderr is left with a progress line. Redirected
+ * (a file, a pipe, a CI log) the tool prints only its result or its error.
+ * The state is static: llama.cpp's log callback needs it too. */
+static bool ld_progress_on;
+static size_t ld_progress_len; /* characters of the status line shown, 0 = none */
+static time_t ld_progress_last;
+
+static bool stderr_is_tty(void) {
+#ifdef _WIN32
+    return _isatty(_fileno(stderr)) != 0;
+#else
+    if (!isatty(STDERR_FILENO)) {
+        return false;
+    }
+    const char *term = getenv("TERM");
+    return term == NULL || strcmp(term, "dumb") != 0;
+#endif
+}
+
+/* progress_clear erases the status line, if one is shown. */
+static void progress_clear(void) {
+    if (ld_progress_len > 0) {
+        fprintf(stderr, "\r%*s\r", (int)ld_progress_len, "");
+        fflush(stderr);
+        ld_progress_len = 0;
+    }
+}
+
+/* progress_show replaces the status line by the formatted text (cut to one
+ * 79-column line). With force false it does so at most every 2 seconds. */
+static void progress_show(bool force, const char *fmt, ...) LD_PRINTF(2, 3);
+static void progress_show(bool force, const char *fmt, ...) {
+    if (!ld_progress_on) {
+        return;
+    }
+    time_t now = time(NULL);
+    if (!force && now - ld_progress_last < 2) {
+        return;
+    }
+    ld_progress_last = now;
+    char line[80];
+    int n = snprintf(line, sizeof line, "layerdiff-dump: ");
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof line) {
+        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    }
+    va_end(ap);
+    for (char *c = line; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            *c = '?'; /* a tensor name must not move the cursor */
+        }
+    }
+    size_t len = strlen(line);
+    fprintf(stderr, "\r%s", line);
+    if (len < ld_progress_len) {
+        fprintf(stderr, "%*s\r%s", (int)(ld_progress_len - len), "", line);
+    }
+    fflush(stderr);
+    ld_progress_len = len > 0 ? len : 1;
+}
+
+/* load_progress is llama_model_params.progress_callback. Without one
+ * llama.cpp prints a row of dots through its log while it loads the
+ * weights; this shows the percentage on the status line instead. */
+static bool load_progress(float progress, void *user_data) {
+    int *last = user_data;
+    int pct = (int)(progress * 100.0f);
+    if (pct != *last) {
+        *last = pct;
+        progress_show(true, "loading the model, %d%%", pct);
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The dump                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -1694,7 +1776,6 @@ typedef struct {
     bool saw_flash_attn;
     float *logits; /* values of the last result_output node */
     size_t n_logits, cap_logits;
-    time_t last_progress;
     bool failed;
     ld_err err;
     /* scratch buffers reused from node to node */
@@ -2100,17 +2181,41 @@ static bool eval_callback(struct ggml_tensor *t, bool ask, void *user_data) {
         d->failed = true;
         return false;
     }
-    time_t now = time(NULL);
-    if (now - d->last_progress >= 2) {
-        d->last_progress = now;
-        fprintf(stderr, "layerdiff-dump: %zu nodes, at %s\n", d->n_nodes, t->name);
-    }
+    progress_show(false, "%zu nodes, at %s", d->n_nodes, t->name);
     return true;
 }
 
 /* ------------------------------------------------------------------------ */
 /* The manifest                                                              */
 /* ------------------------------------------------------------------------ */
+
+/* sb_extra_bufts writes the manifest's extra_bufts: the names of the
+ * extra buffer types of the CPU device, which llama.cpp (with its default
+ * use_extra_bufts = true) tries, in this order, before the plain CPU buffer
+ * for each weight it keeps on the CPU: "CPU_REPACK" (weights repacked for
+ * ggml's interleaved kernels), "AMX", "CPU_KLEIDIAI"... It asks the CPU
+ * backend as llama.cpp's make_cpu_buft_list does, through
+ * ggml_backend_reg_get_proc_address; [] when there are none. */
+static void sb_extra_bufts(sbuf *b) {
+    sb_puts(b, "[");
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_reg_t reg = cpu != NULL ? ggml_backend_dev_backend_reg(cpu) : NULL;
+    void *fn = reg != NULL ? ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts") : NULL;
+    if (fn != NULL) {
+        /* A function pointer returned as void *, as ggml's API does. */
+        ggml_backend_dev_get_extra_bufts_t get;
+        memcpy(&get, &fn, sizeof get);
+        ggml_backend_buffer_type_t *bufts = get(cpu);
+        for (size_t i = 0; bufts != NULL && bufts[i] != NULL; i++) {
+            if (i) {
+                sb_puts(b, ", ");
+            }
+            const char *name = ggml_backend_buft_name(bufts[i]);
+            sb_json_str(b, name != NULL ? name : "");
+        }
+    }
+    sb_puts(b, "]");
+}
 
 /* run_info are the manifest's run fields. */
 typedef struct {
@@ -2144,6 +2249,8 @@ static bool write_manifest(const dumper *d, const run_info *ri, ld_err *e) {
     sb_json_str(&b, LAYERDIFF_LLAMACPP_SOURCE);
     sb_puts(&b, ",\n  \"system_info\": ");
     sb_json_str(&b, ri->system_info);
+    sb_puts(&b, ",\n  \"extra_bufts\": ");
+    sb_extra_bufts(&b);
     sb_puts(&b, ",\n  \"model\": {\n    \"path\": ");
     sb_json_str(&b, ri->opt->model);
     sb_printf(&b, ",\n    \"size\": %" PRIu64 ",\n    \"sha256\": \"%s\",\n    \"fingerprint\": \"%s\",\n    \"architecture\": ",
@@ -2356,6 +2463,7 @@ static void log_callback(enum ggml_log_level level, const char *text, void *user
         ld_log_last_shown = show;
     }
     if (show) {
+        progress_clear();
         fputs(text, stderr);
     }
 }
@@ -2471,10 +2579,21 @@ static bool run(const options *o, ld_err *e) {
         goto done;
     }
 
+    /* Only fields that every supported llama.cpp has are set. How the file
+     * is read stays llama.cpp's default, which maps it: use_mmap = true until
+     * llama.cpp PR #20834 (2026) replaced use_mmap, use_mlock and
+     * use_direct_io by enum llama_load_mode load_mode, whose default is
+     * LLAMA_LOAD_MODE_MMAP (LLAMA_LOAD_MODE_AUTO since #26081: mmap unless
+     * a device cannot use it). C cannot test for a struct member, and the
+     * values are the same. use_extra_bufts stays true (see sb_extra_bufts). */
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = o->ngl;
-    mp.use_mmap = true;
+    int load_pct = -1;
+    mp.progress_callback = load_progress;
+    mp.progress_callback_user_data = &load_pct;
+    progress_show(true, "loading the model");
     model = llama_model_load_from_file(o->model, mp);
+    progress_clear();
     if (model == NULL) {
         ld_fail(e, "llama.cpp could not load the model %s (run with -v to see why)", o->model);
         goto done;
@@ -2559,7 +2678,6 @@ static bool run(const options *o, ld_err *e) {
         goto done;
     }
     d.dir = tmp;
-    d.last_progress = time(NULL);
 
     batch = llama_batch_init((int32_t)n_tokens, 0, 1);
     have_batch = true;
@@ -2571,7 +2689,9 @@ static bool run(const options *o, ld_err *e) {
         batch.seq_id[i][0] = 0;
         batch.logits[i] = 1;
     }
+    progress_show(true, "evaluating %zu tokens", n_tokens);
     int32_t rc = llama_decode(ctx, batch);
+    progress_clear();
     if (d.failed) {
         ld_fail(e, "%s", d.err.msg);
         goto done;
@@ -2616,7 +2736,10 @@ static bool run(const options *o, ld_err *e) {
         .threads = threads,
         .n_ctx = n_ctx,
     };
-    if (!write_manifest(&d, &ri, e) || !replace_out(tmp, o->out, o->force, e)) {
+    progress_show(true, "writing the manifest");
+    bool written = write_manifest(&d, &ri, e) && replace_out(tmp, o->out, o->force, e);
+    progress_clear();
+    if (!written) {
         goto done;
     }
     free(tmp);
@@ -2840,6 +2963,9 @@ int main(int argc, char **argv) {
 
     ld_log_verbose = o.verbose;
     ld_log_last_shown = false;
+    ld_progress_on = !o.verbose && stderr_is_tty();
+    ld_progress_len = 0;
+    ld_progress_last = 0;
     llama_log_set(log_callback, NULL);
     /* Builds with dynamically loaded backends (GGML_BACKEND_DL) start with
      * none registered; others register theirs at startup. */
@@ -2848,6 +2974,7 @@ int main(int argc, char **argv) {
     }
     llama_backend_init();
     bool ok = run(&o, &e);
+    progress_clear();
     llama_backend_free();
     free(out);
     free(o.token_ids);

@@ -17,8 +17,35 @@ var htmlSource string
 
 var htmlTemplate = template.Must(template.New("report").Parse(htmlSource))
 
-// palette colours ops in the plot (colour-blind-friendly Tableau 10).
-var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac", "#e15759"}
+// palette colours ops in the plot: Tableau 20 without its reds, which mark
+// failed points (failColor); opColors goes on with other hues past it.
+var palette = []string{
+	"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac",
+	"#a0cbe8", "#ffbe7d", "#8cd17d", "#f1ce63", "#86bcb6", "#d4a6c8", "#d7b5a6", "#79706e", "#b6992d", "#499894", "#d37295",
+}
+
+// failColor rings a failed point in the plot, whatever its NMSE: a tensor
+// may fail on its mismatch count, a non-finite value or a text log's sum
+// with an NMSE below nmse_max.
+const failColor = "#d62728"
+
+// opColors gives every op its own colour: the palette's in order, then
+// hues a golden angle apart (skipping the reds near failColor), so no two
+// ops share one however many there are.
+func opColors(ops []string) map[string]string {
+	color := make(map[string]string, len(ops))
+	for i, op := range ops {
+		if i < len(palette) {
+			color[op] = palette[i]
+			continue
+		}
+		// 137.5° apart, in the 300° from 30° to 330°: distinct to the
+		// printed tenth of a degree for thousands of ops.
+		h := 30 + math.Mod(float64(i-len(palette))*137.50776, 300)
+		color[op] = "hsl(" + strconv.FormatFloat(h, 'f', 1, 64) + ",50%,50%)"
+	}
+	return color
+}
 
 type htmlData struct {
 	Verdict, VerdictClass, Headline string
@@ -64,10 +91,13 @@ type plotData struct {
 	Layers         []plotTick
 	Legend         []plotLegend
 	Limit          *plotTick
+	// Failed is the legend entry of the failure ring, nil when no
+	// measured tensor failed.
+	Failed *plotLegend
 }
 
 type plotPoint struct {
-	X, Y, Color, Stroke, Title string
+	X, Y, R, Color, Stroke, Title string
 }
 
 type plotTick struct {
@@ -83,14 +113,14 @@ func f1(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 // buildPlot places each measured row at (graph index, log10 NMSE). NMSE 0
 // goes to a band below the axis labelled "0", +Inf and NaN to a band above.
 func buildPlot(r *compare.Report) plotData {
-	const W, H = 900, 320
+	const W = 900
 	const left, right, top, bottom = 56.0, 150.0, 14.0, 40.0
-	p := plotData{W: W, H: H}
 	ops := opsOf(r)
-	color := map[string]string{}
-	for i, op := range ops {
-		color[op] = palette[i%len(palette)]
-	}
+	color := opColors(ops)
+	// The legend (every op and the failure ring) sets the height when it
+	// is taller than the plot's 320.
+	H := max(320, int(top+6+16*float64(len(ops))+bottom))
+	p := plotData{W: W, H: H}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	n := 0
 	for _, row := range r.Tensors {
@@ -175,16 +205,31 @@ func buildPlot(r *compare.Report) plotData {
 		default:
 			y = math.Max(lo, math.Log10(v))
 		}
-		stroke := "none"
+		// The status decides how a point is drawn, its NMSE only where:
+		// a failed point is ringed even below nmse_max.
+		pt := plotPoint{X: f1(xOf(i)), Y: f1(yOf(y)), R: "3.2", Color: color[opName(row.Op)], Stroke: "none",
+			Title: fmt.Sprintf("%s (%s, layer %s): nmse %s, %s", row.Name, opName(row.Op), layerLabel(row.Layer), fnum(v), row.Status.Label())}
 		if row.Status == compare.Fail {
-			stroke = "#d62728"
+			pt.R, pt.Stroke = "4.4", failColor
+			if len(row.Reasons) > 0 {
+				pt.Title += ": " + row.Reasons[0]
+			}
 		}
-		p.Points = append(p.Points, plotPoint{X: f1(xOf(i)), Y: f1(yOf(y)), Color: color[opName(row.Op)], Stroke: stroke,
-			Title: fmt.Sprintf("%s (%s, layer %s): nmse %s, %s", row.Name, opName(row.Op), layerLabel(row.Layer), fnum(v), row.Status.Label())})
+		p.Points = append(p.Points, pt)
+	}
+	legend := func(i int, color, label string) plotLegend {
+		y := top + 6 + 16*float64(i)
+		return plotLegend{X: f1(x1 + 16), Y: f1(y), TX: f1(x1 + 26), Color: color, Op: label}
 	}
 	for i, op := range ops {
-		y := top + 6 + 16*float64(i)
-		p.Legend = append(p.Legend, plotLegend{X: f1(x1 + 16), Y: f1(y), TX: f1(x1 + 26), Color: color[op], Op: op})
+		p.Legend = append(p.Legend, legend(i, color[op], op))
+	}
+	for _, pt := range p.Points {
+		if pt.Stroke == failColor {
+			f := legend(len(ops), failColor, "failed")
+			p.Failed = &f
+			break
+		}
 	}
 	return p
 }
@@ -196,7 +241,7 @@ func buildPlot(r *compare.Report) plotData {
 func (o Options) HTML(w io.Writer, r *compare.Report) error {
 	d := htmlData{
 		Verdict: strings.ToUpper(string(r.Verdict)), VerdictClass: string(r.Verdict), Headline: headline(r),
-		Ref: sourceLine(r.Meta.Reference), Other: sourceLine(r.Meta.Other), Mode: r.Meta.Mode, Tokens: tokensLine(r),
+		Ref: sourceLine(r.Meta.Reference), Other: otherLine(r), Mode: r.Meta.Mode, Tokens: tokensLine(r),
 		Counts: countsLine(r), Tool: r.Meta.Tool, Created: r.Meta.Created,
 		Div: r.FirstDivergence, Blame: r.Blame, Plot: buildPlot(r), Warnings: r.Warnings,
 	}

@@ -68,7 +68,7 @@ func (o Options) JUnit(w io.Writer, r *compare.Report) error {
 				{Name: "verdict", Value: string(r.Verdict)},
 				{Name: "mode", Value: r.Meta.Mode},
 				{Name: "reference", Value: sourceLine(r.Meta.Reference)},
-				{Name: "other", Value: sourceLine(r.Meta.Other)},
+				{Name: "other", Value: otherLine(r)},
 			}}
 			if d := r.FirstDivergence; d != nil {
 				s.Properties.Props = append(s.Properties.Props, junitProp{Name: "first_divergence", Value: where(d.Name, d.Op, d.Layer, d.Token)})

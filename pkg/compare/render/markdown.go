@@ -78,7 +78,7 @@ func (o Options) Markdown(w io.Writer, r *compare.Report) error {
 	}
 
 	mdHead(bw, []string{"", "reference", "other"}, nil)
-	mdRow(bw, "source", mdEscape(sourceLine(r.Meta.Reference)), mdEscape(sourceLine(r.Meta.Other)))
+	mdRow(bw, "source", mdEscape(sourceLine(r.Meta.Reference)), mdEscape(otherLine(r)))
 	bw.WriteString("\n")
 	fmt.Fprintf(bw, "Mode %s, tokens %s. Tensors %s.", mdCode(r.Meta.Mode), mdEscape(tokensLine(r)), mdEscape(countsLine(r)))
 	if r.Meta.Tool != "" {

@@ -254,6 +254,16 @@ func where(name, op string, layer, token int) string {
 	return name + " (" + strings.Join(parts, ", ") + ")"
 }
 
+// otherLine is the other side's sourceLine, saying so when it was made
+// from another model file than the reference.
+func otherLine(r *compare.Report) string {
+	s := sourceLine(r.Meta.Other)
+	if how, _, _ := r.Meta.ModelsDiffer(); how != "" {
+		s += " — NOT the reference's model file (" + how + " differs)"
+	}
+	return s
+}
+
 func sourceLine(s compare.Source) string {
 	parts := []string{}
 	if s.Label != "" {

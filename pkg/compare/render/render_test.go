@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -383,5 +384,82 @@ func TestLayerGroupsMidGraphInput(t *testing.T) {
 	}
 	if want := "input:2 0:2 1:2 output:2"; strings.Join(got, " ") != want {
 		t.Errorf("groups %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestOtherModelInHeader: two sides made from different model files say so
+// in every format's header, not only in the warnings at the bottom.
+func TestOtherModelInHeader(t *testing.T) {
+	rep := &compare.Report{Schema: compare.SchemaVersion, Verdict: compare.VerdictPass,
+		Meta: compare.Meta{Reference: compare.Source{Label: "llama.cpp", ModelSHA256: "aa"}, Other: compare.Source{Label: "other", ModelSHA256: "bb"}}}
+	var o Options
+	for name, fn := range map[string]func(*bytes.Buffer) error{
+		"text":     func(b *bytes.Buffer) error { return o.Text(b, rep) },
+		"markdown": func(b *bytes.Buffer) error { return o.Markdown(b, rep) },
+		"html":     func(b *bytes.Buffer) error { return o.HTML(b, rep) },
+	} {
+		var b bytes.Buffer
+		if err := fn(&b); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !strings.Contains(b.String(), "NOT the reference") {
+			t.Errorf("%s: the header does not say the models differ:\n%s", name, b.String())
+		}
+	}
+	rep.Meta.Other.ModelSHA256 = "aa"
+	var b bytes.Buffer
+	if err := o.Text(&b, rep); err != nil || strings.Contains(b.String(), "NOT the reference") {
+		t.Errorf("same model reported as different (%v):\n%s", err, b.String())
+	}
+}
+
+// TestPlotColorsAndFailures: every op has a colour of its own, none of them
+// the failure ring's, however many ops there are; and a tensor that fails
+// on its mismatch count with an NMSE far below nmse_max is drawn as failed
+// (ringed in red and larger, its reason in the tooltip), a passing one is not.
+func TestPlotColorsAndFailures(t *testing.T) {
+	rep := &compare.Report{Policy: compare.MustPolicy(compare.ModeGGML)}
+	const nOps = 45
+	for i := 0; i < nOps; i++ {
+		m := &compare.Metrics{N: 64, NMSE: 1e-12, MaxAbs: 1e-6}
+		row := compare.Row{Index: i, Name: fmt.Sprintf("t%d", i), Op: fmt.Sprintf("OP_%02d", i), Layer: 0, Status: compare.Pass, Metrics: m, FirstFailToken: -1}
+		if i == 7 {
+			m.Mismatches = 9
+			row.Status, row.Reasons = compare.Fail, []string{"9 of 64 elements outside |a−b| ≤ 1e-05 (allowed 0.064)"}
+		}
+		rep.Tensors = append(rep.Tensors, row)
+	}
+	p := buildPlot(rep)
+	if len(p.Legend) != nOps || len(p.Points) != nOps {
+		t.Fatalf("%d legend entries, %d points for %d ops", len(p.Legend), len(p.Points), nOps)
+	}
+	seen := map[string]string{}
+	for _, l := range p.Legend {
+		if prev, dup := seen[l.Color]; dup {
+			t.Errorf("ops %s and %s share colour %s", prev, l.Op, l.Color)
+		}
+		if l.Color == failColor || strings.EqualFold(l.Color, "#e15759") {
+			t.Errorf("op %s is coloured red (%s), the colour of failure", l.Op, l.Color)
+		}
+		seen[l.Color] = l.Op
+		if y, _ := strconv.ParseFloat(l.Y, 64); y > float64(p.H) {
+			t.Errorf("legend entry %s at y %s is below the plot's height %d", l.Op, l.Y, p.H)
+		}
+	}
+	for i, pt := range p.Points {
+		failed := pt.Stroke == failColor
+		if failed != (i == 7) {
+			t.Errorf("point %d (%s): drawn failed %v, status %s", i, pt.Title, failed, rep.Tensors[i].Status)
+		}
+		if failed && (pt.R == p.Points[0].R || !strings.Contains(pt.Title, "9 of 64 elements outside")) {
+			t.Errorf("failed point: r %s (a passing one %s), title %q", pt.R, p.Points[0].R, pt.Title)
+		}
+	}
+	if p.Failed == nil || p.Failed.Color != failColor {
+		t.Errorf("no legend entry for the failure ring: %+v", p.Failed)
+	}
+	rep.Tensors[7].Status = compare.Pass
+	if p := buildPlot(rep); p.Failed != nil {
+		t.Error("a failure legend entry without a failed tensor")
 	}
 }

@@ -121,7 +121,7 @@ func (o Options) Text(w io.Writer, r *compare.Report) error {
 	fmt.Fprintf(bw, "layerdiff %s: %s\n\n", o.paint(ansiBold+vcol, verdict), headline(r))
 	kv := func(k, v string) { fmt.Fprintf(bw, "  %-10s %s\n", k, v) }
 	kv("reference", sourceLine(r.Meta.Reference))
-	kv("other", sourceLine(r.Meta.Other))
+	kv("other", otherLine(r))
 	kv("mode", r.Meta.Mode)
 	kv("tokens", tokensLine(r))
 	if r.Meta.Tool != "" {

@@ -93,3 +93,31 @@ func dpbf16Acc64(np int, a, b []uint16, c1, c2 *[16]float32) bool {
 	copy(c2[8:], r[3][:])
 	return true
 }
+
+//go:noescape
+func dpbf16x32x4AVX2(n int, a *uint16, b *[4]unsafe.Pointer, acc *[8][8]float32)
+
+// dpbf16X4 is dotBF16Tiny32 of the weight row a against four bfloat16
+// columns at once (out[c] for b[c]), or false without the kernel.
+func dpbf16X4(a []uint16, b *[4][]uint16, out []float32) bool {
+	n := len(a) &^ 31
+	if !hasAVX2 || n == 0 || len(out) < 4 {
+		return false
+	}
+	var p [4]unsafe.Pointer
+	for c := range b {
+		if len(b[c]) < n {
+			return false
+		}
+		p[c] = unsafe.Pointer(&b[c][0])
+	}
+	var acc [8][8]float32
+	dpbf16x32x4AVX2(n, &a[0], &p, &acc)
+	for c := 0; c < 4; c++ {
+		var v [16]float32
+		copy(v[:8], acc[2*c][:])
+		copy(v[8:], acc[2*c+1][:])
+		out[c] = reduce16(&v)
+	}
+	return true
+}

@@ -3,10 +3,11 @@ package forward
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // TestL16KernelsMatchGo checks the x86-avx512 assembly kernels against
@@ -26,7 +27,7 @@ func TestL16KernelsMatchGo(t *testing.T) {
 		for i := range a {
 			a[i] = float32(r.NormFloat64())
 			h[i] = toF16(a[i])
-			bh[i] = model.F32ToBF16(a[i])
+			bh[i] = quant.F32ToBF16(a[i])
 		}
 		for c := range cols {
 			cols[c] = make([]float32, n)
@@ -37,7 +38,7 @@ func TestL16KernelsMatchGo(t *testing.T) {
 				cols[c][i] = float32(r.NormFloat64())
 				colsH[c][i] = toF16(cols[c][i])
 				cols16[c][i] = f16Table[colsH[c][i]]
-				colsBF[c][i] = bf16(model.F32ToBF16(cols[c][i]))
+				colsBF[c][i] = bf16(quant.F32ToBF16(cols[c][i]))
 			}
 		}
 		var out [4]float32
@@ -59,7 +60,7 @@ func TestL16KernelsMatchGo(t *testing.T) {
 		for c := range out {
 			bc := make([]uint16, n)
 			for i := range bc {
-				bc[i] = model.F32ToBF16(cols[c][i])
+				bc[i] = quant.F32ToBF16(cols[c][i])
 			}
 			if want := dotF16Tiny16(bh[:n&^15], bc[:n&^15], true); math.Float32bits(out[c]) != math.Float32bits(want) {
 				t.Errorf("BF16 n=%d col %d: %v, portable %v", n, c, out[c], want)
@@ -121,8 +122,8 @@ func TestVExpf512(t *testing.T) {
 func TestDPBF16Order(t *testing.T) {
 	// 1 + 2^-8·(1+2^-7) rounds differently depending on the order with a
 	// product of 2^-24 (exact), ties at 2^-24 relative.
-	a0, b0 := model.F32ToBF16(0x1p-12), model.F32ToBF16(0x1p-12)   // 2^-24
-	a1, b1 := model.F32ToBF16(0x1.02p-4), model.F32ToBF16(0x1p-20) // ~2^-24
+	a0, b0 := quant.F32ToBF16(0x1p-12), quant.F32ToBF16(0x1p-12)   // 2^-24
+	a1, b1 := quant.F32ToBF16(0x1.02p-4), quant.F32ToBF16(0x1p-20) // ~2^-24
 	got := dpbf16(1, a0, a1, b0, b1)
 	want := (float32(1) + bf16(a1)*bf16(b1)) + bf16(a0)*bf16(b0)
 	if got != want {
@@ -150,7 +151,7 @@ func TestDPBF16KernelsMatchGo(t *testing.T) {
 			// flushing shows
 			k %= 3
 			if k == 1 {
-				return model.F32ToBF16(float32(r.NormFloat64() * 1e-19))
+				return quant.F32ToBF16(float32(r.NormFloat64() * 1e-19))
 			}
 		}
 		switch k {
@@ -159,9 +160,9 @@ func TestDPBF16KernelsMatchGo(t *testing.T) {
 		case 1: // zero
 			return uint16(r.IntN(2)) << 15
 		case 2: // tiny: products underflow
-			return model.F32ToBF16(float32(r.NormFloat64() * 1e-20))
+			return quant.F32ToBF16(float32(r.NormFloat64() * 1e-20))
 		}
-		return model.F32ToBF16(float32(r.NormFloat64()))
+		return quant.F32ToBF16(float32(r.NormFloat64()))
 	}
 	for _, n := range []int{32, 64, 96, 128, 200, 4096} {
 		for rep := 0; rep < 20; rep++ {
@@ -173,7 +174,7 @@ func TestDPBF16KernelsMatchGo(t *testing.T) {
 					// a bfloat16 subnormal times a huge value: visible
 					// unless the subnormal reads as zero
 					a[i] = uint16(r.IntN(0x7f) + 1)
-					b[i] = model.F32ToBF16(float32(r.NormFloat64() * 1e36))
+					b[i] = quant.F32ToBF16(float32(r.NormFloat64() * 1e36))
 				}
 			}
 			if got, want := dotBF16Tiny32(a, b), dotBF16Tiny32Go(a, b); math.Float32bits(got) != math.Float32bits(want) {
@@ -181,6 +182,17 @@ func TestDPBF16KernelsMatchGo(t *testing.T) {
 			}
 			if got, want := vecDotBF16x16(a, b, true), vecDotBF16x16Asm(a, b, true, false); math.Float32bits(got) != math.Float32bits(want) {
 				t.Fatalf("vec_dot_bf16 n=%d: %v, portable %v", n, got, want)
+			}
+			rev := func(x []uint16) []uint16 { y := slices.Clone(x); slices.Reverse(y); return y }
+			cols := [4][]uint16{b, a, rev(b), rev(a)}
+			var quad [4]float32
+			if !dpbf16X4(a, &cols, quad[:]) {
+				t.Fatal("dpbf16X4 refused")
+			}
+			for c := range cols {
+				if want := dotBF16Tiny32Go(a, cols[c]); math.Float32bits(quad[c]) != math.Float32bits(want) {
+					t.Fatalf("tinyBLAS<32> four columns n=%d col %d: %v, portable %v", n, c, quad[c], want)
+				}
 			}
 		}
 	}

@@ -3,13 +3,13 @@ package forward
 import (
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // BenchmarkRun runs a 1-layer model with 2048-wide rows on 8 tokens,
 // under each emulated kernel profile.
 func BenchmarkRun(b *testing.B) {
-	for _, w := range []model.Type{model.F16, model.Q8_0} {
+	for _, w := range []quant.Type{quant.F16, quant.Q8_0} {
 		cfg := defaultTiny("llama")
 		cfg.embd, cfg.ff, cfg.heads, cfg.kvHeads, cfg.layers, cfg.vocab = 2048, 5632, 32, 4, 1, 512
 		cfg.weight = w

@@ -92,3 +92,76 @@ x64done:
 	VMOVUPS Y3, 96(R9)
 	VZEROUPPER
 	RET
+
+// DPX4COL adds one 16-value half of column COL (at OFF) times the split
+// weights (Y8 odd, Y9 even) to ACC; DPX4HALF splits the weights at OFF and
+// does it for the four columns (R8, R10, R12, R13) into A0-A3.
+#define DPX4COL(COL, OFF, ACC) \
+	VMOVDQU OFF(COL)(AX*1), Y12; \
+	VPAND   Y15, Y12, Y13; \
+	VMULPS  Y13, Y8, Y13; \
+	VADDPS  Y13, ACC, ACC; \
+	VPSLLD  $16, Y12, Y12; \
+	VMULPS  Y12, Y9, Y12; \
+	VADDPS  Y12, ACC, ACC
+
+#define DPX4HALF(OFF, A0, A1, A2, A3) \
+	VMOVDQU OFF(SI)(AX*1), Y9; \
+	VPAND   Y15, Y9, Y8; \
+	VPSLLD  $16, Y9, Y9; \
+	DPX4COL(R8, OFF, A0); \
+	DPX4COL(R10, OFF, A1); \
+	DPX4COL(R12, OFF, A2); \
+	DPX4COL(R13, OFF, A3)
+
+// func dpbf16x32x4AVX2(n int, a *uint16, b *[4]unsafe.Pointer, acc *[8][8]float32)
+//
+// tinyBLAS<32, __m512, __m512bh> for one row and four bfloat16 columns, n
+// a multiple of 32: column c's lanes 0-7 in acc[2c], 8-15 in acc[2c+1].
+// Eight independent accumulators instead of two keep the adds from
+// waiting on each other.
+TEXT ·dpbf16x32x4AVX2(SB), NOSPLIT, $8-32
+	MOVQ n+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), R11
+	MOVQ acc+24(FP), R9
+	MOVQ 0(R11), R8
+	MOVQ 8(R11), R10
+	MOVQ 16(R11), R12
+	MOVQ 24(R11), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VPCMPEQD Y15, Y15, Y15
+	VPSLLD $16, Y15, Y15
+	STMXCSR old-8(SP)
+	MOVL old-8(SP), DX
+	ORL $0x8040, DX
+	MOVL DX, new-4(SP)
+	LDMXCSR new-4(SP)
+	XORQ AX, AX
+	SHRQ $5, CX
+	JZ   x4done
+x4loop:
+	DPX4HALF(0, Y0, Y2, Y4, Y6)
+	DPX4HALF(32, Y1, Y3, Y5, Y7)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ  x4loop
+x4done:
+	LDMXCSR old-8(SP)
+	VMOVUPS Y0, 0(R9)
+	VMOVUPS Y1, 32(R9)
+	VMOVUPS Y2, 64(R9)
+	VMOVUPS Y3, 96(R9)
+	VMOVUPS Y4, 128(R9)
+	VMOVUPS Y5, 160(R9)
+	VMOVUPS Y6, 192(R9)
+	VMOVUPS Y7, 224(R9)
+	VZEROUPPER
+	RET

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // The graph of one decode of a prompt, built as llama.cpp ec98e2002 builds
@@ -31,7 +32,7 @@ type built struct {
 }
 
 // weight returns the leaf of a model tensor, creating it once.
-func (b *built) weight(m *Model, ti *model.TensorInfo) (*node, error) {
+func (b *built) weight(m *Model, ti *gguf.TensorInfo) (*node, error) {
 	if ti == nil {
 		return nil, nil
 	}
@@ -59,7 +60,7 @@ const kvPadding = 256
 // llama.cpp dumps request). The graph attends to n_kv cells, llama.cpp's
 // get_n_kv: the used cells (p0+T) rounded up to the padding, at most
 // kvSize.
-func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType model.Type) (*built, error) {
+func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType quant.Type) (*built, error) {
 	h := &m.Hparams
 	if nTokens <= 0 {
 		return nil, fmt.Errorf("no tokens")
@@ -79,7 +80,7 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType model
 	b.headK, b.headV, b.headsKV = hd, int64(h.HeadDimV), int64(h.NHeadKV)
 	nKV := int64(b.nKV)
 
-	w := func(ti *model.TensorInfo) *node {
+	w := func(ti *gguf.TensorInfo) *node {
 		n, err := b.weight(m, ti)
 		if err != nil {
 			panic(buildError{err})
@@ -108,26 +109,26 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType model
 		}
 
 		// build_inp_embd
-		b.tokens = g.leaf(model.I32, T)
+		b.tokens = g.leaf(quant.I32, T)
 		inpL := g.getRows(w(m.TokEmbd), b.tokens)
 		g.cb(inpL, "inp_embd", -1)
 		// build_inp_pos
-		b.pos = g.leaf(model.I32, T)
+		b.pos = g.leaf(quant.I32, T)
 		// build_attn_inp_kv
-		b.kIdxs = g.leaf(model.I64, T)
+		b.kIdxs = g.leaf(quant.I64, T)
 		if b.vTrans {
-			b.vIdxs = g.leaf(model.I64, T*b.nEmbdVGQA)
+			b.vIdxs = g.leaf(quant.I64, T*b.nEmbdVGQA)
 		} else {
-			b.vIdxs = g.leaf(model.I64, T)
+			b.vIdxs = g.leaf(quant.I64, T)
 		}
-		b.kqMask = g.leaf(model.F32, nKV, T, 1, 1)
+		b.kqMask = g.leaf(quant.F32, nKV, T, 1, 1)
 		kqMaskCnv := b.kqMask
 		if flashAttn {
-			kqMaskCnv = g.cast(b.kqMask, model.F16)
+			kqMaskCnv = g.cast(b.kqMask, quant.F16)
 		}
 		kqScale := float32(1 / float32(math.Sqrt(float64(float32(hd)))))
 		// build_inp_out_ids
-		b.outIDs = g.leaf(model.I32, T)
+		b.outIDs = g.leaf(quant.I32, T)
 
 		var ropeFreqs *node
 		if h.RopeFreqs != nil {
@@ -322,11 +323,11 @@ func (b *built) buildAttnMHA(q, k, v, kqMask *node, kqScale float32, il int) *no
 		if vTrans {
 			v = g.transpose(v)
 		}
-		if k.typ == model.F32 {
-			k = g.cast(k, model.F16)
+		if k.typ == quant.F32 {
+			k = g.cast(k, quant.F16)
 		}
-		if v.typ == model.F32 {
-			v = g.cast(v, model.F16)
+		if v.typ == quant.F32 {
+			v = g.cast(v, quant.F16)
 		}
 		cur = g.flashAttnExt(q, k, v, kqMask, kqScale, 0, 0)
 		g.cb(cur, "__fattn__", il)

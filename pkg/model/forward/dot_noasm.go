@@ -55,3 +55,5 @@ func dotF16Acc16(np int, a, b []uint16, sum *[4][16]float32) bool { return false
 func dpbf16Acc32(a, b []uint16, acc *[16]float32) bool { return false }
 
 func dpbf16Acc64(np int, a, b []uint16, c1, c2 *[16]float32) bool { return false }
+
+func dpbf16X4(a []uint16, b *[4][]uint16, out []float32) bool { return false }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // randF16 returns a random finite float16 bit pattern (any exponent,
@@ -236,17 +236,17 @@ func TestKRowDotsMatchGo(t *testing.T) {
 	}
 	r := rand.New(rand.NewSource(5))
 	for _, typ := range []struct {
-		t     model.Type
+		t     quant.Type
 		bsize int
 		dOff  []int
 		dot   func(n int, x, y []byte, simd bool) float32
 	}{
-		{model.Q4_K, 144, []int{0, 2}, dotQ4KImpl},
-		{model.Q6_K, 210, []int{208}, dotQ6KImpl},
-		{model.IQ4_XS, 136, []int{0}, func(n int, x, y []byte, _ bool) float32 { return dotIQ4XS(n, x, y) }},
-		{model.Q3_K, 110, []int{108}, func(n int, x, y []byte, _ bool) float32 { return dotQ3_K(n, x, y) }},
-		{model.Q2_K, 84, []int{80, 82}, func(n int, x, y []byte, _ bool) float32 { return dotQ2_K(n, x, y) }},
-		{model.Q5_K, 176, []int{0, 2}, func(n int, x, y []byte, _ bool) float32 { return dotQ5_K(n, x, y) }},
+		{quant.Q4_K, 144, []int{0, 2}, dotQ4KImpl},
+		{quant.Q6_K, 210, []int{208}, dotQ6KImpl},
+		{quant.IQ4_XS, 136, []int{0}, func(n int, x, y []byte, _ bool) float32 { return dotIQ4XS(n, x, y) }},
+		{quant.Q3_K, 110, []int{108}, func(n int, x, y []byte, _ bool) float32 { return dotQ3_K(n, x, y) }},
+		{quant.Q2_K, 84, []int{80, 82}, func(n int, x, y []byte, _ bool) float32 { return dotQ2_K(n, x, y) }},
+		{quant.Q5_K, 176, []int{0, 2}, func(n int, x, y []byte, _ bool) float32 { return dotQ5_K(n, x, y) }},
 	} {
 		var k kRowDots
 		for _, nb := range []int{1, 3, 8, 22, 70} {
@@ -265,7 +265,7 @@ func TestKRowDotsMatchGo(t *testing.T) {
 						}
 						for c := 0; c < ncol; c++ {
 							binary.LittleEndian.PutUint32(y[c][292*b:], math.Float32bits(float32(r.NormFloat64())))
-							if typ.t == model.Q3_K {
+							if typ.t == quant.Q3_K {
 								// Q8_K quants are never -128, which the
 								// sign trick on negative weights would wrap
 								// (ggml's Q3_K kernel does not use it).
@@ -447,11 +447,11 @@ func TestTinyX4MatchesGo(t *testing.T) {
 func TestExpandQ0(t *testing.T) {
 	r := rand.New(rand.NewSource(13))
 	for _, c := range []struct {
-		t      model.Type
+		t      quant.Type
 		bs     int
 		unpack func([]byte, *[32]int8) float32
 	}{
-		{model.Q4_0, 18, unpackQ4_0}, {model.Q5_0, 22, unpackQ5_0}, {model.IQ4_NL, 18, unpackIQ4NL},
+		{quant.Q4_0, 18, unpackQ4_0}, {quant.Q5_0, 22, unpackQ5_0}, {quant.IQ4_NL, 18, unpackIQ4NL},
 	} {
 		for _, nb := range []int{1, 2, 7, 64} {
 			x := make([]byte, nb*c.bs)

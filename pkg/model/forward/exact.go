@@ -5,7 +5,7 @@ import (
 	"math"
 	"sync"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // The f64 numerics: every op computed from its float32 inputs in float64
@@ -47,7 +47,7 @@ func (e *executor) computeExact(n *node) error {
 
 // rowAny reads row (i1, i2, i3) of an F32 tensor or an f32-backed F16 one.
 func (n *node) rowAny(i1, i2, i3 int64, tmp []float32) []float32 {
-	if n.typ == model.F32 {
+	if n.typ == quant.F32 {
 		return n.rowF32(i1, i2, i3, tmp)
 	}
 	if int64(cap(tmp)) < n.ne[0] {
@@ -132,7 +132,7 @@ func (e *executor) mulMatExact(dst *node) error {
 			i03 := int64(r) / ne01 / a.ne[2]
 			var x []float32
 			if a.weight != nil {
-				if err := model.Dequantize(a.typ, a.weightRow(i01, i02, i03), row); err != nil {
+				if err := quant.Dequantize(a.typ, a.weightRow(i01, i02, i03), row); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err

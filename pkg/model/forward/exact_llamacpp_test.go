@@ -10,7 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
@@ -70,8 +71,8 @@ func TestExactVsLlamaCpp(t *testing.T) {
 	for _, ft := range types {
 		for _, arch := range []string{"llama", "qwen3"} {
 			path := fixturePath(t, arch, ft.name, ft.ftype)
-			ref := llamaNodes(t, refConfig{Path: path, Tokens: toks, FA: true, KVType: model.F16})
-			f, err := model.Open(path)
+			ref := llamaNodes(t, refConfig{Path: path, Tokens: toks, FA: true, KVType: quant.F16})
+			f, err := gguf.Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,8 +13,9 @@ import (
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // fixtureTypes are the weight types of the differential tests, as llama_ftype
@@ -58,7 +59,7 @@ func fixturePathCfg(t testing.TB, name string, cfg fixture.Config, typ string, f
 	if !fixtureMade[src] {
 		if err := fixture.Generate(cfg, src); err != nil {
 			// fall back to a tokenizer from shared/
-			vf, verr := model.Open(filepath.Join(sharedDirOrSkip(t), "vocab", "ggml-vocab-llama-spm.gguf"))
+			vf, verr := gguf.Open(filepath.Join(sharedDirOrSkip(t), "vocab", "ggml-vocab-llama-spm.gguf"))
 			if verr != nil {
 				t.Fatalf("%v; %v", err, verr)
 			}
@@ -99,7 +100,7 @@ func compareRun(t *testing.T, path string, toks []int32, opts Options) cmpResult
 		cfg.NBatch = opts.UBatches[0] // llama.cpp's decode calls: n_batch tokens each, the rest last
 	}
 	ref := llamaNodes(t, cfg)
-	f, err := model.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func TestOddShapesMatchLlamaCpp(t *testing.T) {
 	for _, v := range variants {
 		for _, typ := range v.types {
 			path := fixturePathCfg(t, v.name, v.cfg, typ, ftypes[typ])
-			for _, kv := range []model.Type{model.F16, model.F32} {
+			for _, kv := range []quant.Type{quant.F16, quant.F32} {
 				for _, fa := range []bool{true, false} {
 					for _, n := range []int{8, 1} {
 						name := fmt.Sprintf("%s/%s/kv=%s/fa=%v/T=%d", v.name, typ, kv, fa, n)
@@ -384,19 +385,19 @@ func TestRopeFreqsAndTiedOutputMatchLlamaCpp(t *testing.T) {
 	cfg := fixture.Default("llama")
 	cfg.Tied = true
 	src := fixturePathCfg(t, "llama-tied", cfg, "f32", 0)
-	f, err := model.Open(src)
+	f, err := gguf.Open(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var ts []model.WriteTensor
+	var ts []gguf.WriteTensor
 	for i := range f.Tensors {
 		ti := &f.Tensors[i]
 		data, err := f.TensorData(ti)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ts = append(ts, model.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
+		ts = append(ts, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
 	}
 	if _, ok := f.Tensor("output.weight"); ok {
 		t.Fatal("fixture with Tied has output.weight")
@@ -406,9 +407,9 @@ func TestRopeFreqsAndTiedOutputMatchLlamaCpp(t *testing.T) {
 	for i := range freqs { // shaped like Llama 3.1's: 1 for high frequencies, up to 8 for low ones
 		freqs[i] = 1 + 7*float32(i)/float32(len(freqs)-1)
 	}
-	ts = append(ts, model.WriteTensor{Name: "rope_freqs.weight", Ne: []int64{nRot / 2}, Type: model.F32, Data: f32Bytes(freqs)})
+	ts = append(ts, gguf.WriteTensor{Name: "rope_freqs.weight", Ne: []int64{nRot / 2}, Type: quant.F32, Data: f32Bytes(freqs)})
 	path := filepath.Join(filepath.Dir(src), "llama-ropefreqs-f32.gguf")
-	if err := model.WriteFile(path, f.KVs, ts, 0); err != nil {
+	if err := gguf.WriteFile(path, f.KVs, ts, 0); err != nil {
 		t.Fatal(err)
 	}
 	q8 := filepath.Join(filepath.Dir(src), "llama-ropefreqs-q8_0.gguf")

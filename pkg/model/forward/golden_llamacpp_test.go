@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/graph-*.txt from llama.cpp")
@@ -23,7 +23,7 @@ func TestGraphGoldensFromLlamaCpp(t *testing.T) {
 	for _, arch := range fixture.Archs {
 		path := fixturePath(t, arch, "f32", 0)
 		for _, fa := range []bool{true, false} {
-			ref := llamaNodes(t, refConfig{Path: path, Tokens: goldenTokens, FA: fa, KVType: model.F16})
+			ref := llamaNodes(t, refConfig{Path: path, Tokens: goldenTokens, FA: fa, KVType: quant.F16})
 			var sb strings.Builder
 			fmt.Fprintf(&sb, "# llama.cpp %s graph: fixture.Default(%q), %d tokens, flash attention %v, F16 KV cache\n", arch, arch, len(goldenTokens), fa)
 			for _, r := range ref {

@@ -3,7 +3,7 @@ package forward
 import (
 	"fmt"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // A small model of a ggml compute graph. The forward pass builds the graph
@@ -88,7 +88,7 @@ type buffer struct {
 type node struct {
 	name string
 	op   opKind
-	typ  model.Type
+	typ  quant.Type
 	ne   [4]int64
 	nb   [4]int64 // byte strides
 	src  [4]*node
@@ -115,13 +115,13 @@ type node struct {
 }
 
 // typeSize is ggml_type_size for the activation types the graph uses.
-func typeSize(t model.Type) int64 {
+func typeSize(t quant.Type) int64 {
 	switch t {
-	case model.F32, model.I32:
+	case quant.F32, quant.I32:
 		return 4
-	case model.F16, model.BF16, model.I16:
+	case quant.F16, quant.BF16, quant.I16:
 		return 2
-	case model.I64, model.F64:
+	case quant.I64, quant.F64:
 		return 8
 	}
 	return int64(t.BlockBytes())
@@ -192,7 +192,7 @@ func (g *graph) cb(n *node, name string, il int) {
 }
 
 // newTensor is ggml_new_tensor: a contiguous tensor of its own.
-func (g *graph) newTensor(t model.Type, ne ...int64) *node {
+func (g *graph) newTensor(t quant.Type, ne ...int64) *node {
 	n := &node{typ: t, layer: g.layer}
 	for i := range n.ne {
 		n.ne[i] = 1
@@ -212,7 +212,7 @@ func (g *graph) newTensor(t model.Type, ne ...int64) *node {
 
 // newView is ggml_new_tensor_impl with a view source: a tensor of shape ne
 // with contiguous strides, sharing a's memory from byte offset offs.
-func (g *graph) newView(a *node, t model.Type, offs int64, ne ...int64) *node {
+func (g *graph) newView(a *node, t quant.Type, offs int64, ne ...int64) *node {
 	n := g.newTensor(t, ne...)
 	src, base := a.storage()
 	n.viewSrc = src
@@ -221,14 +221,14 @@ func (g *graph) newView(a *node, t model.Type, offs int64, ne ...int64) *node {
 }
 
 // leaf makes an input tensor (op NONE).
-func (g *graph) leaf(t model.Type, ne ...int64) *node {
+func (g *graph) leaf(t quant.Type, ne ...int64) *node {
 	n := g.newTensor(t, ne...)
 	n.layer = -1
 	return n
 }
 
 // weightLeaf makes a model tensor.
-func (g *graph) weightLeaf(name string, t model.Type, data []byte, ne []int64) *node {
+func (g *graph) weightLeaf(name string, t quant.Type, data []byte, ne []int64) *node {
 	n := g.newTensor(t, ne...)
 	n.name = name
 	n.weight = data
@@ -251,9 +251,9 @@ func (g *graph) viewTensor(a *node) *node {
 
 // getRows is ggml_get_rows(a, b).
 func (g *graph) getRows(a, b *node) *node {
-	t := model.F32
-	if a.typ == model.I32 {
-		t = model.I32
+	t := quant.F32
+	if a.typ == quant.I32 {
+		t = quant.I32
 	}
 	n := g.newTensor(t, a.ne[0], b.ne[0], b.ne[1], b.ne[2])
 	n.op = opGetRows
@@ -294,7 +294,7 @@ func (g *graph) scale(a *node, s float32) *node {
 
 // mulMat is ggml_mul_mat(a, b): {a.ne[1], b.ne[1], b.ne[2], b.ne[3]}.
 func (g *graph) mulMat(a, b *node) *node {
-	n := g.newTensor(model.F32, a.ne[1], b.ne[1], b.ne[2], b.ne[3])
+	n := g.newTensor(quant.F32, a.ne[1], b.ne[1], b.ne[2], b.ne[3])
 	n.op = opMulMat
 	n.src[0], n.src[1] = a, b
 	return n
@@ -389,7 +389,7 @@ func (g *graph) setRows(a, b, c *node) *node {
 }
 
 // cast is ggml_cast(a, t).
-func (g *graph) cast(a *node, t model.Type) *node {
+func (g *graph) cast(a *node, t quant.Type) *node {
 	n := g.newTensor(t, a.ne[:]...)
 	g.setName(n, a.name+" (copy)")
 	n.op = opCpy
@@ -401,7 +401,7 @@ func (g *graph) cast(a *node, t model.Type) *node {
 // flashAttnExt is ggml_flash_attn_ext(q, k, v, mask, scale, max_bias,
 // logit_softcap): {v.ne[0], q.ne[2], q.ne[1], q.ne[3]}.
 func (g *graph) flashAttnExt(q, k, v, mask *node, scale, maxBias, softcap float32) *node {
-	n := g.newTensor(model.F32, v.ne[0], q.ne[2], q.ne[1], q.ne[3])
+	n := g.newTensor(quant.F32, v.ne[0], q.ne[2], q.ne[1], q.ne[3])
 	n.op = opFlashAttnExt
 	n.src[0], n.src[1], n.src[2], n.src[3] = q, k, v, mask
 	n.fp[0], n.fp[1], n.fp[2] = scale, maxBias, softcap

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // TestGraphMatchesGolden builds each architecture's graph and compares the
@@ -67,7 +67,7 @@ func readGolden(t *testing.T, file string) []string {
 // TestRunIsDeterministic checks that results do not depend on the thread
 // count and that ggml and f64 numerics agree closely and on the argmax.
 func TestRunIsDeterministic(t *testing.T) {
-	for _, w := range []model.Type{model.F32, model.F16, model.Q8_0} {
+	for _, w := range []quant.Type{quant.F32, quant.F16, quant.Q8_0} {
 		cfg := defaultTiny("llama")
 		cfg.weight = w
 		cfg.ropeFreqs = true
@@ -114,7 +114,7 @@ func TestRunIsDeterministic(t *testing.T) {
 		// The F16 KV cache and F16 flash attention leave ~1e-7 even with
 		// F32 weights; Q8_0 activations add ~1e-4.
 		limit := 1e-5
-		if w == model.Q8_0 {
+		if w == quant.Q8_0 {
 			limit = 1e-3
 		}
 		if num/den > limit {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // Kernel profiles: the CPU builds of llama.cpp's ggml whose arithmetic the
@@ -26,6 +26,15 @@ const (
 	// Ice Lake, Tiger Lake): KernelsAVX512 with BF16 products as 16-lane
 	// FMAs.
 	KernelsAVX512NoBF16 = "x86-avx512-nobf16"
+
+	// KernelsAVX2Repack is KernelsAVX2 with the CPU repack buffers
+	// (GGML_USE_CPU_REPACK, "REPACK = 1"): Q4_0, Q4_K and IQ4_NL weights
+	// with ne[1] % 8 == 0 through the interleaved GEMV/GEMM kernels
+	// (repack.go).
+	KernelsAVX2Repack = "x86-avx2-repack"
+	// KernelsAVX512Repack is KernelsAVX512 with the CPU repack buffers:
+	// those of KernelsAVX2Repack and Q2_K.
+	KernelsAVX512Repack = "x86-avx512-repack"
 	// KernelsARM64NEON is aarch64 with NEON, DOTPROD and FP16 vector
 	// arithmetic (-march=armv8.2-a+dotprod+fp16), no SVE, no i8mm:
 	// four-lane float vectors, float16 lanes in ggml_vec_dot_f16,
@@ -37,7 +46,7 @@ const (
 // KernelProfiles lists the profiles the ggml numerics emulate, the default
 // first.
 func KernelProfiles() []string {
-	return []string{KernelsAVX2, KernelsAVX512, KernelsAVX512NoBF16, KernelsARM64NEON}
+	return []string{KernelsAVX2, KernelsAVX512, KernelsAVX512NoBF16, KernelsAVX2Repack, KernelsAVX512Repack, KernelsARM64NEON}
 }
 
 // Emulates reports whether profile is one the ggml numerics reproduce.
@@ -62,6 +71,9 @@ type kernels struct {
 	// vdpbf16ps (two products per lane, the odd one first, each add
 	// rounded; bfloat16 subnormals read as zero, results flushed).
 	bf16dp bool
+	// repack: GGML_USE_CPU_REPACK — the repacked weights' MUL_MATs
+	// (kernels.repackOf, mulMatRepack in repack.go).
+	repack bool
 	// neon: KernelsARM64NEON (neon.go); the other fields are false.
 	neon bool
 }
@@ -75,6 +87,10 @@ func kernelsOf(profile string) (kernels, error) {
 		return kernels{lanes16: true, bf16dp: true}, nil
 	case KernelsAVX512NoBF16:
 		return kernels{lanes16: true}, nil
+	case KernelsAVX2Repack:
+		return kernels{repack: true}, nil
+	case KernelsAVX512Repack:
+		return kernels{lanes16: true, bf16dp: true, repack: true}, nil
 	case KernelsARM64NEON:
 		return kernels{neon: true}, nil
 	}
@@ -95,15 +111,15 @@ func (ks kernels) vecDotF16(a, b []uint16) float32 {
 // floatDot is one output of a MUL_MAT with F32, F16 or BF16 weights under
 // the AVX-512 kernels: xf or xh is the weight row, act's column col the
 // converted activations.
-func (ks kernels) floatDot(t model.Type, kern matKernel, xf []float32, xh []uint16, act actRows, col int64) float32 {
+func (ks kernels) floatDot(t quant.Type, kern matKernel, xf []float32, xh []uint16, act actRows, col int64) float32 {
 	switch {
-	case t == model.F32 && kern == kernTinyBLAS:
+	case t == quant.F32 && kern == kernTinyBLAS:
 		return dotF32Tiny16(xf, act.f32[col])
-	case t == model.F32:
+	case t == quant.F32:
 		return vecDotF32x16(xf, act.f32[col])
-	case t == model.F16 && kern == kernTinyBLAS:
+	case t == quant.F16 && kern == kernTinyBLAS:
 		return dotF16Tiny16(xh, act.u16[col], false)
-	case t == model.F16:
+	case t == quant.F16:
 		return vecDotF16x16(xh, act.u16[col])
 	case kern == kernTinyBLAS && ks.bf16dp:
 		return dotBF16Tiny32(xh, act.u16[col])

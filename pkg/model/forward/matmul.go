@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // parallelFor splits [0, n) into contiguous ranges run on up to threads
@@ -67,61 +67,61 @@ const (
 //
 // Under AVX-512 (ks.lanes16) tinyBLAS is tinyBLAS<16> (k%16 == 0) and, with
 // AVX512_BF16, tinyBLAS<32> for BF16 (k%32 == 0).
-func chooseKernel(ks kernels, t model.Type, m, n, k int64, src1Contiguous bool) matKernel {
+func chooseKernel(ks kernels, t quant.Type, m, n, k int64, src1Contiguous bool) matKernel {
 	if n < 2 {
 		return kernVecDot
 	}
 	kn := int64(8)
 	if ks.lanes16 {
 		kn = 16
-		if t == model.BF16 && ks.bf16dp {
+		if t == quant.BF16 && ks.bf16dp {
 			kn = 32
 		}
 	}
 	switch t {
-	case model.F32:
+	case quant.F32:
 		if src1Contiguous && k%kn == 0 && m%4 == 0 {
 			return kernTinyBLAS
 		}
-	case model.F16, model.BF16:
+	case quant.F16, quant.BF16:
 		if k%kn == 0 && m%4 == 0 {
 			return kernTinyBLAS
 		}
-	case model.Q8_0, model.Q4_0, model.Q5_0, model.IQ4_NL:
+	case quant.Q8_0, quant.Q4_0, quant.Q5_0, quant.IQ4_NL:
 		return kernTinyBLAS
 	}
 	return kernVecDot
 }
 
 // quantDot returns the dot kernel of a block-quantized weight type.
-func quantDot(t model.Type, kern matKernel) (func(n int, x, y []byte) float32, error) {
+func quantDot(t quant.Type, kern matKernel) (func(n int, x, y []byte) float32, error) {
 	switch t {
-	case model.Q8_0:
+	case quant.Q8_0:
 		return dotQ8_0, nil
-	case model.Q4_0:
+	case quant.Q4_0:
 		return dotQ4_0, nil
-	case model.Q5_0:
+	case quant.Q5_0:
 		return dotQ5_0, nil
-	case model.IQ4_NL:
+	case quant.IQ4_NL:
 		if kern == kernTinyBLAS {
 			return dotIQ4NLTiny, nil
 		}
 		return dotIQ4NL, nil
-	case model.Q4_1:
+	case quant.Q4_1:
 		return dotQ4_1, nil
-	case model.Q5_1:
+	case quant.Q5_1:
 		return dotQ5_1, nil
-	case model.Q4_K:
+	case quant.Q4_K:
 		return dotQ4_K, nil
-	case model.Q6_K:
+	case quant.Q6_K:
 		return dotQ6_K, nil
-	case model.Q2_K:
+	case quant.Q2_K:
 		return dotQ2_K, nil
-	case model.Q3_K:
+	case quant.Q3_K:
 		return dotQ3_K, nil
-	case model.Q5_K:
+	case quant.Q5_K:
 		return dotQ5_K, nil
-	case model.IQ4_XS:
+	case quant.IQ4_XS:
 		return dotIQ4XS, nil
 	}
 	return nil, fmt.Errorf("no dot product for weight type %s", t)
@@ -218,7 +218,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 		return e.mulMatNEON(dst)
 	}
 	a, b := dst.src[0], dst.src[1]
-	if b.typ != model.F32 {
+	if b.typ != quant.F32 {
 		return fmt.Errorf("%s: src1 %s has type %s, want f32", dst.name, b.name, b.typ)
 	}
 	ne00, ne01 := a.ne[0], a.ne[1]
@@ -226,8 +226,12 @@ func (e *executor) mulMatGGML(dst *node) error {
 	if b.ne[0] != ne00 {
 		return fmt.Errorf("%s: inner dimensions differ: %s has %d, %s has %d", dst.name, a.name, ne00, b.name, b.ne[0])
 	}
+	// GGML_USE_CPU_REPACK: the repacked weights' own kernels (repack.go).
+	if rk := e.k.repackOf(a, b); rk != repackNone {
+		return e.mulMatRepack(dst, rk)
+	}
 	r2, r3 := ne12/a.ne[2], ne13/a.ne[3]
-	vdt := model.VecDotType(a.typ)
+	vdt := quant.VecDotType(a.typ)
 	kern := chooseKernel(e.k, a.typ, ne01, ne11, ne00, b.isContiguous())
 
 	// Convert the activations (from_float of the vec_dot_type), columns
@@ -236,9 +240,9 @@ func (e *executor) mulMatGGML(dst *node) error {
 	var act actRows
 	var rb int64
 	switch vdt {
-	case model.F32:
+	case quant.F32:
 		act.f32 = make([][]float32, ncols)
-	case model.F16, model.BF16:
+	case quant.F16, quant.BF16:
 		act.u16 = make([][]uint16, ncols)
 	default:
 		var err error
@@ -264,23 +268,23 @@ func (e *executor) mulMatGGML(dst *node) error {
 			i11, i12, i13 := c%ne11, (c/ne11)%ne12, c/(ne11*ne12)
 			x := b.rowF32(i11, i12, i13, tmp)
 			switch vdt {
-			case model.F32:
+			case quant.F32:
 				act.f32[c] = append([]float32(nil), x...)
-			case model.F16:
+			case quant.F16:
 				u := make([]uint16, len(x))
 				for i, v := range x {
 					u[i] = toF16(v)
 				}
 				act.u16[c] = u
-			case model.BF16:
+			case quant.BF16:
 				u := make([]uint16, len(x))
 				for i, v := range x {
-					u[i] = model.F32ToBF16(v)
+					u[i] = quant.F32ToBF16(v)
 				}
 				act.u16[c] = u
 			default:
 				q := make([]byte, rb)
-				if err := model.QuantizeRow(vdt, x, q, model.QuantCPU); err != nil {
+				if err := quant.QuantizeRow(vdt, x, q, quant.QuantCPU); err != nil {
 					convOnce.Do(func() { convErr = fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err) })
 					return
 				}
@@ -305,13 +309,13 @@ func (e *executor) mulMatGGML(dst *node) error {
 	// Q4_0, Q5_0 and (tinyBLAS) IQ4_NL are Q8_0 in their arithmetic: each
 	// weight row is expanded to Q8_0 blocks (the same f16 scale, the
 	// values as int8) and takes Q8_0's kernels.
-	asQ8 := a.typ == model.Q8_0 || a.typ == model.Q4_0 || a.typ == model.Q5_0 ||
-		(a.typ == model.IQ4_NL && kern == kernTinyBLAS)
+	asQ8 := a.typ == quant.Q8_0 || a.typ == quant.Q4_0 || a.typ == quant.Q5_0 ||
+		(a.typ == quant.IQ4_NL && kern == kernTinyBLAS)
 	// Q4_1 and Q5_1 too, with their Q8_1 activations split into Q8_0 rows
 	// and the blocks' s, and summs = Σ fma(m, s) added to every dot.
 	var actS [][]float32
 	var sPacked []float32
-	asQ1 := (a.typ == model.Q4_1 || a.typ == model.Q5_1) && hasAVX2
+	asQ1 := (a.typ == quant.Q4_1 || a.typ == quant.Q5_1) && hasAVX2
 	if asQ1 {
 		nb := int(ne00 / 32)
 		act.b, actS = splitQ8_1(act.b, nb)
@@ -327,7 +331,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 	if asQ8 && hasAVX2 && ne11 >= 8 && q8_0Clean(act.b) {
 		q8p = packQ8_0(act.b, int(ne00/32))
 	}
-	if asQ8 && a.typ != model.Q8_0 {
+	if asQ8 && a.typ != quant.Q8_0 {
 		qdot = dotQ8_0
 	}
 	// F16, BF16 (tinyBLAS): the columns also as float32 for the
@@ -337,13 +341,13 @@ func (e *executor) mulMatGGML(dst *node) error {
 	tiny8 := hasAVX2 && !e.k.lanes16
 	// x86-avx512: tinyBLAS<16> four columns a pass in assembly (not
 	// vdpbf16ps, which the portable dotBF16Tiny32 computes).
-	tiny16 := hasAVX2 && e.k.lanes16 && kern == kernTinyBLAS && !(a.typ == model.BF16 && e.k.bf16dp)
-	if (a.typ == model.F16 || a.typ == model.BF16) && kern == kernTinyBLAS && (tiny8 || tiny16) {
+	tiny16 := hasAVX2 && e.k.lanes16 && kern == kernTinyBLAS && !(a.typ == quant.BF16 && e.k.bf16dp)
+	if (a.typ == quant.F16 || a.typ == quant.BF16) && kern == kernTinyBLAS && (tiny8 || tiny16) {
 		act16f = make([][]float32, ncols)
 		for c, u := range act.u16 {
 			f := make([]float32, len(u))
 			for i, h := range u {
-				if a.typ == model.BF16 {
+				if a.typ == quant.BF16 {
 					f[i] = bf16(h)
 				} else {
 					f[i] = f16Table[h]
@@ -357,11 +361,11 @@ func (e *executor) mulMatGGML(dst *node) error {
 	tinyKind := -1
 	if kern == kernTinyBLAS && tiny8 && a.weight != nil && r2 == 1 && r3 == 1 && ne12 == 1 && ne13 == 1 && a.ne[2] == 1 && a.ne[3] == 1 {
 		switch a.typ {
-		case model.F32:
+		case quant.F32:
 			tinyKind = tinyF32
-		case model.F16:
+		case quant.F16:
 			tinyKind = tinyF16
-		case model.BF16:
+		case quant.BF16:
 			tinyKind = tinyBF16
 		}
 		if tinyKind != tinyF32 && act16f == nil {
@@ -377,7 +381,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 		var krow kRowDots
 		var q8row []byte
 		var q1m []float32 // Q4_1/Q5_1: the row's block minima
-		if asQ8 && a.typ != model.Q8_0 {
+		if asQ8 && a.typ != quant.Q8_0 {
 			q8row = make([]byte, ne00/32*34)
 		}
 		if asQ1 {
@@ -411,7 +415,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 				// Q2_K to Q6_K, IQ4_XS: the scales (and values)
 				// decoded once per row, not per column and block
 				useKRow = krow.decode(a.typ, int(ne00), xb)
-			case a.weight != nil && a.typ == model.F32:
+			case a.weight != nil && a.typ == quant.F32:
 				wr := a.weightRow(i01, i02, i03)
 				if xf = viewF32(wr); xf == nil {
 					for i := range rowF32 {
@@ -427,9 +431,9 @@ func (e *executor) mulMatGGML(dst *node) error {
 					}
 					xh = rowU16
 				}
-			case a.typ == model.F32:
+			case a.typ == quant.F32:
 				xf = a.rowF32(i01, i02, i03, rowF32)
-			case a.typ == model.F16:
+			case a.typ == quant.F16:
 				xh = a.rowF16(i01, i02, i03)
 			}
 			for i13 := i03 * r3; i13 < (i03+1)*r3; i13++ {
@@ -488,11 +492,11 @@ func (e *executor) mulMatGGML(dst *node) error {
 						if tiny16 && i11+4 <= ne11 {
 							kind, cols, p := tinyF32, act.f32, unsafe.Pointer(nil)
 							switch {
-							case a.typ == model.F32 && len(xf) > 0:
+							case a.typ == quant.F32 && len(xf) > 0:
 								p = unsafe.Pointer(&xf[0])
-							case a.typ != model.F32 && len(xh) > 0 && act16f != nil:
+							case a.typ != quant.F32 && len(xh) > 0 && act16f != nil:
 								kind, cols, p = tinyF16, act16f, unsafe.Pointer(&xh[0])
-								if a.typ == model.BF16 {
+								if a.typ == quant.BF16 {
 									kind = tinyBF16
 								}
 							}
@@ -504,14 +508,24 @@ func (e *executor) mulMatGGML(dst *node) error {
 								continue
 							}
 						}
+						// x86-avx512 BF16: tinyBLAS<32> with vdpbf16ps,
+						// four columns per pass.
+						if kern == kernTinyBLAS && e.k.bf16dp && a.typ == quant.BF16 && len(xh) > 0 && i11+4 <= ne11 &&
+							dpbf16X4(xh, &[4][]uint16{act.u16[col], act.u16[col+1], act.u16[col+2], act.u16[col+3]}, quad[:]) {
+							for c := int64(0); c < 4; c++ {
+								out.f32[o0+c*colStride] = quad[c]
+							}
+							i11 += 3
+							continue
+						}
 						// F32, F16, BF16 (tinyBLAS): four columns per pass.
 						if kern == kernTinyBLAS && tiny8 && i11+4 <= ne11 {
 							ok := false
 							switch a.typ {
-							case model.F32:
+							case quant.F32:
 								ok = dotF32Tinyx4(xf, &[4][]float32{act.f32[col], act.f32[col+1], act.f32[col+2], act.f32[col+3]}, quad[:])
-							case model.F16, model.BF16:
-								ok = act16f != nil && dotF16Tinyx4(xh, &[4][]float32{act16f[col], act16f[col+1], act16f[col+2], act16f[col+3]}, a.typ == model.BF16, quad[:])
+							case quant.F16, quant.BF16:
+								ok = act16f != nil && dotF16Tinyx4(xh, &[4][]float32{act16f[col], act16f[col+1], act16f[col+2], act16f[col+3]}, a.typ == quant.BF16, quad[:])
 							}
 							if ok {
 								for c := int64(0); c < 4; c++ {
@@ -529,15 +543,15 @@ func (e *executor) mulMatGGML(dst *node) error {
 							v = dotQ8_0(int(ne00), xb, act.b[col]) + summsQ1(q1m, actS[col])
 						case qdot != nil:
 							v = qdot(int(ne00), xb, act.b[col])
-						case a.typ == model.F32 && kern == kernTinyBLAS:
+						case a.typ == quant.F32 && kern == kernTinyBLAS:
 							v = dotF32Tiny(xf, act.f32[col])
-						case a.typ == model.F32:
+						case a.typ == quant.F32:
 							v = vecDotF32(xf, act.f32[col])
-						case a.typ == model.F16 && kern == kernTinyBLAS:
+						case a.typ == quant.F16 && kern == kernTinyBLAS:
 							v = dotF16Tiny(xh, act.u16[col])
-						case a.typ == model.F16:
+						case a.typ == quant.F16:
 							v = vecDotF16(xh, act.u16[col])
-						case a.typ == model.BF16 && kern == kernTinyBLAS:
+						case a.typ == quant.BF16 && kern == kernTinyBLAS:
 							v = dotBF16Tiny(xh, act.u16[col])
 						default:
 							v = vecDotBF16(xh, act.u16[col])

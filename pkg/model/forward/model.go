@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // Arch is a supported model architecture (general.architecture).
@@ -55,26 +56,26 @@ type Hparams struct {
 
 // Layer holds the tensors of one block. Optional tensors are nil.
 type Layer struct {
-	AttnNorm, Wq, Wk, Wv, Wo *model.TensorInfo
-	Bq, Bk, Bv, Bo           *model.TensorInfo
-	QNorm, KNorm             *model.TensorInfo // qwen3
-	FFNNorm                  *model.TensorInfo
-	FFNGate, FFNUp, FFNDown  *model.TensorInfo
-	FFNGateB, FFNUpB         *model.TensorInfo
-	FFNDownB                 *model.TensorInfo
+	AttnNorm, Wq, Wk, Wv, Wo *gguf.TensorInfo
+	Bq, Bk, Bv, Bo           *gguf.TensorInfo
+	QNorm, KNorm             *gguf.TensorInfo // qwen3
+	FFNNorm                  *gguf.TensorInfo
+	FFNGate, FFNUp, FFNDown  *gguf.TensorInfo
+	FFNGateB, FFNUpB         *gguf.TensorInfo
+	FFNDownB                 *gguf.TensorInfo
 }
 
 // Model is a loaded model: hyperparameters and the tensor infos of a GGUF
 // file whose data stays mapped (rows are read and dequantized on the fly).
 type Model struct {
-	File       *model.File
+	File       *gguf.File
 	Hparams    Hparams
-	TokEmbd    *model.TensorInfo
-	OutputNorm *model.TensorInfo
+	TokEmbd    *gguf.TensorInfo
+	OutputNorm *gguf.TensorInfo
 	// Output is output.weight, or token_embd.weight when the model ties
 	// them (TiedOutput).
-	Output     *model.TensorInfo
-	OutputB    *model.TensorInfo // qwen2 output.bias, usually nil
+	Output     *gguf.TensorInfo
+	OutputB    *gguf.TensorInfo // qwen2 output.bias, usually nil
 	TiedOutput bool
 	Layers     []Layer
 }
@@ -86,7 +87,7 @@ const maxDim = 1 << 24
 // Load reads the hyperparameters and tensor infos of f. It checks every
 // tensor's presence, shape and type, and returns an error naming the first
 // problem (wrapping ErrUnsupported for unsupported models).
-func Load(f *model.File) (*Model, error) {
+func Load(f *gguf.File) (*Model, error) {
 	if f == nil {
 		return nil, errors.New("forward: Load of a nil file")
 	}
@@ -265,16 +266,16 @@ func (m *Model) loadHparams(arch Arch) error {
 }
 
 // supportedWeight reports the weight types the ggml numerics implement.
-func supportedWeight(t model.Type) bool {
+func supportedWeight(t quant.Type) bool {
 	switch t {
-	case model.F32, model.F16, model.BF16, model.Q4_0, model.Q4_1, model.Q5_0, model.Q5_1, model.Q8_0,
-		model.Q2_K, model.Q3_K, model.Q4_K, model.Q5_K, model.Q6_K, model.IQ4_NL, model.IQ4_XS:
+	case quant.F32, quant.F16, quant.BF16, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.Q8_0,
+		quant.Q2_K, quant.Q3_K, quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.IQ4_NL, quant.IQ4_XS:
 		return true
 	}
 	return false
 }
 
-func (m *Model) tensor(name string, required bool, ne ...int64) (*model.TensorInfo, error) {
+func (m *Model) tensor(name string, required bool, ne ...int64) (*gguf.TensorInfo, error) {
 	ti, ok := m.File.Tensor(name)
 	if !ok {
 		if required {
@@ -308,12 +309,12 @@ func (m *Model) tensor(name string, required bool, ne ...int64) (*model.TensorIn
 }
 
 // f32Tensor requires a small F32 tensor (norm weights, biases).
-func (m *Model) f32Tensor(name string, required bool, ne ...int64) (*model.TensorInfo, error) {
+func (m *Model) f32Tensor(name string, required bool, ne ...int64) (*gguf.TensorInfo, error) {
 	ti, err := m.tensor(name, required, ne...)
 	if err != nil || ti == nil {
 		return ti, err
 	}
-	if ti.Type != model.F32 {
+	if ti.Type != quant.F32 {
 		return nil, fmt.Errorf("%s: tensor %q has type %s, want f32: %w", m.File.Path, name, ti.Type, ErrUnsupported)
 	}
 	return ti, nil
@@ -373,7 +374,7 @@ func (m *Model) loadTensors() error {
 		L := &m.Layers[il]
 		p := fmt.Sprintf("blk.%d.", il)
 		type req struct {
-			dst      **model.TensorInfo
+			dst      **gguf.TensorInfo
 			name     string
 			f32      bool
 			required bool
@@ -422,7 +423,7 @@ func (m *Model) loadTensors() error {
 			)
 		}
 		for _, r := range reqs {
-			var ti *model.TensorInfo
+			var ti *gguf.TensorInfo
 			if r.f32 {
 				ti, err = m.f32Tensor(p+r.name, r.required, r.ne...)
 			} else {

@@ -10,13 +10,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
-func parseTiny(t *testing.T, b []byte) *model.File {
+func parseTiny(t *testing.T, b []byte) *gguf.File {
 	t.Helper()
-	f, err := model.Parse(bytes.NewReader(b), int64(len(b)), "tiny.gguf")
+	f, err := gguf.Parse(bytes.NewReader(b), int64(len(b)), "tiny.gguf")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestLoadHparams(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	f32 := model.F32
+	f32 := quant.F32
 	cases := []struct {
 		name   string
 		mutate func(c *tinyConfig)
@@ -105,17 +106,17 @@ func TestLoadErrors(t *testing.T) {
 }
 
 // writeGGUF writes kvs and tensors to memory and parses them.
-func writeGGUF(t *testing.T, kvs []model.KV, ts []model.WriteTensor) *model.File {
+func writeGGUF(t *testing.T, kvs []gguf.KV, ts []gguf.WriteTensor) *gguf.File {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := model.Write(&buf, kvs, ts, 0); err != nil {
+	if err := gguf.Write(&buf, kvs, ts, 0); err != nil {
 		t.Fatal(err)
 	}
 	return parseTiny(t, buf.Bytes())
 }
 
 func TestLoadUnsupported(t *testing.T) {
-	f := writeGGUF(t, []model.KV{model.NewKV("general.architecture", "gemma2")}, nil)
+	f := writeGGUF(t, []gguf.KV{gguf.NewKV("general.architecture", "gemma2")}, nil)
 	if _, err := Load(f); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "gemma2") {
 		t.Errorf("gemma2: %v", err)
 	}
@@ -129,17 +130,17 @@ func TestLoadUnsupported(t *testing.T) {
 	// an unsupported weight type names the tensor and the type
 	b := tinyGGUF(t, defaultTiny("llama"))
 	f = parseTiny(t, b)
-	var ts []model.WriteTensor
+	var ts []gguf.WriteTensor
 	for i := range f.Tensors {
 		ti := &f.Tensors[i]
 		data, err := f.TensorData(ti)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := model.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data}
+		w := gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data}
 		if ti.Name == "blk.0.attn_q.weight" {
-			w.Type = model.IQ2_XXS
-			w.Data = make([]byte, ti.Ne[1]*ti.Ne[0]/256*int64(model.IQ2_XXS.BlockBytes()))
+			w.Type = quant.IQ2_XXS
+			w.Data = make([]byte, ti.Ne[1]*ti.Ne[0]/256*int64(quant.IQ2_XXS.BlockBytes()))
 		}
 		ts = append(ts, w)
 	}
@@ -149,12 +150,12 @@ func TestLoadUnsupported(t *testing.T) {
 		t.Errorf("iq2_xxs weight: %v", err)
 	}
 	// YaRN scaling
-	kvs := append(append([]model.KV(nil), f.KVs...), model.NewKV("llama.rope.scaling.type", "yarn"))
-	var plain []model.WriteTensor
+	kvs := append(append([]gguf.KV(nil), f.KVs...), gguf.NewKV("llama.rope.scaling.type", "yarn"))
+	var plain []gguf.WriteTensor
 	for i := range f.Tensors {
 		ti := &f.Tensors[i]
 		data, _ := f.TensorData(ti)
-		plain = append(plain, model.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
+		plain = append(plain, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
 	}
 	if _, err := Load(writeGGUF(t, kvs, plain)); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "yarn") {
 		t.Errorf("yarn: %v", err)
@@ -171,8 +172,8 @@ func TestRunErrors(t *testing.T) {
 		{nil, DefaultOptions(), "no tokens"},
 		{[]int32{1, 512}, DefaultOptions(), "outside the vocabulary"},
 		{[]int32{-1}, DefaultOptions(), "outside the vocabulary"},
-		{[]int32{1}, Options{Numerics: "f128", KVType: model.F16}, "numerics"},
-		{[]int32{1}, Options{KVType: model.Q8_0}, "KV cache type"},
+		{[]int32{1}, Options{Numerics: "f128", KVType: quant.F16}, "numerics"},
+		{[]int32{1}, Options{KVType: quant.Q8_0}, "KV cache type"},
 	} {
 		if _, err := m.Run(c.toks, c.opts, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Run(%v, %+v): %v, want %q", c.toks, c.opts, err, c.want)
@@ -288,7 +289,7 @@ func FuzzLoad(f *testing.F) {
 	small.arch = "qwen3"
 	f.Add(tinyGGUF(f, small))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		mf, err := model.Parse(bytes.NewReader(b), int64(len(b)), "fuzz.gguf")
+		mf, err := gguf.Parse(bytes.NewReader(b), int64(len(b)), "fuzz.gguf")
 		if err != nil {
 			return
 		}
@@ -311,15 +312,15 @@ func TestNodesMatchRun(t *testing.T) {
 		arch     string
 		fa       bool
 		numerics string
-		kv       model.Type
+		kv       quant.Type
 		ubatches []int
 	}{
-		{"llama", true, NumericsGGML, model.F16, nil},
-		{"llama", false, NumericsGGML, model.F16, nil},
-		{"qwen2", false, NumericsF64, model.F32, nil},
-		{"qwen3", true, NumericsGGML, model.F32, nil},
-		{"llama", true, NumericsGGML, model.F16, []int{2, 2, 1}},
-		{"qwen2", false, NumericsF64, model.F32, []int{4, 1}},
+		{"llama", true, NumericsGGML, quant.F16, nil},
+		{"llama", false, NumericsGGML, quant.F16, nil},
+		{"qwen2", false, NumericsF64, quant.F32, nil},
+		{"qwen3", true, NumericsGGML, quant.F32, nil},
+		{"llama", true, NumericsGGML, quant.F16, []int{2, 2, 1}},
+		{"qwen2", false, NumericsF64, quant.F32, []int{4, 1}},
 	} {
 		t.Run(fmt.Sprintf("%s-fa%v-%s-%s-%v", tc.arch, tc.fa, tc.numerics, tc.kv, tc.ubatches), func(t *testing.T) {
 			m := tinyModel(t, defaultTiny(tc.arch))
@@ -355,7 +356,7 @@ func TestNodesMatchRun(t *testing.T) {
 	if _, err := m.Nodes(0, DefaultOptions()); err == nil {
 		t.Error("Nodes(0) gave no error")
 	}
-	if _, err := m.Nodes(4, Options{Numerics: "fast", KVType: model.F16}); err == nil {
+	if _, err := m.Nodes(4, Options{Numerics: "fast", KVType: quant.F16}); err == nil {
 		t.Error("Nodes with unknown numerics gave no error")
 	}
 	for _, ub := range [][]int{{2, 1}, {3, 0, 1}, {5}} {

@@ -6,7 +6,7 @@ import (
 	"math"
 	"sync"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // Scalar models of ggml-cpu's aarch64 NEON code paths (profile
@@ -314,17 +314,17 @@ type q0Block struct {
 }
 
 // q0BlockBytes is the size of a block of t.
-func q0BlockBytes(t model.Type) int {
+func q0BlockBytes(t quant.Type) int {
 	switch t {
-	case model.Q8_0:
+	case quant.Q8_0:
 		return 34
-	case model.Q4_0:
+	case quant.Q4_0:
 		return 18
-	case model.Q5_0:
+	case quant.Q5_0:
 		return 22
-	case model.Q4_1:
+	case quant.Q4_1:
 		return 20
-	case model.Q5_1:
+	case quant.Q5_1:
 		return 24
 	}
 	return 0
@@ -332,18 +332,18 @@ func q0BlockBytes(t model.Type) int {
 
 // unpackQ0NEON reads block xb of t as the NEON kernels see it: element j
 // of the 32 at q[j] (low nibbles 0..15, high nibbles 16..31).
-func unpackQ0NEON(t model.Type, xb []byte, b *q0Block) {
+func unpackQ0NEON(t quant.Type, xb []byte, b *q0Block) {
 	switch t {
-	case model.Q8_0:
+	case quant.Q8_0:
 		b.d = unpackQ8_0(xb, &b.q)
-	case model.Q4_0:
+	case quant.Q4_0:
 		b.d = unpackQ4_0(xb, &b.q)
-	case model.Q5_0:
+	case quant.Q5_0:
 		b.d = unpackQ5_0(xb, &b.q)
-	case model.Q4_1, model.Q5_1:
+	case quant.Q4_1, quant.Q5_1:
 		b.d, b.m = ldF16(xb), ldF16(xb[2:])
 		qs, qh := xb[4:20], uint32(0)
-		if t == model.Q5_1 {
+		if t == quant.Q5_1 {
 			qs, qh = xb[8:24], binary.LittleEndian.Uint32(xb[4:8])
 		}
 		for i := 0; i < 16; i++ {
@@ -369,7 +369,7 @@ func q0Lanes(x *[32]int8, y []byte) (lane [4]int32, sum int32) {
 }
 
 // unpackQ0RowNEON decodes the n/32 blocks of a weight row of t into bs.
-func unpackQ0RowNEON(t model.Type, n int, x []byte, bs []q0Block) []q0Block {
+func unpackQ0RowNEON(t quant.Type, n int, x []byte, bs []q0Block) []q0Block {
 	bb := q0BlockBytes(t)
 	bs = bs[:0]
 	for ib := 0; ib < n/32; ib++ {
@@ -385,14 +385,14 @@ func unpackQ0RowNEON(t model.Type, n int, x []byte, bs []q0Block) []q0Block {
 // float(lane)·(dx·dy) with the product and the sum rounded (vmlaq_n_f32 is
 // FMUL+FADD); sumf = vaddvq(sumv0) + vaddvq(sumv1) (+ the mins); an odd
 // last block in scalar code, with the type's own contraction.
-func dotQ0NEON(t model.Type, n int, x, y []byte) float32 {
+func dotQ0NEON(t quant.Type, n int, x, y []byte) float32 {
 	return dotQ0BlocksNEON(t, unpackQ0RowNEON(t, n, x, nil), y)
 }
 
 // dotQ0BlocksNEON is dotQ0NEON on a row decoded by unpackQ0RowNEON.
-func dotQ0BlocksNEON(t model.Type, b []q0Block, y []byte) float32 {
+func dotQ0BlocksNEON(t quant.Type, b []q0Block, y []byte) float32 {
 	ys := 34
-	if t == model.Q4_1 || t == model.Q5_1 {
+	if t == quant.Q4_1 || t == quant.Q5_1 {
 		ys = 36
 	}
 	nb := len(b)
@@ -402,9 +402,9 @@ func dotQ0BlocksNEON(t model.Type, b []q0Block, y []byte) float32 {
 	for ; ib+1 < nb; ib += 2 {
 		y0, y1 := y[ib*ys:], y[(ib+1)*ys:]
 		switch t {
-		case model.Q4_1: // summs += m0·s0 + m1·s1: fma(m0, s0, m1·s1)
+		case quant.Q4_1: // summs += m0·s0 + m1·s1: fma(m0, s0, m1·s1)
 			summs += fma32(b[ib].m, ldF16(y0[2:]), float32(b[ib+1].m*ldF16(y1[2:])))
-		case model.Q5_1:
+		case quant.Q5_1:
 			summs = fma32(b[ib].m, ldF16(y0[2:]), summs)
 			summs1 = fma32(b[ib+1].m, ldF16(y1[2:]), summs1)
 		}
@@ -418,9 +418,9 @@ func dotQ0BlocksNEON(t model.Type, b []q0Block, y []byte) float32 {
 	}
 	sumf := vaddvq(&acc[0]) + vaddvq(&acc[1])
 	switch t {
-	case model.Q4_1:
+	case quant.Q4_1:
 		sumf += summs
-	case model.Q5_1:
+	case quant.Q5_1:
 		sumf = (sumf + summs) + summs1
 	}
 	for ; ib < nb; ib++ {
@@ -429,13 +429,13 @@ func dotQ0BlocksNEON(t model.Type, b []q0Block, y []byte) float32 {
 		_, sumi := q0Lanes(&blk.q, yb[ys-32:])
 		dy := ldF16(yb)
 		switch t {
-		case model.Q8_0: // sumf += sumi*(dx*dy)
+		case quant.Q8_0: // sumf += sumi*(dx*dy)
 			sumf = fma32(float32(sumi), blk.d*dy, sumf)
-		case model.Q4_0: // sumf += sumi*dx*dy
+		case quant.Q4_0: // sumf += sumi*dx*dy
 			sumf = fma32(float32(sumi)*blk.d, dy, sumf)
-		case model.Q5_0: // sumf += (dx*dy)*sumi
+		case quant.Q5_0: // sumf += (dx*dy)*sumi
 			sumf = fma32(blk.d*dy, float32(sumi), sumf)
-		case model.Q4_1, model.Q5_1: // sumf += (dx*dy)*sumi + m*s
+		case quant.Q4_1, quant.Q5_1: // sumf += (dx*dy)*sumi + m*s
 			sumf += fma32(blk.d*dy, float32(sumi), float32(blk.m*ldF16(yb[2:])))
 		}
 	}
@@ -445,7 +445,7 @@ func dotQ0BlocksNEON(t model.Type, b []q0Block, y []byte) float32 {
 // dotQ0TinyNEON is tinyBLAS_Q0_ARM (Q8_0 and Q4_0 prompts): per block,
 // lane l of vdotq(vdotq(0, lo), hi) times fp16(A.d)·fp16(B.d), multiplied
 // and added with two roundings (vmlaq_n_f32), then vaddvq_f32.
-func dotQ0TinyNEON(t model.Type, n int, x, y []byte) float32 {
+func dotQ0TinyNEON(t quant.Type, n int, x, y []byte) float32 {
 	return dotQ0TinyBlocksNEON(unpackQ0RowNEON(t, n, x, nil), y)
 }
 
@@ -576,15 +576,15 @@ func dotQ6KNEON(n int, x, y []byte) float32 {
 // (tinyBLAS<4>); F16 weights with the converted src1 when n >= 8, k%8 ==
 // 0, m%4 == 0 (tinyBLAS<8, float16x8_t>); Q8_0 and Q4_0 for any n >= 2
 // (tinyBLAS_Q0_ARM). Everything else is ggml_vec_dot_*, column by column.
-func chooseKernelNEON(t model.Type, m, n, k int64, src1Contiguous bool) matKernel {
+func chooseKernelNEON(t quant.Type, m, n, k int64, src1Contiguous bool) matKernel {
 	switch {
 	case n < 2:
 		return kernVecDot
-	case t == model.F32 && src1Contiguous && n >= 4 && k%4 == 0 && m%4 == 0:
+	case t == quant.F32 && src1Contiguous && n >= 4 && k%4 == 0 && m%4 == 0:
 		return kernTinyBLAS
-	case t == model.F16 && n >= 8 && k%8 == 0 && m%4 == 0:
+	case t == quant.F16 && n >= 8 && k%8 == 0 && m%4 == 0:
 		return kernTinyBLAS
-	case t == model.Q8_0 || t == model.Q4_0:
+	case t == quant.Q8_0 || t == quant.Q4_0:
 		return kernTinyBLAS
 	}
 	return kernVecDot
@@ -592,10 +592,10 @@ func chooseKernelNEON(t model.Type, m, n, k int64, src1Contiguous bool) matKerne
 
 // neonDot returns the dot product of one weight row (bytes) with one
 // converted column under chooseKernelNEON's kernel.
-func neonDot(t model.Type, kern matKernel) (func(n int, x []byte, xf []float32, xh []uint16, col int64, act *actRows) float32, error) {
+func neonDot(t quant.Type, kern matKernel) (func(n int, x []byte, xf []float32, xh []uint16, col int64, act *actRows) float32, error) {
 	tiny := kern == kernTinyBLAS
 	switch t {
-	case model.F32:
+	case quant.F32:
 		if tiny {
 			return func(_ int, _ []byte, xf []float32, _ []uint16, c int64, a *actRows) float32 {
 				return dotF32TinyNEON(xf, a.f32[c])
@@ -604,7 +604,7 @@ func neonDot(t model.Type, kern matKernel) (func(n int, x []byte, xf []float32, 
 		return func(_ int, _ []byte, xf []float32, _ []uint16, c int64, a *actRows) float32 {
 			return vecDotF32NEON(xf, a.f32[c])
 		}, nil
-	case model.F16:
+	case quant.F16:
 		if tiny {
 			return func(_ int, _ []byte, _ []float32, xh []uint16, c int64, a *actRows) float32 {
 				return dotF16TinyNEON(xh, a.u16[c])
@@ -613,7 +613,7 @@ func neonDot(t model.Type, kern matKernel) (func(n int, x []byte, xf []float32, 
 		return func(_ int, _ []byte, _ []float32, xh []uint16, c int64, a *actRows) float32 {
 			return vecDotF16NEON(xh, a.u16[c])
 		}, nil
-	case model.Q8_0, model.Q4_0, model.Q5_0, model.Q4_1, model.Q5_1:
+	case quant.Q8_0, quant.Q4_0, quant.Q5_0, quant.Q4_1, quant.Q5_1:
 		if tiny {
 			return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 				return dotQ0TinyNEON(t, n, x, a.b[c])
@@ -622,35 +622,35 @@ func neonDot(t model.Type, kern matKernel) (func(n int, x []byte, xf []float32, 
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotQ0NEON(t, n, x, a.b[c])
 		}, nil
-	case model.BF16:
+	case quant.BF16:
 		return func(_ int, _ []byte, _ []float32, xh []uint16, c int64, a *actRows) float32 {
 			return vecDotBF16NEON(xh, a.u16[c])
 		}, nil
-	case model.IQ4_NL:
+	case quant.IQ4_NL:
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotIQ4NLNEON(n, x, a.b[c])
 		}, nil
-	case model.IQ4_XS:
+	case quant.IQ4_XS:
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotIQ4XSNEON(n, x, a.b[c])
 		}, nil
-	case model.Q2_K:
+	case quant.Q2_K:
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotQ2KNEON(n, x, a.b[c])
 		}, nil
-	case model.Q3_K:
+	case quant.Q3_K:
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotQ3KNEON(n, x, a.b[c])
 		}, nil
-	case model.Q4_K:
+	case quant.Q4_K:
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotQ4KNEON(n, x, a.b[c])
 		}, nil
-	case model.Q5_K:
+	case quant.Q5_K:
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotQ5KNEON(n, x, a.b[c])
 		}, nil
-	case model.Q6_K:
+	case quant.Q6_K:
 		return func(n int, x []byte, _ []float32, _ []uint16, c int64, a *actRows) float32 {
 			return dotQ6KNEON(n, x, a.b[c])
 		}, nil
@@ -663,7 +663,7 @@ func neonDot(t model.Type, kern matKernel) (func(n int, x []byte, xf []float32, 
 // output.
 func (e *executor) mulMatNEON(dst *node) error {
 	a, b := dst.src[0], dst.src[1]
-	if b.typ != model.F32 {
+	if b.typ != quant.F32 {
 		return fmt.Errorf("%s: src1 %s has type %s, want f32", dst.name, b.name, b.typ)
 	}
 	ne00, ne01 := a.ne[0], a.ne[1]
@@ -672,7 +672,7 @@ func (e *executor) mulMatNEON(dst *node) error {
 		return fmt.Errorf("%s: inner dimensions differ: %s has %d, %s has %d", dst.name, a.name, ne00, b.name, b.ne[0])
 	}
 	r2, r3 := ne12/a.ne[2], ne13/a.ne[3]
-	vdt := model.VecDotType(a.typ)
+	vdt := quant.VecDotType(a.typ)
 	kern := chooseKernelNEON(a.typ, ne01, ne11, ne00, b.isContiguous())
 	dot, err := neonDot(a.typ, kern)
 	if err != nil {
@@ -682,9 +682,9 @@ func (e *executor) mulMatNEON(dst *node) error {
 	var act actRows
 	var rb int64
 	switch vdt {
-	case model.F32:
+	case quant.F32:
 		act.f32 = make([][]float32, ncols)
-	case model.F16, model.BF16:
+	case quant.F16, quant.BF16:
 		act.u16 = make([][]uint16, ncols)
 	default:
 		if rb, err = vdt.RowBytes(ne00); err != nil {
@@ -705,28 +705,28 @@ func (e *executor) mulMatNEON(dst *node) error {
 			i11, i12, i13 := c%ne11, (c/ne11)%ne12, c/(ne11*ne12)
 			x := b.rowF32(i11, i12, i13, tmp)
 			switch vdt {
-			case model.F32:
+			case quant.F32:
 				act.f32[c] = append([]float32(nil), x...)
-			case model.F16:
+			case quant.F16:
 				u := make([]uint16, len(x))
 				for i, v := range x {
 					u[i] = toF16(v)
 				}
 				act.u16[c] = u
-			case model.BF16:
+			case quant.BF16:
 				u := make([]uint16, len(x))
 				for i, v := range x {
-					u[i] = model.F32ToBF16(v)
+					u[i] = quant.F32ToBF16(v)
 				}
 				act.u16[c] = u
-			case model.Q8_0, model.Q8_1:
+			case quant.Q8_0, quant.Q8_1:
 				q := make([]byte, rb)
-				quantizeQ8NEON(x, q, vdt == model.Q8_1)
+				quantizeQ8NEON(x, q, vdt == quant.Q8_1)
 				act.b[c] = q
 			default:
 				// Q8_K: quantize_row_q8_K_ref, nearest_int fused as on x86
 				q := make([]byte, rb)
-				if err := model.QuantizeRow(vdt, x, q, model.QuantCPU); err != nil {
+				if err := quant.QuantizeRow(vdt, x, q, quant.QuantCPU); err != nil {
 					convOnce.Do(func() { convErr = fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err) })
 					return
 				}
@@ -752,13 +752,13 @@ func (e *executor) mulMatNEON(dst *node) error {
 			var xf []float32
 			var xh []uint16
 			switch {
-			case a.weight != nil && a.typ == model.F32:
+			case a.weight != nil && a.typ == quant.F32:
 				wr := a.weightRow(i01, i02, i03)
 				for i := range rowF32 {
 					rowF32[i] = math.Float32frombits(binary.LittleEndian.Uint32(wr[4*i:]))
 				}
 				xf = rowF32
-			case a.weight != nil && (a.typ == model.F16 || a.typ == model.BF16):
+			case a.weight != nil && (a.typ == quant.F16 || a.typ == quant.BF16):
 				wr := a.weightRow(i01, i02, i03)
 				for i := range rowU16 {
 					rowU16[i] = binary.LittleEndian.Uint16(wr[2*i:])
@@ -769,9 +769,9 @@ func (e *executor) mulMatNEON(dst *node) error {
 				if q0 {
 					blocks = unpackQ0RowNEON(a.typ, int(ne00), xb, blocks)
 				}
-			case a.typ == model.F32:
+			case a.typ == quant.F32:
 				xf = a.rowF32(i01, i02, i03, rowF32)
-			case a.typ == model.F16:
+			case a.typ == quant.F16:
 				xh = a.rowF16(i01, i02, i03)
 			}
 			for i13 := i03 * r3; i13 < (i03+1)*r3; i13++ {

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // exactFMA32 is a*b+c rounded once to float32, with math/big.
@@ -195,7 +195,7 @@ func TestDotKernelsAgainstFloat64(t *testing.T) {
 	// float kernels
 	xh, yh := make([]uint16, n), make([]uint16, n)
 	for i := range x {
-		xh[i], yh[i] = model.F32ToF16(x[i]), model.F32ToF16(y[i])
+		xh[i], yh[i] = quant.F32ToF16(x[i]), quant.F32ToF16(y[i])
 	}
 	for name, got := range map[string]float32{
 		"dotF32Tiny": dotF32Tiny(x, y), "vecDotF32": vecDotF32(x, y),
@@ -208,14 +208,14 @@ func TestDotKernelsAgainstFloat64(t *testing.T) {
 	}
 	// quantized kernels: quantize x as weights (reference quantizer) and y
 	// as activations
-	for _, wt := range []model.Type{model.Q8_0, model.Q4_0, model.Q5_0, model.Q4_1, model.Q5_1} {
+	for _, wt := range []quant.Type{quant.Q8_0, quant.Q4_0, quant.Q5_0, quant.Q4_1, quant.Q5_1} {
 		qt := wt
 		xb := make([]byte, n/32*wt.BlockBytes())
 		// the activation quantizer covers the Q8 types; other weight types
 		// are built bit by bit below
 		switch wt {
-		case model.Q8_0:
-			if err := model.QuantizeRow(model.Q8_0, x, xb, model.QuantRef); err != nil {
+		case quant.Q8_0:
+			if err := quant.QuantizeRow(quant.Q8_0, x, xb, quant.QuantRef); err != nil {
 				t.Fatal(err)
 			}
 		default:
@@ -225,27 +225,27 @@ func TestDotKernelsAgainstFloat64(t *testing.T) {
 			for b := 0; b < n/32; b++ { // sane scales
 				o := b * wt.BlockBytes()
 				xb[o], xb[o+1] = 0x00, 0x2c // 0.0625
-				if wt == model.Q4_1 || wt == model.Q5_1 {
+				if wt == quant.Q4_1 || wt == quant.Q5_1 {
 					xb[o+2], xb[o+3] = 0x00, 0xb0 // -0.125
 				}
 			}
 		}
 		xd := make([]float32, n)
-		if err := model.Dequantize(qt, xb, xd); err != nil {
+		if err := quant.Dequantize(qt, xb, xd); err != nil {
 			t.Fatal(err)
 		}
-		vdt := model.VecDotType(wt)
+		vdt := quant.VecDotType(wt)
 		yb := make([]byte, n/vdt.BlockSize()*vdt.BlockBytes())
-		if err := model.QuantizeRow(vdt, y, yb, model.QuantCPU); err != nil {
+		if err := quant.QuantizeRow(vdt, y, yb, quant.QuantCPU); err != nil {
 			t.Fatal(err)
 		}
 		yd := make([]float32, n)
-		if err := model.Dequantize(vdt, yb, yd); err != nil && vdt != model.Q8_1 {
+		if err := quant.Dequantize(vdt, yb, yd); err != nil && vdt != quant.Q8_1 {
 			t.Fatal(err)
 		}
-		if vdt == model.Q8_1 { // no to_float for Q8_1: decode d*q
+		if vdt == quant.Q8_1 { // no to_float for Q8_1: decode d*q
 			for b := 0; b < n/32; b++ {
-				d := model.F16ToF32(uint16(yb[b*36]) | uint16(yb[b*36+1])<<8)
+				d := quant.F16ToF32(uint16(yb[b*36]) | uint16(yb[b*36+1])<<8)
 				for j := 0; j < 32; j++ {
 					yd[b*32+j] = d * float32(int8(yb[b*36+4+j]))
 				}
@@ -265,21 +265,21 @@ func TestDotKernelsAgainstFloat64(t *testing.T) {
 
 func TestChooseKernel(t *testing.T) {
 	for _, c := range []struct {
-		t       model.Type
+		t       quant.Type
 		m, n, k int64
 		cont    bool
 		want    matKernel
 	}{
-		{model.F32, 64, 8, 64, true, kernTinyBLAS},
-		{model.F32, 64, 1, 64, true, kernVecDot},     // one column: never sgemm
-		{model.F32, 64, 8, 64, false, kernVecDot},    // strided src1
-		{model.F32, 66, 8, 64, true, kernVecDot},     // m % 4
-		{model.F32, 64, 8, 60, true, kernVecDot},     // k % 8
-		{model.F16, 256, 8, 16, false, kernTinyBLAS}, // kq with head size 16
-		{model.F16, 64, 8, 12, true, kernVecDot},
-		{model.Q8_0, 3, 2, 32, true, kernTinyBLAS},
-		{model.Q4_K, 256, 8, 256, true, kernVecDot},
-		{model.Q4_1, 256, 8, 256, true, kernVecDot},
+		{quant.F32, 64, 8, 64, true, kernTinyBLAS},
+		{quant.F32, 64, 1, 64, true, kernVecDot},     // one column: never sgemm
+		{quant.F32, 64, 8, 64, false, kernVecDot},    // strided src1
+		{quant.F32, 66, 8, 64, true, kernVecDot},     // m % 4
+		{quant.F32, 64, 8, 60, true, kernVecDot},     // k % 8
+		{quant.F16, 256, 8, 16, false, kernTinyBLAS}, // kq with head size 16
+		{quant.F16, 64, 8, 12, true, kernVecDot},
+		{quant.Q8_0, 3, 2, 32, true, kernTinyBLAS},
+		{quant.Q4_K, 256, 8, 256, true, kernVecDot},
+		{quant.Q4_1, 256, 8, 256, true, kernVecDot},
 	} {
 		if got := chooseKernel(kernels{}, c.t, c.m, c.n, c.k, c.cont); got != c.want {
 			t.Errorf("chooseKernel(%s, m=%d, n=%d, k=%d, contiguous=%v) = %d, want %d", c.t, c.m, c.n, c.k, c.cont, got, c.want)

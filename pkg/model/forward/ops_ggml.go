@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // The ggml numerics: each op as ggml-cpu computes it on x86-64 with AVX2,
@@ -28,7 +28,7 @@ func (e *executor) getRowsGGML(dst *node) error {
 				out := b.f32[o : o+nc]
 				if a.weight != nil {
 					i02, i03 := i11%a.ne[2], i12%a.ne[3]
-					if err := model.Dequantize(a.typ, a.weightRow(r, i02, i03), out); err != nil {
+					if err := quant.Dequantize(a.typ, a.weightRow(r, i02, i03), out); err != nil {
 						return fmt.Errorf("%s: row %d of %s: %w", dst.name, r, a.name, err)
 					}
 					continue
@@ -154,11 +154,11 @@ func (e *executor) cpyGGML(dst *node) {
 	src := dst.src[0].toF32()
 	b, off := dst.base()
 	switch dst.typ {
-	case model.F16:
+	case quant.F16:
 		for i, v := range src {
 			b.f16[off+int64(i)] = toF16(v)
 		}
-	case model.F32:
+	case quant.F32:
 		copy(b.f32[off:], src)
 	}
 }
@@ -178,11 +178,11 @@ func (e *executor) setRowsGGML(dst *node) error {
 				b, off := dst.base()
 				o := off + dst.elemOffset(0, r, i2, i3)
 				switch dst.typ {
-				case model.F16:
+				case quant.F16:
 					for i, v := range x {
 						b.f16[o+int64(i)] = toF16(v)
 					}
-				case model.F32:
+				case quant.F32:
 					copy(b.f32[o:o+int64(len(x))], x)
 				default:
 					return fmt.Errorf("%s: set_rows into %s is not supported", dst.name, dst.typ)
@@ -416,7 +416,7 @@ func ropeRotateNeox(nDims int64, cache, src, dst []float32) {
 // multiply-add); the output is f32(acc) * (1/S).
 func (e *executor) flashAttnGGML(dst *node) error {
 	q, k, v, mask := dst.src[0], dst.src[1], dst.src[2], dst.src[3]
-	if k.typ != model.F16 || v.typ != model.F16 {
+	if k.typ != quant.F16 || v.typ != quant.F16 {
 		return fmt.Errorf("%s: flash attention with %s K and %s V is not supported", dst.name, k.typ, v.typ)
 	}
 	scale, maxBias, softcap := dst.fp[0], dst.fp[1], dst.fp[2]
@@ -453,7 +453,7 @@ func (e *executor) flashAttnGGML(dst *node) error {
 			var m32 []float32
 			if mask != nil {
 				mi1, mi2, mi3 := iq1, iq2%mask.ne[2], iq3%mask.ne[3]
-				if mb, _ := mask.base(); mask.typ == model.F16 && mask.nb[0] == 2 && mb.f32 == nil && mb.f16 != nil {
+				if mb, _ := mask.base(); mask.typ == quant.F16 && mask.nb[0] == 2 && mb.f32 == nil && mb.f16 != nil {
 					m16 = mask.rowF16(mi1, mi2, mi3)
 				} else {
 					if cap(mtmp) < int(nkv) {

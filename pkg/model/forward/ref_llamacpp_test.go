@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -29,7 +29,7 @@ type refConfig struct {
 	Path   string
 	Tokens []int32
 	FA     bool
-	KVType model.Type
+	KVType quant.Type
 	NCtx   int
 	NBatch int // tokens per llama_decode call; 0: all at once
 }
@@ -101,7 +101,7 @@ func nodeF32(n *llamacpp.Node) []float32 {
 					case 0:
 						v = math.Float32frombits(binary.LittleEndian.Uint32(n.Data[o:]))
 					case 1:
-						v = model.F16ToF32(binary.LittleEndian.Uint16(n.Data[o:]))
+						v = quant.F16ToF32(binary.LittleEndian.Uint16(n.Data[o:]))
 					case 26:
 						v = float32(int32(binary.LittleEndian.Uint32(n.Data[o:])))
 					default:

@@ -6,7 +6,7 @@ import (
 	"math"
 	"runtime"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
@@ -35,11 +35,11 @@ type Options struct {
 	// FlashAttn builds the flash-attention graph (llama.cpp's CPU default,
 	// "auto" resolves to on); false builds kq, kq_soft_max and kqv.
 	FlashAttn bool
-	// KVType is the type of the K and V cache: model.F16 (llama.cpp's
-	// default) or model.F32. The zero value is F32: start from
+	// KVType is the type of the K and V cache: quant.F16 (llama.cpp's
+	// default) or quant.F32. The zero value is F32: start from
 	// DefaultOptions. NumericsF64 keeps the graph of this type but stores
 	// the cache unrounded.
-	KVType model.Type
+	KVType quant.Type
 	// NCtx is the number of KV cache cells (llama.cpp's n_ctx); 0 means
 	// the number of tokens rounded up to 256, llama.cpp's padding.
 	NCtx int
@@ -60,7 +60,7 @@ type Options struct {
 // DefaultOptions are llama.cpp's defaults on the CPU: ggml numerics, flash
 // attention on, F16 KV cache.
 func DefaultOptions() Options {
-	return Options{Numerics: NumericsGGML, FlashAttn: true, KVType: model.F16}
+	return Options{Numerics: NumericsGGML, FlashAttn: true, KVType: quant.F16}
 }
 
 // Node describes a graph node as llama.cpp's eval callback sees it.
@@ -70,7 +70,7 @@ type Node struct {
 	Op    string     // ggml_op_desc, e.g. "MUL_MAT", "SWIGLU", "FLASH_ATTN_EXT"
 	Layer int        // layer the node belongs to, -1 outside the layers
 	Ne    [4]int64   // shape in ggml order
-	Type  model.Type // F32, or F16 for the KV cache nodes
+	Type  quant.Type // F32, or F16 for the KV cache nodes
 	View  bool       // RESHAPE, VIEW, PERMUTE, TRANSPOSE (data shared with a source)
 	// TokenDim is the dimension of Ne that indexes token positions, or -1
 	// (weights, KV cache): 1 for activations {n, T} and attention scores
@@ -183,7 +183,7 @@ func (m *Model) graphs(nTokens int, opts Options) ([]*built, string, error) {
 	if numerics != NumericsGGML && numerics != NumericsF64 {
 		return nil, "", fmt.Errorf("forward: numerics %q (want %q or %q)", opts.Numerics, NumericsGGML, NumericsF64)
 	}
-	if opts.KVType != model.F16 && opts.KVType != model.F32 {
+	if opts.KVType != quant.F16 && opts.KVType != quant.F32 {
 		return nil, "", fmt.Errorf("forward: KV cache type %s (want f16 or f32)", opts.KVType)
 	}
 	kvSize := opts.NCtx
@@ -282,7 +282,7 @@ func (e *executor) alloc(n *node) {
 	if n.viewSrc != nil || n.buf != nil {
 		return
 	}
-	if e.exact && n.typ == model.F16 {
+	if e.exact && n.typ == quant.F16 {
 		n.buf = &buffer{f32: make([]float32, n.nelements())}
 		return
 	}
@@ -331,7 +331,7 @@ func (e *executor) run(b *built, rec Recorder, inj Injector) error {
 		}
 		info := n.info()
 		info.UBatch = b.ubatch
-		if inj != nil && !info.View && n.viewSrc == nil && n.typ == model.F32 {
+		if inj != nil && !info.View && n.viewSrc == nil && n.typ == quant.F32 {
 			if data, ok := inj.Inject(&info, n.buf.f32); ok {
 				if int64(len(data)) != n.nelements() {
 					return fmt.Errorf("forward: injected %d values into %q of %d elements", len(data), n.name, n.nelements())
@@ -345,7 +345,7 @@ func (e *executor) run(b *built, rec Recorder, inj Injector) error {
 			// views), so the recorder can keep it instead of a copy; views
 			// and other types are gathered into a new slice.
 			var data []float32
-			if n.viewSrc == nil && !pinned[n] && n.typ == model.F32 && n.buf != nil && int64(len(n.buf.f32)) == n.nelements() {
+			if n.viewSrc == nil && !pinned[n] && n.typ == quant.F32 && n.buf != nil && int64(len(n.buf.f32)) == n.nelements() {
 				data = n.buf.f32
 			} else {
 				data = n.toF32()

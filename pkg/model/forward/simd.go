@@ -3,7 +3,7 @@ package forward
 import (
 	"math"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // Scalar models of the x86 AVX2/FMA/F16C instructions ggml-cpu is built
@@ -104,7 +104,7 @@ func reduceF32x8(x *[4][8]float32) float32 {
 var f16Table = func() *[1 << 16]float32 {
 	var t [1 << 16]float32
 	for i := range t {
-		t[i] = model.F16ToF32(uint16(i))
+		t[i] = quant.F16ToF32(uint16(i))
 	}
 	return &t
 }()
@@ -114,7 +114,7 @@ func f16(h uint16) float32 { return f16Table[h] }
 
 // toF16 is GGML_CPU_FP32_TO_FP16 on x86 with F16C (_cvtss_sh(x, 0) and
 // _mm256_cvtps_ph(x, 0)): round to nearest, ties to even.
-func toF16(x float32) uint16 { return model.F32ToF16HW(x) }
+func toF16(x float32) uint16 { return quant.F32ToF16HW(x) }
 
 // madF16 is ggml_vec_mad_f16 (AVX2: every lane fused): y[i] =
 // f16(fma(x[i], v, y[i])).
@@ -140,7 +140,7 @@ func toF16Slice(dst []uint16, src []float32) {
 }
 
 // roundF16 rounds a float32 through float16 and back.
-func roundF16(x float32) float32 { return f16Table[model.F32ToF16HW(x)] }
+func roundF16(x float32) float32 { return f16Table[quant.F32ToF16HW(x)] }
 
 // vExpf is one lane of ggml_v_expf (vec.h, AVX2+FMA): the polynomial
 // exponential from Arm's optimized-routines used by ggml's softmax and SiLU.

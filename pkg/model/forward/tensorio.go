@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // Element access for graph tensors: contiguous rows where ggml has them,
@@ -19,13 +19,13 @@ func (n *node) alloc() {
 	b := &buffer{}
 	cnt := n.nelements()
 	switch n.typ {
-	case model.F32:
+	case quant.F32:
 		b.f32 = make([]float32, cnt)
-	case model.F16:
+	case quant.F16:
 		b.f16 = make([]uint16, cnt)
-	case model.I32:
+	case quant.I32:
 		b.i32 = make([]int32, cnt)
-	case model.I64:
+	case quant.I64:
 		b.i64 = make([]int64, cnt)
 	default:
 		panic(fmt.Sprintf("forward: cannot allocate a %s activation %q", n.typ, n.name))
@@ -55,7 +55,7 @@ func (n *node) f32Weight() {
 // base returns the buffer behind n and n's element offset in it.
 func (n *node) base() (*buffer, int64) {
 	s, off := n.storage()
-	if s.weight != nil && s.buf == nil && s.typ == model.F32 {
+	if s.weight != nil && s.buf == nil && s.typ == quant.F32 {
 		s.f32Weight()
 	}
 	return s.buf, off / typeSize(n.typ)
@@ -100,16 +100,16 @@ func (n *node) at(i0, i1, i2, i3 int64) float32 {
 	b, off := n.base()
 	o := off + n.elemOffset(i0, i1, i2, i3)
 	switch n.typ {
-	case model.F32:
+	case quant.F32:
 		return b.f32[o]
-	case model.F16:
+	case quant.F16:
 		if b.f32 != nil {
 			return b.f32[o]
 		}
 		return f16Table[b.f16[o]]
-	case model.I32:
+	case quant.I32:
 		return float32(b.i32[o])
-	case model.I64:
+	case quant.I64:
 		return float32(b.i64[o])
 	}
 	return float32(math.NaN())
@@ -123,13 +123,13 @@ func (n *node) toF32() []float32 {
 	for i3 := int64(0); i3 < n.ne[3]; i3++ {
 		for i2 := int64(0); i2 < n.ne[2]; i2++ {
 			for i1 := int64(0); i1 < n.ne[1]; i1++ {
-				if n.typ == model.F32 && n.nb[0] == 4 {
+				if n.typ == quant.F32 && n.nb[0] == 4 {
 					row := n.rowF32(i1, i2, i3, nil)
 					copy(out[k:], row)
 					k += len(row)
 					continue
 				}
-				if n.typ == model.F16 && n.nb[0] == 2 {
+				if n.typ == quant.F16 && n.nb[0] == 2 {
 					if b, _ := n.base(); b.f32 == nil && b.f16 != nil {
 						row := n.rowF16(i1, i2, i3)
 						dst := out[k : k+len(row)]

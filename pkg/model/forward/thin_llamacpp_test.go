@@ -6,7 +6,8 @@ import (
 	"math"
 	"testing"
 
-	"github.com/layerdiff/layerdiff/pkg/model"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
@@ -26,8 +27,8 @@ func TestThinPath(t *testing.T) {
 	path := sharedModel(t, "S-Q8_0.gguf")
 	toks := []int32{1, 15043, 3186, 29892, 445, 338, 263, 1243}
 	for _, fa := range []bool{true, false} {
-		ref := llamaNodes(t, refConfig{Path: path, Tokens: toks, FA: fa, KVType: model.F16})
-		f, err := model.Open(path)
+		ref := llamaNodes(t, refConfig{Path: path, Tokens: toks, FA: fa, KVType: quant.F16})
+		f, err := gguf.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -221,3 +221,9 @@ func HParamsJSON(path string, size int64) (obj, arch string, err error) {
 	obj, err = sbufString(&b)
 	return obj, arch, err
 }
+
+// FlushStdio flushes the C library's output streams (fflush(NULL)), so
+// that a test sees everything the C dumper wrote to stdout.
+func FlushStdio() {
+	C.fflush(nil)
+}

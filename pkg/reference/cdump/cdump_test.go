@@ -22,8 +22,9 @@ import (
 	"time"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/reference/cdump"
 )
@@ -74,7 +75,7 @@ func fixtureModels(t *testing.T) (f32, q8 string) {
 				fixtureSkip = "fixture needs a vocabulary: " + err.Error()
 				return
 			}
-			vf, verr := model.Open(vp)
+			vf, verr := gguf.Open(vp)
 			if verr != nil {
 				fixtureErr = verr
 				return
@@ -219,8 +220,8 @@ func compareRun(t *testing.T, cm, gm *reference.Manifest) {
 	if _, err := time.Parse(time.RFC3339, cm.Created); err != nil {
 		t.Errorf("created %q: %v", cm.Created, err)
 	}
-	if len(cm.Tokens) == 0 || cm.FlashAttn == "" || len(cm.Model.HParams) == 0 {
-		t.Errorf("C manifest lacks tokens, flash_attn or hparams: %+v", cm)
+	if len(cm.Tokens) == 0 || cm.FlashAttn == "" || len(cm.Model.HParams) == 0 || cm.ExtraBufts == nil {
+		t.Errorf("C manifest lacks tokens, flash_attn, hparams or extra_bufts: %+v", cm)
 	}
 	c, g := *cm, *gm
 	c.Nodes, g.Nodes = nil, nil
@@ -767,7 +768,7 @@ func TestCompilesAsStrictC11(t *testing.T) {
 }
 
 // contiguousNb returns the byte strides of a contiguous tensor of type t.
-func contiguousNb(t model.Type, ne [4]int64) [4]uint64 {
+func contiguousNb(t quant.Type, ne [4]int64) [4]uint64 {
 	var nb [4]uint64
 	nb[0] = uint64(t.BlockBytes())
 	nb[1] = nb[0] * uint64(ne[0]/int64(t.BlockSize()))
@@ -785,7 +786,7 @@ func f32Bytes(v []float32) []byte {
 }
 
 // TestGather holds the C gather (strided views, dtypes, conversion to
-// float) against reference.GatherGGML and model.Dequantize.
+// float) against reference.GatherGGML and quant.Dequantize.
 func TestGather(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	src := make([]float32, 4*256)
@@ -793,7 +794,7 @@ func TestGather(t *testing.T) {
 		src[i] = float32(rng.NormFloat64())
 	}
 	t.Run("quantized", func(t *testing.T) {
-		for _, typ := range []model.Type{model.Q8_0, model.Q4_0, model.Q4_K, model.Q6_K, model.IQ4_NL, model.BF16, model.F16} {
+		for _, typ := range []quant.Type{quant.Q8_0, quant.Q4_0, quant.Q4_K, quant.Q6_K, quant.IQ4_NL, quant.BF16, quant.F16} {
 			ne := [4]int64{256, 2, 2, 1}
 			data, err := llamacpp.QuantizeChunk(int(typ), src, 4, 256)
 			if err != nil {
@@ -804,18 +805,18 @@ func TestGather(t *testing.T) {
 				t.Fatalf("%s: %v", typ, err)
 			}
 			want := make([]float32, len(src))
-			if err := model.Dequantize(typ, data, want); err != nil {
+			if err := quant.Dequantize(typ, data, want); err != nil {
 				t.Fatal(err)
 			}
 			wantDescr, wantOut := "<f4", f32Bytes(want)
-			if typ == model.F16 {
+			if typ == quant.F16 {
 				wantDescr, wantOut = "<f2", data
 			}
 			if descr != wantDescr || !bytes.Equal(out, wantOut) {
 				t.Errorf("%s: stored %s (%d bytes), want %s (%d bytes) or different bytes", typ, descr, len(out), wantDescr, len(wantOut))
 			}
 			if !bytes.Equal(f32Bytes(vals), f32Bytes(want)) {
-				t.Errorf("%s: values differ from model.Dequantize", typ)
+				t.Errorf("%s: values differ from quant.Dequantize", typ)
 			}
 		}
 	})
@@ -823,23 +824,23 @@ func TestGather(t *testing.T) {
 		raw := f32Bytes(src[:4*5*6])
 		f16raw := make([]byte, 2*24)
 		for i := range 24 {
-			binary.LittleEndian.PutUint16(f16raw[2*i:], model.F32ToF16(float32(i)-7.5))
+			binary.LittleEndian.PutUint16(f16raw[2*i:], quant.F32ToF16(float32(i)-7.5))
 		}
 		tests := []struct {
 			name  string
-			typ   model.Type
+			typ   quant.Type
 			ne    [4]int64
 			nb    [4]uint64
 			data  []byte
 			descr string
 		}{
-			{"f32 contiguous", model.F32, [4]int64{4, 5, 6, 1}, [4]uint64{4, 16, 80, 480}, raw, "<f4"},
-			{"f32 permuted", model.F32, [4]int64{4, 6, 5, 1}, [4]uint64{4, 80, 16, 480}, raw, "<f4"},
-			{"f32 transposed", model.F32, [4]int64{5, 4, 6, 1}, [4]uint64{16, 4, 80, 480}, raw, "<f4"},
-			{"f32 strided rows", model.F32, [4]int64{4, 3, 1, 1}, [4]uint64{4, 32, 96, 96}, raw, "<f4"},
-			{"f32 view at offset", model.F32, [4]int64{2, 5, 1, 1}, [4]uint64{4, 16, 80, 80}, raw[8:], "<f4"},
-			{"f16 transposed", model.F16, [4]int64{4, 6, 1, 1}, [4]uint64{12, 2, 48, 48}, f16raw, "<f2"},
-			{"i32 permuted", model.I32, [4]int64{4, 6, 5, 1}, [4]uint64{4, 80, 16, 480}, raw, "<i4"},
+			{"f32 contiguous", quant.F32, [4]int64{4, 5, 6, 1}, [4]uint64{4, 16, 80, 480}, raw, "<f4"},
+			{"f32 permuted", quant.F32, [4]int64{4, 6, 5, 1}, [4]uint64{4, 80, 16, 480}, raw, "<f4"},
+			{"f32 transposed", quant.F32, [4]int64{5, 4, 6, 1}, [4]uint64{16, 4, 80, 480}, raw, "<f4"},
+			{"f32 strided rows", quant.F32, [4]int64{4, 3, 1, 1}, [4]uint64{4, 32, 96, 96}, raw, "<f4"},
+			{"f32 view at offset", quant.F32, [4]int64{2, 5, 1, 1}, [4]uint64{4, 16, 80, 80}, raw[8:], "<f4"},
+			{"f16 transposed", quant.F16, [4]int64{4, 6, 1, 1}, [4]uint64{12, 2, 48, 48}, f16raw, "<f2"},
+			{"i32 permuted", quant.I32, [4]int64{4, 6, 5, 1}, [4]uint64{4, 80, 16, 480}, raw, "<i4"},
 		}
 		for _, tt := range tests {
 			descr, out, vals, err := cdump.Gather(int(tt.typ), tt.ne, tt.nb, tt.data)
@@ -856,11 +857,11 @@ func TestGather(t *testing.T) {
 			for i, v := range vals {
 				var w float32
 				switch tt.typ {
-				case model.F32:
+				case quant.F32:
 					w = math.Float32frombits(binary.LittleEndian.Uint32(want[4*i:]))
-				case model.F16:
-					w = model.F16ToF32(binary.LittleEndian.Uint16(want[2*i:]))
-				case model.I32:
+				case quant.F16:
+					w = quant.F16ToF32(binary.LittleEndian.Uint16(want[2*i:]))
+				case quant.I32:
 					w = float32(int32(binary.LittleEndian.Uint32(want[4*i:])))
 				}
 				if math.Float32bits(v) != math.Float32bits(w) {
@@ -871,14 +872,14 @@ func TestGather(t *testing.T) {
 	})
 	t.Run("integer and f64", func(t *testing.T) {
 		tests := []struct {
-			typ  model.Type
+			typ  quant.Type
 			data []byte
 			want []float32
 		}{
-			{model.I8, []byte{0x80, 0xff, 0, 5}, []float32{-128, -1, 0, 5}},
-			{model.I16, []byte{0x00, 0x80, 0xff, 0xff, 7, 0}, []float32{-32768, -1, 7}},
-			{model.I64, binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, 1<<40), math.MaxUint64), []float32{1 << 40, -1}},
-			{model.F64, binary.LittleEndian.AppendUint64(nil, math.Float64bits(0.1)), []float32{0.1}},
+			{quant.I8, []byte{0x80, 0xff, 0, 5}, []float32{-128, -1, 0, 5}},
+			{quant.I16, []byte{0x00, 0x80, 0xff, 0xff, 7, 0}, []float32{-32768, -1, 7}},
+			{quant.I64, binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, 1<<40), math.MaxUint64), []float32{1 << 40, -1}},
+			{quant.F64, binary.LittleEndian.AppendUint64(nil, math.Float64bits(0.1)), []float32{0.1}},
 		}
 		for _, tt := range tests {
 			n := int64(len(tt.want))
@@ -903,11 +904,11 @@ func TestGather(t *testing.T) {
 		}{
 			{"unknown type", 1000, [4]int64{1, 1, 1, 1}, [4]uint64{4, 4, 4, 4}, make([]byte, 4), "unknown ggml type"},
 			{"removed type", 4, [4]int64{32, 1, 1, 1}, [4]uint64{20, 20, 20, 20}, make([]byte, 20), "unknown ggml type"},
-			{"partial block", int(model.Q8_0), [4]int64{40, 1, 1, 1}, [4]uint64{34, 68, 68, 68}, make([]byte, 68), "block size"},
-			{"row past data", int(model.F32), [4]int64{4, 2, 1, 1}, [4]uint64{4, 16, 32, 32}, make([]byte, 20), "past the 20 bytes"},
-			{"element past data", int(model.F32), [4]int64{4, 2, 1, 1}, [4]uint64{8, 4, 32, 32}, make([]byte, 20), "past the 20 bytes"},
-			{"negative dimension", int(model.F32), [4]int64{-1, 1, 1, 1}, [4]uint64{4, 4, 4, 4}, make([]byte, 4), "negative"},
-			{"overflow", int(model.F32), [4]int64{1 << 40, 1 << 40, 1, 1}, [4]uint64{4, 4, 4, 4}, make([]byte, 4), "overflows"},
+			{"partial block", int(quant.Q8_0), [4]int64{40, 1, 1, 1}, [4]uint64{34, 68, 68, 68}, make([]byte, 68), "block size"},
+			{"row past data", int(quant.F32), [4]int64{4, 2, 1, 1}, [4]uint64{4, 16, 32, 32}, make([]byte, 20), "past the 20 bytes"},
+			{"element past data", int(quant.F32), [4]int64{4, 2, 1, 1}, [4]uint64{8, 4, 32, 32}, make([]byte, 20), "past the 20 bytes"},
+			{"negative dimension", int(quant.F32), [4]int64{-1, 1, 1, 1}, [4]uint64{4, 4, 4, 4}, make([]byte, 4), "negative"},
+			{"overflow", int(quant.F32), [4]int64{1 << 40, 1 << 40, 1, 1}, [4]uint64{4, 4, 4, 4}, make([]byte, 4), "overflows"},
 		}
 		for _, tt := range tests {
 			_, _, _, err := cdump.Gather(tt.typ, tt.ne, tt.nb, tt.data)
@@ -943,12 +944,12 @@ func TestComputeStats(t *testing.T) {
 
 // goHParams is what layerdiff's dumper records as hparams (see
 // reference.DumpLlamaCpp), after a JSON round trip.
-func goHParams(t *testing.T, f *model.File) map[string]any {
+func goHParams(t *testing.T, f *gguf.File) map[string]any {
 	t.Helper()
 	out := map[string]any{}
 	arch := f.Arch()
 	for _, kv := range f.KVs {
-		if _, isArr := kv.Value.(model.Array); isArr {
+		if _, isArr := kv.Value.(gguf.Array); isArr {
 			continue
 		}
 		if strings.HasPrefix(kv.Key, arch+".") || kv.Key == "general.file_type" {
@@ -981,7 +982,7 @@ func checkHParams(t *testing.T, path string) {
 			t.Fatalf("C hparams are not JSON: %v\n%s", err, obj)
 		}
 	}
-	f, err := model.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		return
 	}
@@ -998,21 +999,21 @@ func checkHParams(t *testing.T, path string) {
 }
 
 func hparamsSeed(t testing.TB) []byte {
-	kvs := []model.KV{
-		model.NewKV("general.architecture", "llama"),
-		model.NewKV("general.name", "seed \"model\"\n"),
-		model.NewKV("general.file_type", uint32(7)),
-		model.NewKV("llama.block_count", uint32(2)),
-		model.NewKV("llama.rope.freq_base", float32(10000)),
-		model.NewKV("llama.attention.layer_norm_rms_epsilon", float32(1e-5)),
-		model.NewKV("llama.i8", int8(-3)), model.NewKV("llama.u16", uint16(65535)), model.NewKV("llama.i16", int16(-300)),
-		model.NewKV("llama.i32", int32(-70000)), model.NewKV("llama.u64", uint64(1)<<53), model.NewKV("llama.i64", int64(-1)<<40),
-		model.NewKV("llama.f64", 0.1), model.NewKV("llama.flag", true), model.NewKV("llama.u8", uint8(200)),
-		model.NewKV("llama.s", "héllo"), model.NewKV("llama.arr", []float32{1, 2}), model.NewKV("llama.sarr", []string{"a", "bc"}),
-		model.NewKV("qwen2.other", uint32(1)),
+	kvs := []gguf.KV{
+		gguf.NewKV("general.architecture", "llama"),
+		gguf.NewKV("general.name", "seed \"model\"\n"),
+		gguf.NewKV("general.file_type", uint32(7)),
+		gguf.NewKV("llama.block_count", uint32(2)),
+		gguf.NewKV("llama.rope.freq_base", float32(10000)),
+		gguf.NewKV("llama.attention.layer_norm_rms_epsilon", float32(1e-5)),
+		gguf.NewKV("llama.i8", int8(-3)), gguf.NewKV("llama.u16", uint16(65535)), gguf.NewKV("llama.i16", int16(-300)),
+		gguf.NewKV("llama.i32", int32(-70000)), gguf.NewKV("llama.u64", uint64(1)<<53), gguf.NewKV("llama.i64", int64(-1)<<40),
+		gguf.NewKV("llama.f64", 0.1), gguf.NewKV("llama.flag", true), gguf.NewKV("llama.u8", uint8(200)),
+		gguf.NewKV("llama.s", "héllo"), gguf.NewKV("llama.arr", []float32{1, 2}), gguf.NewKV("llama.sarr", []string{"a", "bc"}),
+		gguf.NewKV("qwen2.other", uint32(1)),
 	}
 	p := filepath.Join(t.TempDir(), "seed.gguf")
-	if err := model.WriteFile(p, kvs, []model.WriteTensor{{Name: "w", Ne: []int64{2}, Type: model.F32, Data: make([]byte, 8)}}, 32); err != nil {
+	if err := gguf.WriteFile(p, kvs, []gguf.WriteTensor{{Name: "w", Ne: []int64{2}, Type: quant.F32, Data: make([]byte, 8)}}, 32); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(p)

@@ -13,8 +13,9 @@ import (
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
-	"github.com/layerdiff/layerdiff/pkg/model"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 	"github.com/layerdiff/layerdiff/pkg/reference/cdump"
 )
@@ -90,23 +91,23 @@ func fingerprintModels(t *testing.T) map[string]string {
 // realign rewrites the GGUF file src as dst with data alignment align,
 // adding the decoy keys alignDupKey and alignArrayKey.
 func realign(src, dst string, align uint32) error {
-	f, err := model.Open(src)
+	f, err := gguf.Open(src)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	kvs := append([]model.KV(nil), f.KVs...)
-	kvs = append(kvs, model.NewKV(model.KeyAlignment, align), model.NewKV(alignDupKey, align), model.NewKV(alignArrayKey, []uint32{align, align}))
-	var ts []model.WriteTensor
+	kvs := append([]gguf.KV(nil), f.KVs...)
+	kvs = append(kvs, gguf.NewKV(gguf.KeyAlignment, align), gguf.NewKV(alignDupKey, align), gguf.NewKV(alignArrayKey, []uint32{align, align}))
+	var ts []gguf.WriteTensor
 	for i := range f.Tensors {
 		ti := &f.Tensors[i]
 		data, err := f.TensorData(ti)
 		if err != nil {
 			return err
 		}
-		ts = append(ts, model.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
+		ts = append(ts, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
 	}
-	return model.WriteFile(dst, kvs, ts, uint64(align))
+	return gguf.WriteFile(dst, kvs, ts, uint64(align))
 }
 
 // runC runs the C dumper on modelPath with token 1, writing to out, and
@@ -154,7 +155,7 @@ func TestFingerprintMatchesGo(t *testing.T) {
 	// The fixtures cover what they are meant to: data hashed whole, of
 	// fewer and of more than two samples' bytes, and data sampled.
 	const s = reference.FingerprintSample
-	f, err := model.Open(models["qwen3-f16-wide"])
+	f, err := gguf.Open(models["qwen3-f16-wide"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ type infoField struct {
 	nameLen, nDims, ne, typ, offset int // byte offsets in b
 }
 
-func tensorInfoAt(t *testing.T, b []byte, f *model.File, ti *model.TensorInfo) infoField {
+func tensorInfoAt(t *testing.T, b []byte, f *gguf.File, ti *gguf.TensorInfo) infoField {
 	t.Helper()
 	rec := binary.LittleEndian.AppendUint64(nil, uint64(len(ti.Name)))
 	rec = append(rec, ti.Name...)
@@ -299,12 +300,12 @@ func checkDamaged(t *testing.T, dir string, c damageCase) {
 func TestFingerprintDamaged(t *testing.T) {
 	models := fingerprintModels(t)
 	dir := t.TempDir()
-	load := func(name string) ([]byte, *model.File) {
+	load := func(name string) ([]byte, *gguf.File) {
 		b, err := os.ReadFile(models[name])
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := model.Parse(bytes.NewReader(b), int64(len(b)), name)
+		f, err := gguf.Parse(bytes.NewReader(b), int64(len(b)), name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,13 +325,13 @@ func TestFingerprintDamaged(t *testing.T) {
 
 	// Tensors to damage: the second (non-zero data offset), a matrix, a Q8_0 one.
 	second := &f.Tensors[1]
-	var matrix, q8 *model.TensorInfo
+	var matrix, q8 *gguf.TensorInfo
 	for i := range f.Tensors {
 		ti := &f.Tensors[i]
 		if matrix == nil && len(ti.Ne) == 2 {
 			matrix = ti
 		}
-		if q8 == nil && ti.Type == model.Q8_0 {
+		if q8 == nil && ti.Type == quant.Q8_0 {
 			q8 = ti
 		}
 	}
@@ -380,7 +381,7 @@ func TestFingerprintDamaged(t *testing.T) {
 
 	// Alignment: not a power of two, not a u32, given twice, an array.
 	a, af := load("llama-q8_0-align64")
-	at := kvTypeAt(t, a, model.KeyAlignment)
+	at := kvTypeAt(t, a, gguf.KeyAlignment)
 	patchA := func(fn func(c []byte)) []byte {
 		c := append([]byte(nil), a...)
 		fn(c)
@@ -397,10 +398,10 @@ func TestFingerprintDamaged(t *testing.T) {
 	cases = append(cases,
 		damageCase{"alignment 48", patchA(func(c []byte) { binary.LittleEndian.PutUint32(c[at+4:], 48) }), "general.alignment 48 is not a power of two"},
 		damageCase{"alignment i32", patchA(func(c []byte) { binary.LittleEndian.PutUint32(c[at:], 5) }), "general.alignment has type i32, want u32"},
-		damageCase{"alignment twice", patchA(func(c []byte) { renameKey(c, alignDupKey, model.KeyAlignment) }), "general.alignment appears 2 times"},
+		damageCase{"alignment twice", patchA(func(c []byte) { renameKey(c, alignDupKey, gguf.KeyAlignment) }), "general.alignment appears 2 times"},
 		damageCase{"alignment array", patchA(func(c []byte) {
-			renameKey(c, model.KeyAlignment, "general.alignmenZ")
-			renameKey(c, alignArrayKey, model.KeyAlignment)
+			renameKey(c, gguf.KeyAlignment, "general.alignmenZ")
+			renameKey(c, alignArrayKey, gguf.KeyAlignment)
 		}), "general.alignment has type array, want u32"},
 		damageCase{"align64 data cut", a[:af.DataOffset+int64(af.Tensors[0].Size)/2], "beyond the end of the file"},
 	)

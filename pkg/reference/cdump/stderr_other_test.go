@@ -12,3 +12,17 @@ func captureStderr(t *testing.T, f func()) (string, bool) {
 	f()
 	return "", false
 }
+
+// captureOutput runs f and returns "", "", false (see captureStderr).
+func captureOutput(t *testing.T, f func()) (stdout, stderr string, ok bool) {
+	t.Helper()
+	f()
+	return "", "", false
+}
+
+// onTerminal returns "", false without running f: pseudo-terminals are
+// only opened on Linux.
+func onTerminal(t *testing.T, f func()) (string, bool) {
+	t.Helper()
+	return "", false
+}
