@@ -69,7 +69,14 @@ func TestCrossBounds(t *testing.T) {
 		if got := float64(*o.NMSEMax); math.Abs(got-wantNMSE) > 1e-9*wantNMSE {
 			t.Errorf("%s: nmse_max %g, want %g", c.op, got, wantNMSE)
 		}
-		if (c.f == 0 || c.op != "MUL_MAT") != (*o.MismatchFracMax == 0) || *o.BitExact {
+		wantMis := 0.0
+		if c.n > 1 {
+			wantMis = 1e-3
+		}
+		if c.op == "MUL_MAT" && c.f > 0 {
+			wantMis = 1 // 12 flips over 11 tokens: every column may be one
+		}
+		if float64(*o.MismatchFracMax) != wantMis || *o.BitExact {
 			t.Errorf("%s: mismatch_frac_max %g bit_exact %v", c.op, *o.MismatchFracMax, *o.BitExact)
 		}
 	}
