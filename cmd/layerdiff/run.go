@@ -23,7 +23,7 @@ func runCommand() *cli.Command {
 		&cli.StringFlag{Name: "numerics", Value: "ggml", Usage: "ggml (llama.cpp's CPU arithmetic) or f64 (exact)"},
 		&cli.StringFlag{Name: "kernels", Usage: "kernel `PROFILE` the ggml numerics emulate: " + strings.Join(forward.KernelProfiles(), ", ") + " (default: the reference's own, from its system_info)"},
 		&cli.StringFlag{Name: "flash-attn", Value: "auto", Usage: "auto (as the reference), on or off"},
-		&cli.StringFlag{Name: "kv-type", Value: "f16", Usage: "KV cache type: f16 or f32"},
+		&cli.StringFlag{Name: "kv-type", Value: "auto", Usage: "KV cache type: auto (the dump's type_k, else f16), f16 or f32"},
 		&cli.IntFlag{Name: "threads", Usage: "threads (0: all cores)"},
 		&cli.StringSliceFlag{Name: "inject", Usage: "perturb an activation: `NAME:KIND=VALUE` (scale, add, swap, transpose, sign, shift); repeatable"},
 		&cli.BoolFlag{Name: "isolate", Usage: "recompute every op from the reference's inputs, not only up to the first divergence"},

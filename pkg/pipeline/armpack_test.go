@@ -204,9 +204,8 @@ func TestARM64PackBitIdentical(t *testing.T) {
 				t.Fatalf("regenerated model %s has sha256 %s, the dump's is %s", path, sum, info.ModelSHA256)
 			}
 			ran++
-			// Run does not take the KV cache type from the reference (f16
-			// unless told): the -kvf32 cells say f32 as --kv-type would.
-			r, err := Run(d, path, RunOptions{Threads: 2, KVType: d.Manifest.TypeK, CompareOptions: CompareOptions{Policy: compare.MustPolicy(compare.ModeBitExact)}})
+			// (the -kvf32 cells: Run takes the KV cache type from the dump)
+			r, err := Run(d, path, RunOptions{Threads: 2, CompareOptions: CompareOptions{Policy: compare.MustPolicy(compare.ModeBitExact)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -239,7 +238,7 @@ func TestARM64PackBitIdentical(t *testing.T) {
 			same++
 			// Under x86 kernels the same dump is another family's: the
 			// cross-kernel mode must pass it (docs/tolerance.md).
-			r, err = Run(d, path, RunOptions{Threads: 2, KVType: d.Manifest.TypeK, Kernels: forward.KernelsAVX2})
+			r, err = Run(d, path, RunOptions{Threads: 2, Kernels: forward.KernelsAVX2})
 			if err != nil {
 				t.Fatal(err)
 			}

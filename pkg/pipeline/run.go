@@ -39,7 +39,8 @@ type RunOptions struct {
 	// FlashAttn is "auto" (follow the reference; llama.cpp's CPU default,
 	// on, when it does not say), "on" or "off".
 	FlashAttn string
-	// KVType is "f16" (default, or the reference's) or "f32".
+	// KVType is "auto" or "" (the reference's, when a dump records it;
+	// else f16), "f16" or "f32".
 	KVType  string
 	Threads int
 	// Inject perturbs named activations of the forward pass.
@@ -129,13 +130,20 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	default:
 		return nil, fmt.Errorf("--flash-attn must be auto, on or off, not %q", o.FlashAttn)
 	}
-	switch o.KVType {
+	kv := o.KVType
+	if kv == "" || kv == "auto" {
+		kv = refKVType(ref)
+	}
+	switch kv {
 	case "", "f16":
 		fo.KVType = quant.F16
 	case "f32":
 		fo.KVType = quant.F32
 	default:
-		return nil, fmt.Errorf("--kv-type must be f16 or f32, not %q", o.KVType)
+		if o.KVType == "" || o.KVType == "auto" {
+			return nil, fmt.Errorf("the reference's KV cache type %s is not one layerdiff's forward pass has (f16, f32)", kv)
+		}
+		return nil, fmt.Errorf("--kv-type must be auto, f16 or f32, not %q", kv)
 	}
 	inj, err := newInjector(o.Inject)
 	if err != nil {
@@ -315,6 +323,15 @@ func kernelHint(rep *compare.Report, kc KernelChoice) {
 		text += "; --mode cross-kernel judges each op from the reference's inputs (docs/tolerance.md)"
 	}
 	rep.Blame.Hints = append([]compare.Hint{{Kind: "kernel-difference", Text: text, Value: m.NMSE}}, rep.Blame.Hints...)
+}
+
+// refKVType is the K cache type a dump records ("" when the reference
+// does not say: logs, .npy directories).
+func refKVType(ref reference.Source) string {
+	if d, ok := ref.(*reference.Dump); ok && d.Manifest != nil {
+		return d.Manifest.TypeK
+	}
+	return ""
 }
 
 // useCrossKernel decides whether Run judges in the cross-kernel mode.
