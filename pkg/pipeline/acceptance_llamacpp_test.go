@@ -267,17 +267,26 @@ var injectCases = []injectCase{
 func TestAcceptanceInject(t *testing.T) {
 	for _, c := range injectCases {
 		t.Run(c.arch+"_fa_"+c.fa+"_"+c.inject, func(t *testing.T) {
-			m := fixtureModel(t, c.arch, "q8_0")
-			d := dumpOf(t, m, c.fa)
-			inj, err := ParseInjection(c.inject)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := Run(d, m, RunOptions{Threads: 2, Inject: []Injection{inj}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := runInjected(t, c, RunOptions{Threads: 2})
 			wantAt(t, "--inject "+c.inject, r, c.key, c.node, c.op, "isolation")
 		})
 	}
+}
+
+// runInjected runs layerdiff with c's --inject against llama.cpp's dump of
+// the same (q8_0) fixture, with options o.
+func runInjected(t *testing.T, c injectCase, o RunOptions) *compare.Report {
+	t.Helper()
+	m := fixtureModel(t, c.arch, "q8_0")
+	d := dumpOf(t, m, c.fa)
+	inj, err := ParseInjection(c.inject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Inject = []Injection{inj}
+	r, err := Run(d, m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

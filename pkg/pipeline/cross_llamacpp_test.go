@@ -83,18 +83,7 @@ func TestCrossKernelPerturbed(t *testing.T) {
 func TestCrossKernelInject(t *testing.T) {
 	for _, c := range injectCases {
 		t.Run(c.arch+"_fa_"+c.fa+"_"+c.inject, func(t *testing.T) {
-			m := fixtureModel(t, c.arch, "q8_0")
-			d := dumpOf(t, m, c.fa)
-			inj, err := ParseInjection(c.inject)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := crossOptions(t)
-			o.Inject = []Injection{inj}
-			r, err := Run(d, m, o)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := runInjected(t, c, crossOptions(t))
 			wantAt(t, "cross-kernel --inject "+c.inject, r, c.key, c.node, c.op, "isolation")
 			logMargin(t, r)
 		})
