@@ -305,6 +305,9 @@ func GGUFRow(path, name string, o Options) (*Result, error) {
 // fill computes the whole-tensor and per-slice summaries of data (ne
 // r.Ne) for a run of ntok tokens (0 if unknown).
 func (r *Result) fill(data []float32, ntok int, o Options) error {
+	if len(r.Ne) == 0 { // a 0-d array
+		r.Ne = []int64{1}
+	}
 	ne := r.Ne
 	ne0 := ne[0]
 	outer := ne[len(ne)-1]
@@ -320,7 +323,10 @@ func (r *Result) fill(data []float32, ntok int, o Options) error {
 			byToken = true
 			r.Notes = append(r.Notes, fmt.Sprintf("number of tokens unknown: taking the outermost dimension (%d) as tokens", outer))
 		} else {
-			return errf("%s: %s (ne %s) has no token dimension (%d tokens)", r.Source, r.Key, tensor.ShapeString(ne), ntok)
+			if ntok == 0 {
+				return errf("%s: %s (ne %s) has no token dimension", r.Source, r.Key, tensor.ShapeString(ne))
+			}
+			return errf("%s: %s (ne %s) has no token dimension: its outermost dimension is not the %d tokens", r.Source, r.Key, tensor.ShapeString(ne), ntok)
 		}
 	}
 	if byToken {
