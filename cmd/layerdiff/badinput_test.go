@@ -1340,6 +1340,111 @@ func dumpSafetyCases() []badCase {
 	}
 }
 
+// showCases are the `layerdiff show` rows: the three forms working, and
+// each bad input naming the file and the thing.
+func showCases() []badCase {
+	vals := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(i) - 3
+		}
+		return v
+	}
+	// A dump of 2 tokens with a name repeated ("Qcur-0" twice).
+	dump := func(t *testing.T, dir string) string {
+		return writeDump(t, filepath.Join(dir, "d"), "m.gguf", strings.Repeat("0", 64), []int32{1, 2},
+			dumpNode{"inp_embd", []int64{4, 2}, vals(8)},
+			dumpNode{"attn_norm-0", []int64{4, 2}, vals(8)},
+			dumpNode{"Qcur-0", []int64{4, 2}, vals(8)},
+			dumpNode{"Qcur-0#1", []int64{2, 2, 2}, vals(8)})
+	}
+	editName := func(t *testing.T, d string) {
+		editManifest(t, d, func(m map[string]any) {
+			m["nodes"].([]any)[3].(map[string]any)["name"] = "Qcur-0"
+		})
+	}
+	npy := func(t *testing.T, dir string) string {
+		p := filepath.Join(dir, "x.npy")
+		if err := reference.WriteNPYFloat32(p, []int64{3, 4}, vals(12)); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ggufFile := func(t *testing.T, dir string) string {
+		p := filepath.Join(dir, "m.gguf")
+		writeFile(t, p, validGGUF().build().b)
+		return p
+	}
+	return []badCase{
+		{name: "show/dump node", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", dump(t, dir), "attn_norm-0"}
+		}, code: exitAgree, want: []string{"key:    attn_norm-0", "ne:     {4, 2}", "token 0: n=4 mean=-1.5", "token 1: n=4 mean=2.5"}},
+		{name: "show/dump node --token --format json", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", dump(t, dir), "attn_norm-0", "--token", "1", "--first", "2", "--format", "json"}
+		}, code: exitAgree, want: []string{`"slice_by": "token"`, `"mean": 2.5`, `"first": [`, "token 1 only"}},
+		{name: "show/ambiguous name takes the first", setup: func(t *testing.T, dir string) []string {
+			d := dump(t, dir)
+			editName(t, d)
+			return []string{"show", d, "Qcur-0"}
+		}, code: exitAgree, want: []string{"key:    Qcur-0\n", `name "Qcur-0" is ambiguous: showing Qcur-0; also Qcur-0#1`}},
+		{name: "show/node by key", setup: func(t *testing.T, dir string) []string {
+			d := dump(t, dir)
+			editName(t, d)
+			return []string{"show", d, "Qcur-0#1"}
+		}, code: exitAgree, want: []string{"key:    Qcur-0#1", "ne:     {2, 2, 2}", "token 1:"}},
+		{name: "show/npy dir", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", writeNPYDir(t, filepath.Join(dir, "n"), npyTensor{"inp_embd", 4, 2, vals(8)}), "inp_embd"}
+		}, code: exitAgree, want: []string{"key:    inp_embd", "row 0: n=4", "row 1: n=4"}},
+		{name: "show/npy file", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", npy(t, dir), "--first", "3"}
+		}, code: exitAgree, want: []string{"ne:     {4, 3}", "all:    n=12 mean=2.5", "first: [-3 -2 -1 …]", "row 2:"}},
+		{name: "show/gguf row", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", ggufFile(t, dir), "blk.0.attn_q.weight", "--row", "1"}
+		}, code: exitAgree, want: []string{"type:   q8_0", "ne:     {32, 2}", "row 1 of 2, dequantized to f32", "all:    n=32"}},
+		{name: "show/gguf row json", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", ggufFile(t, dir), "token_embd.weight", "--row", "0", "--format", "json"}
+		}, code: exitAgree, want: []string{`"type": "f32"`, `"count": 4`}},
+		{name: "show/missing dump", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", filepath.Join(dir, "nope"), "x"}
+		}, code: exitBadInput, want: []string{"$DIR/nope", "no such file"}},
+		{name: "show/missing npy", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", filepath.Join(dir, "nope.npy")}
+		}, code: exitBadInput, want: []string{"$DIR/nope.npy", "no such file"}},
+		{name: "show/missing gguf", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", filepath.Join(dir, "nope.gguf"), "x", "--row", "0"}
+		}, code: exitBadInput, want: []string{"$DIR/nope.gguf"}},
+		{name: "show/unknown node suggests", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", dump(t, dir), "attn_norm"}
+		}, code: exitBadInput, want: []string{`$DIR/d: no node "attn_norm"; nearest: attn_norm-0`}},
+		{name: "show/unknown node same base", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", dump(t, dir), "Qcur-7"}
+		}, code: exitBadInput, want: []string{`no node "Qcur-7"; nearest: Qcur-0, Qcur-0#1`}},
+		{name: "show/corrupt npy", setup: func(t *testing.T, dir string) []string {
+			p := filepath.Join(dir, "bad.npy")
+			writeFile(t, p, npyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (100, 4), }", f32Bytes(1, 2)))
+			return []string{"show", p}
+		}, code: exitBadInput, want: []string{"$DIR/bad.npy: offset 128: shape (100, 4)"}},
+		{name: "show/gguf unknown tensor", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", ggufFile(t, dir), "attn_q", "--row", "0"}
+		}, code: exitBadInput, want: []string{`$DIR/m.gguf: no tensor "attn_q"; nearest: blk.0.attn_q.weight`}},
+		{name: "show/gguf row out of range", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", ggufFile(t, dir), "blk.0.attn_q.weight", "--row", "2"}
+		}, code: exitBadInput, want: []string{`$DIR/m.gguf: tensor "blk.0.attn_q.weight" (ne {32, 2}) has rows 0..1; row 2 is out of range`}},
+		{name: "show/gguf without --row", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", ggufFile(t, dir), "blk.0.attn_q.weight"}
+		}, code: exitBadInput, want: []string{"needs --row R"}},
+		{name: "show/token out of range", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", dump(t, dir), "attn_norm-0", "--token", "2"}
+		}, code: exitBadInput, want: []string{"$DIR/d: attn_norm-0: token 2 out of range (0..1)"}},
+		{name: "show/bad format", setup: func(t *testing.T, dir string) []string {
+			return []string{"show", npy(t, dir), "--format", "xml"}
+		}, code: exitBadInput, want: []string{`--format "xml"`}},
+		{name: "show/no arguments", setup: func(t *testing.T, dir string) []string {
+			return []string{"show"}
+		}, code: exitBadInput, want: []string{"usage: layerdiff show"}},
+	}
+}
+
 // TestBadInput runs the table.
 func TestBadInput(t *testing.T) {
 	var cases []badCase
@@ -1351,6 +1456,7 @@ func TestBadInput(t *testing.T) {
 	cases = append(cases, logCases()...)
 	cases = append(cases, outputCases()...)
 	cases = append(cases, dumpSafetyCases()...)
+	cases = append(cases, showCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.llama && !withLlama {

@@ -87,6 +87,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			fixtureCommand(),
 			inspectCommand(),
+			showCommand(),
 			dumpCommand(),
 			runCommand(),
 			compareCommand(),
