@@ -211,6 +211,68 @@ type actRows struct {
 	u16 [][]uint16
 }
 
+// activations converts a MUL_MAT's src1 to the vec_dot_type vdt (ggml's
+// from_float: the NEON Q8_0/Q8_1 quantizers under arm64-neon), columns
+// split over threads; column index i11 + ne11*(i12 + ne12*i13).
+func (e *executor) activations(dst *node, vdt quant.Type, threads int) (act actRows, err error) {
+	a, b := dst.src[0], dst.src[1]
+	ne00 := a.ne[0]
+	ne11, ne12, ne13 := b.ne[1], b.ne[2], b.ne[3]
+	ncols := ne11 * ne12 * ne13
+	var rb int64
+	switch vdt {
+	case quant.F32:
+		act.f32 = make([][]float32, ncols)
+	case quant.F16, quant.BF16:
+		act.u16 = make([][]uint16, ncols)
+	default:
+		if rb, err = vdt.RowBytes(ne00); err != nil {
+			return act, fmt.Errorf("%s: %w", dst.name, err)
+		}
+		act.b = make([][]byte, ncols)
+	}
+	for _, s := range dst.src {
+		if s != nil {
+			s.base() // converts F32 weights on first use: not in the goroutines
+		}
+	}
+	var convErr error
+	var convOnce sync.Once
+	parallelFor(int(ncols), threads, func(lo, hi int) {
+		tmp := make([]float32, ne00)
+		for c := int64(lo); c < int64(hi); c++ {
+			i11, i12, i13 := c%ne11, (c/ne11)%ne12, c/(ne11*ne12)
+			x := b.rowF32(i11, i12, i13, tmp)
+			switch vdt {
+			case quant.F32:
+				act.f32[c] = append([]float32(nil), x...)
+			case quant.F16:
+				u := make([]uint16, len(x))
+				for i, v := range x {
+					u[i] = toF16(v)
+				}
+				act.u16[c] = u
+			case quant.BF16:
+				u := make([]uint16, len(x))
+				for i, v := range x {
+					u[i] = quant.F32ToBF16(v)
+				}
+				act.u16[c] = u
+			default:
+				q := make([]byte, rb)
+				if e.k.neon && (vdt == quant.Q8_0 || vdt == quant.Q8_1) {
+					quantizeQ8NEON(x, q, vdt == quant.Q8_1)
+				} else if err := quant.QuantizeRow(vdt, x, q, quant.QuantCPU); err != nil {
+					convOnce.Do(func() { convErr = fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err) })
+					return
+				}
+				act.b[c] = q
+			}
+		}
+	})
+	return act, convErr
+}
+
 // mulMatGGML is ggml_compute_forward_mul_mat: dst[i1][i0] = dot(src0 row
 // i0, src1 row i1), with src0 broadcast over dims 2 and 3.
 func (e *executor) mulMatGGML(dst *node) error {
@@ -234,66 +296,14 @@ func (e *executor) mulMatGGML(dst *node) error {
 	vdt := quant.VecDotType(a.typ)
 	kern := chooseKernel(e.k, a.typ, ne01, ne11, ne00, b.isContiguous())
 
-	// Convert the activations (from_float of the vec_dot_type), columns
-	// split over the threads; column index i11 + ne11*(i12 + ne12*i13).
 	ncols := ne11 * ne12 * ne13
-	var act actRows
-	var rb int64
-	switch vdt {
-	case quant.F32:
-		act.f32 = make([][]float32, ncols)
-	case quant.F16, quant.BF16:
-		act.u16 = make([][]uint16, ncols)
-	default:
-		var err error
-		if rb, err = vdt.RowBytes(ne00); err != nil {
-			return fmt.Errorf("%s: %w", dst.name, err)
-		}
-		act.b = make([][]byte, ncols)
-	}
-	for _, s := range dst.src {
-		if s != nil {
-			s.base() // converts F32 weights on first use: not in the goroutines
-		}
-	}
-	var convErr error
-	var convOnce sync.Once
 	threads := e.threads
 	if ncols*ne00 < 1<<14 {
 		threads = 1
 	}
-	parallelFor(int(ncols), threads, func(lo, hi int) {
-		tmp := make([]float32, ne00)
-		for c := int64(lo); c < int64(hi); c++ {
-			i11, i12, i13 := c%ne11, (c/ne11)%ne12, c/(ne11*ne12)
-			x := b.rowF32(i11, i12, i13, tmp)
-			switch vdt {
-			case quant.F32:
-				act.f32[c] = append([]float32(nil), x...)
-			case quant.F16:
-				u := make([]uint16, len(x))
-				for i, v := range x {
-					u[i] = toF16(v)
-				}
-				act.u16[c] = u
-			case quant.BF16:
-				u := make([]uint16, len(x))
-				for i, v := range x {
-					u[i] = quant.F32ToBF16(v)
-				}
-				act.u16[c] = u
-			default:
-				q := make([]byte, rb)
-				if err := quant.QuantizeRow(vdt, x, q, quant.QuantCPU); err != nil {
-					convOnce.Do(func() { convErr = fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err) })
-					return
-				}
-				act.b[c] = q
-			}
-		}
-	})
-	if convErr != nil {
-		return convErr
+	act, err := e.activations(dst, vdt, threads)
+	if err != nil {
+		return err
 	}
 
 	var qdot func(n int, x, y []byte) float32

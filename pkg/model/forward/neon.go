@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
@@ -364,64 +363,9 @@ func (e *executor) mulMatNEON(dst *node) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", dst.name, err)
 	}
-	ncols := ne11 * ne12 * ne13
-	var act actRows
-	var rb int64
-	switch vdt {
-	case quant.F32:
-		act.f32 = make([][]float32, ncols)
-	case quant.F16, quant.BF16:
-		act.u16 = make([][]uint16, ncols)
-	default:
-		if rb, err = vdt.RowBytes(ne00); err != nil {
-			return fmt.Errorf("%s: %w", dst.name, err)
-		}
-		act.b = make([][]byte, ncols)
-	}
-	for _, s := range dst.src {
-		if s != nil {
-			s.base()
-		}
-	}
-	var convErr error
-	var convOnce sync.Once
-	parallelFor(int(ncols), e.threads, func(lo, hi int) {
-		tmp := make([]float32, ne00)
-		for c := int64(lo); c < int64(hi); c++ {
-			i11, i12, i13 := c%ne11, (c/ne11)%ne12, c/(ne11*ne12)
-			x := b.rowF32(i11, i12, i13, tmp)
-			switch vdt {
-			case quant.F32:
-				act.f32[c] = append([]float32(nil), x...)
-			case quant.F16:
-				u := make([]uint16, len(x))
-				for i, v := range x {
-					u[i] = toF16(v)
-				}
-				act.u16[c] = u
-			case quant.BF16:
-				u := make([]uint16, len(x))
-				for i, v := range x {
-					u[i] = quant.F32ToBF16(v)
-				}
-				act.u16[c] = u
-			case quant.Q8_0, quant.Q8_1:
-				q := make([]byte, rb)
-				quantizeQ8NEON(x, q, vdt == quant.Q8_1)
-				act.b[c] = q
-			default:
-				// Q8_K: quantize_row_q8_K_ref, nearest_int fused as on x86
-				q := make([]byte, rb)
-				if err := quant.QuantizeRow(vdt, x, q, quant.QuantCPU); err != nil {
-					convOnce.Do(func() { convErr = fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err) })
-					return
-				}
-				act.b[c] = q
-			}
-		}
-	})
-	if convErr != nil {
-		return convErr
+	act, err := e.activations(dst, vdt, e.threads)
+	if err != nil {
+		return err
 	}
 	out, off := dst.base()
 	nmat := a.ne[2] * a.ne[3]
