@@ -30,8 +30,7 @@ type isolationBlamer struct {
 // isolating is the Injector of the isolation run.
 type isolating struct {
 	user    *injector
-	keys    nodeKeys
-	offered *forward.Node  // the node Inject saw last
+	keys    offerKeys      // the recorder's keys (Want counts the rest)
 	target  map[string]int // our key -> reference row
 	refData map[int][]float32
 	got     map[int][]float32 // reference row -> our output from the reference's inputs
@@ -42,8 +41,7 @@ func (s *isolating) Inject(n *forward.Node, computed []float32) ([]float32, bool
 	if s.user != nil {
 		perturbed = s.user.apply(n, computed)
 	}
-	s.offered = n
-	key, ok := s.keys.next(n.Name)
+	key, ok := s.keys.offer(n)
 	if !ok {
 		return computed, perturbed
 	}
@@ -63,10 +61,7 @@ func (s *isolating) Inject(n *forward.Node, computed []float32) ([]float32, bool
 // nodes), so that Inject keys nodes as the run's recorder does; it records
 // nothing.
 func (s *isolating) Want(n *forward.Node) bool {
-	if s.offered != n {
-		s.keys.next(n.Name)
-	}
-	s.offered = nil
+	s.keys.want(n)
 	return false
 }
 
@@ -77,7 +72,7 @@ func (b *isolationBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*
 	if b.all {
 		last = len(env.Rows) - 1
 	}
-	iso := &isolating{user: b.user, keys: nodeKeys{filter: b.filter}, target: map[string]int{}, refData: map[int][]float32{}, got: map[int][]float32{}}
+	iso := &isolating{user: b.user, keys: offerKeys{keys: nodeKeys{filter: b.filter}}, target: map[string]int{}, refData: map[int][]float32{}, got: map[int][]float32{}}
 	if b.user != nil {
 		b.user.reset()
 	}

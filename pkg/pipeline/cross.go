@@ -240,13 +240,9 @@ func CrossKernelPolicy(nodes []reference.NodeInfo, f *gguf.File, T int, profile,
 // computed from the reference's inputs.
 type crossInjector struct {
 	user   *injector
-	keys   nodeKeys
+	keys   offerKeys         // the recorder's keys (crossRecorder.Want counts the rest)
 	target map[string]string // our key -> reference key
 	ref    compare.Side      // its own refSide: its buffers are not Compare's
-	// offered is the node Inject saw last: Want counts the key of every
-	// other node (views and f16 nodes are never offered), so that keys
-	// are the recorder's.
-	offered *forward.Node
 	// last is our own output of the node just injected, for Record.
 	last     []float32
 	lastNode *forward.Node
@@ -258,8 +254,8 @@ func (c *crossInjector) Inject(n *forward.Node, computed []float32) ([]float32, 
 	if c.user != nil {
 		perturbed = c.user.apply(n, computed)
 	}
-	c.last, c.lastNode, c.offered = nil, nil, n
-	key, ok := c.keys.next(n.Name)
+	c.last, c.lastNode = nil, nil
+	key, ok := c.keys.offer(n)
 	if !ok {
 		return computed, perturbed
 	}
@@ -291,10 +287,7 @@ type crossRecorder struct {
 }
 
 func (r crossRecorder) Want(n *forward.Node) bool {
-	if r.inj.offered != n {
-		r.inj.keys.next(n.Name)
-	}
-	r.inj.offered = nil
+	r.inj.keys.want(n)
 	return r.streamSide.Want(n)
 }
 

@@ -165,7 +165,7 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if cross {
 		// Every op from the reference's inputs: the run records our op's
 		// output and passes the reference's value on.
-		crossInj = &crossInjector{user: inj, keys: nodeKeys{filter: o.NodeFilter}, ref: SideOf(ref)}
+		crossInj = &crossInjector{user: inj, keys: offerKeys{keys: nodeKeys{filter: o.NodeFilter}}, ref: SideOf(ref)}
 		crossInj.target = crossTargets(ref.Nodes(), crossInj.ref, ours.nodes)
 		fo.Inject = crossInj
 		rec = crossRecorder{streamSide: ours, inj: crossInj}

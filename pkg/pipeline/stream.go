@@ -164,6 +164,29 @@ func (s *streamSide) Release(key string) {
 	s.released[key] = true
 }
 
+// offerKeys keys the nodes of a run, from inside an Injector, as the run's
+// recorder keys them: the forward pass offers Inject no views and no f16
+// nodes, so the recorder's Want counts those (offer, then want, for the
+// same *Node when it is offered).
+type offerKeys struct {
+	keys    nodeKeys
+	offered *forward.Node // the node offered last, until Want sees it
+}
+
+// offer returns the key of n, offered to Inject (false: the filter drops it).
+func (k *offerKeys) offer(n *forward.Node) (string, bool) {
+	k.offered = n
+	return k.keys.next(n.Name)
+}
+
+// want counts n's key unless Inject was offered it.
+func (k *offerKeys) want(n *forward.Node) {
+	if k.offered != n {
+		k.keys.next(n.Name)
+	}
+	k.offered = nil
+}
+
 // recomputeOne runs the forward pass again and returns the tensor of one
 // node, keyed as a streamSide with the same filter keys it.
 func recomputeOne(m *forward.Model, tokens []int32, opts forward.Options, filter *regexp.Regexp, key string) (*tensor.Tensor, error) {
