@@ -179,6 +179,11 @@ type Options struct {
 	// Workers is how many tensors are read and measured at once (0: one
 	// per CPU). Each holds its two tensors in memory.
 	Workers int
+	// Rejudge, when set, is called for every measured row in graph order
+	// after measuring and may judge it anew (isolation: compare --model).
+	// It returns whether it did, and then the worst elements to report
+	// should the row be the first divergence.
+	Rejudge func(row *Row) (worst []Element, rejudged bool)
 }
 
 // Compare aligns the other side to the reference, measures and judges every
@@ -338,6 +343,11 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		row := &rep.Tensors[j.row]
 		if j.out.readErr {
 			readErrs++
+		}
+		if opts.Rejudge != nil {
+			if worst, ok := opts.Rejudge(row); ok {
+				j.out.diverged, j.out.worst = row.Status == Fail, worst
+			}
 		}
 		if j.out.diverged {
 			noteFirstDivergence(row, rep, j.out.worst)

@@ -189,6 +189,29 @@ type Row struct {
 	FirstFailToken int `json:"first_fail_token"`
 	// PerToken holds per-token statistics, kept for failing rows only.
 	PerToken []TokenStat `json:"per_token,omitempty"`
+	// Isolation, set when the row was judged by isolation (compare
+	// --model), says how the other side's op fared when layerdiff
+	// recomputed it from the other side's own inputs; Metrics and
+	// Tolerance are then the isolation's, and Drift is the other side's
+	// end-to-end difference from the reference.
+	Isolation *Isolation `json:"isolation,omitempty"`
+	Drift     *Metrics   `json:"drift,omitempty"`
+}
+
+// Isolation is the outcome of recomputing the other side's op from the
+// other side's own inputs with layerdiff's ops and the model's weights.
+type Isolation struct {
+	// Arithmetic is the recomputation the row was judged by: "exact"
+	// (float64, the tolerance a float32 engine's round-off) or "ggml"
+	// (llama.cpp's CPU arithmetic, as the reference's kernels do it).
+	Arithmetic string `json:"arithmetic"`
+	// Chain lists the ops (name (OP)) layerdiff computed itself between
+	// the other side's recorded tensors and this one, when the other side
+	// did not record this op's direct inputs (a sparse dump): the fault,
+	// if any, is in one of them.
+	Chain []string `json:"chain,omitempty"`
+	// Other is the other arithmetic's NMSE, when it was measured.
+	OtherNMSE *Float `json:"other_nmse,omitempty"`
 }
 
 // Counterpart is the other side's node matched to a row.
