@@ -84,10 +84,12 @@ func CompareModel(ref, other reference.Source, modelPath string, o ModelCompareO
 	if err != nil {
 		return nil, err
 	}
-	if len(oi.Tokens) > 0 && !sameTokens(oi.Tokens, toks) {
-		// Not an error here: the embedding's isolation blames it, with
-		// the token hints.
-		warn = append(warn, fmt.Sprintf("token ids differ: the reference's %v, the other side's %v; layerdiff recomputes from the reference's", toks, oi.Tokens))
+	// The other side is isolated with its own tokens (they are its
+	// inputs too); tokens other than the reference's fail its embedding.
+	etoks, embKey := otherTokens(other, toks, bosID(f))
+	tokenFault := ""
+	if !sameTokens(etoks, toks) {
+		tokenFault = fmt.Sprintf("the other side evaluated other tokens than the reference: %v, not %v", etoks, toks)
 	}
 	kc, err := ChooseKernels(o.Kernels, reference.KernelProfile(oi.SystemInfo))
 	if err != nil {
@@ -101,12 +103,12 @@ func CompareModel(ref, other reference.Source, modelPath string, o ModelCompareO
 	T := len(toks)
 
 	// The other side, in exact arithmetic and in llama.cpp's.
-	exact, err := isolate(other, m, toks, engineOptions(other, ri, o.Threads, true, ""), isolationBase(), exactBound(T))
+	exact, err := isolate(other, m, etoks, engineOptions(other, ri, o.Threads, true, ""), isolationBase(), exactBound(T))
 	if err != nil {
 		return nil, fmt.Errorf("isolating %s (exact arithmetic): %w", oi.Path, err)
 	}
 	ggmlOpts := engineOptions(other, ri, o.Threads, false, kc.Emulated)
-	ggml, err := isolate(other, m, toks, ggmlOpts, isolationBase(), ggmlBound(T, reference.KernelProfile(oi.SystemInfo), kc.Emulated))
+	ggml, err := isolate(other, m, etoks, ggmlOpts, isolationBase(), ggmlBound(T, reference.KernelProfile(oi.SystemInfo), kc.Emulated))
 	if err != nil {
 		return nil, fmt.Errorf("isolating %s (llama.cpp's arithmetic): %w", oi.Path, err)
 	}
@@ -131,14 +133,14 @@ func CompareModel(ref, other reference.Source, modelPath string, o ModelCompareO
 	if pol == nil {
 		pol = compare.MustPolicy(compare.ModeF64)
 	}
-	ij := &isoJudge{exact: exact, ggml: ggml}
+	ij := &isoJudge{exact: exact, ggml: ggml, embKey: embKey, tokenFault: tokenFault}
 	meta := compare.Meta{Reference: sourceMeta(ref, ""), Other: sourceMeta(other, "other"), Tokens: toks, Prompt: ri.Prompt, Tool: o.Tool}
 	if meta.Prompt == "" {
 		meta.Prompt = o.Prompt
 	}
 	blamer := o.Blamer
 	if blamer == nil {
-		blamer = &engineBlamer{judge: ij, model: m, tokens: toks, other: other, T: T}
+		blamer = &engineBlamer{judge: ij, model: m, tokens: etoks, refTokens: toks, other: other, T: len(etoks)}
 	}
 	rep, err := compare.Compare(SideOf(ref), SideOf(other), compare.Options{
 		Policy: pol, Meta: meta, Filter: o.Filter, Blamer: blamer, Warnings: append(append(warn, ri.Warnings...), oi.Warnings...),
@@ -150,6 +152,28 @@ func CompareModel(ref, other reference.Source, modelPath string, o ModelCompareO
 	rep.Meta.Mode = ModeIsolation
 	rep.Warnings = append(rep.Warnings, ij.summary()...)
 	return rep, nil
+}
+
+// otherTokens returns the tokens the other side evaluated — those it
+// records, else the reference's without a leading BOS when its embedding
+// has one row fewer, else the reference's — and the key of its embedding
+// node ("" when it has none).
+func otherTokens(other reference.Source, toks []int32, bos int32) ([]int32, string) {
+	emb := ""
+	var embNe []int64
+	for _, n := range other.Nodes() {
+		if base, _ := tensor.SplitName(n.Name); base == "inp_embd" || n.Op == "GET_ROWS" {
+			emb, embNe = n.Key, tensor.Trim(n.Ne)
+			break
+		}
+	}
+	if ot := other.Describe().Tokens; len(ot) > 0 {
+		return ot, emb
+	}
+	if len(embNe) == 2 && embNe[1] == int64(len(toks)-1) && len(toks) > 1 && toks[0] == bos {
+		return toks[1:], emb
+	}
+	return toks, emb
 }
 
 // engineOptions are the forward options of a side's isolation: exact
@@ -239,7 +263,10 @@ func refIsolationSummary(iso *isolation, path string) []string {
 // isolation.
 type isoJudge struct {
 	exact, ggml *isolation
-	judged      int // rows judged by isolation
+	// tokenFault, when set, fails the other side's embedding (embKey):
+	// it evaluated other tokens than the reference.
+	embKey, tokenFault string
+	judged             int // rows judged by isolation
 	byExact     int // of which passed in exact arithmetic
 	byGGML      int // ... in llama.cpp's
 	notIsolated int // rows with a counterpart layerdiff could not isolate
@@ -312,6 +339,10 @@ func (j *isoJudge) rejudge(row *compare.Row) ([]compare.Element, bool) {
 		if len(iso.Chain) > 0 {
 			row.Reasons = append(row.Reasons, fmt.Sprintf("the other side did not record this op's inputs: layerdiff computed %s from its last recorded tensors; the fault is in one of these ops", strings.Join(iso.Chain, ", ")))
 		}
+	}
+	if j.tokenFault != "" && row.Other.Key == j.embKey {
+		row.Status = compare.Fail
+		row.Reasons = append([]string{j.tokenFault}, row.Reasons...)
 	}
 	var worst []compare.Element
 	if d := src.rep.FirstDivergence; d != nil && d.Key == row.Other.Key {

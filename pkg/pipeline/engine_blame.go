@@ -27,11 +27,12 @@ const (
 // one whose recomputation reproduces the other side names the bug, and,
 // when it is about an op the other side did not record, that op is blamed.
 type engineBlamer struct {
-	judge  *isoJudge
-	model  *forward.Model
-	tokens []int32
-	other  reference.Source
-	T      int
+	judge     *isoJudge
+	model     *forward.Model
+	tokens    []int32 // the other side's (its isolation's)
+	refTokens []int32 // the reference's
+	other     reference.Source
+	T         int
 }
 
 func (b *engineBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*compare.Blame, error) {
@@ -44,6 +45,17 @@ func (b *engineBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*com
 			fb.Evidence = append(fb.Evidence, "this op could not be isolated: layerdiff's graph has no node matching the other side's tensor")
 		}
 		return fb, err
+	}
+	key := row.Other.Key
+	if b.judge.tokenFault != "" && key == b.judge.embKey {
+		bl.Evidence = []string{b.judge.tokenFault, "every later op is isolated from the other side's own tokens"}
+		for _, h := range b.diagnoseHints(env, d.Row, key) {
+			if h.Kind == diagnose.HintBOS && len(b.tokens) < len(b.refTokens) {
+				h.Text = fmt.Sprintf("the other side's tokens lack the BOS (id %d) the reference's start with: its embedding row t is the reference's token t+1; add BOS when tokenizing (llama.cpp adds it when the model's tokenizer.ggml.add_bos_token says so)", b.refTokens[0])
+			}
+			bl.Hints = append(bl.Hints, h)
+		}
+		return bl, nil
 	}
 	iso := row.Isolation
 	if met := row.Metrics; met != nil {
@@ -70,7 +82,6 @@ func (b *engineBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*com
 	if row.Drift != nil {
 		bl.Evidence = append(bl.Evidence, fmt.Sprintf("end to end, the other side's %s differs from the reference's by nmse %s", row.Name, compare.FormatFloat(float64(row.Drift.NMSE), 3)))
 	}
-	key := row.Other.Key
 	ours := b.judge.exact.ours[key]
 	chain := b.judge.exact.chain[key]
 	hs, culprit := b.hypotheses(key, ours, chain)
@@ -256,12 +267,15 @@ func (b *engineBlamer) diagnoseHints(env *compare.BlameEnv, i int, key string) [
 		return nil
 	}
 	row := env.Rows[i]
-	in := diagnose.Input{Name: row.Name, Op: row.Op, Ne: ot.Ne, Ref: ot.Data, Tokens: b.tokens, BOS: -1, T: b.T}
+	in := diagnose.Input{Name: row.Name, Op: row.Op, Ne: ot.Ne, Ref: ot.Data, Tokens: b.refTokens, BOS: -1, T: b.T}
 	if b.model != nil {
 		in.Hparams = &b.model.Hparams
 		in.Weights = fileWeights{b.model.File}
 		in.BOS = bosID(b.model.File)
 	}
 	in.RefTokens = b.other.Describe().Tokens
+	if in.Op == "" {
+		in.Op = "GET_ROWS"
+	}
 	return diagnose.Hints(in)
 }

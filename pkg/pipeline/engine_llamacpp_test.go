@@ -90,7 +90,7 @@ func TestCompareModelFloatEngine(t *testing.T) {
 		keep     string
 		key, op  string // blamed
 		hint     string
-		noIsoRow bool
+		noBOS    bool
 	}{
 		{name: "clean"},
 		{name: "clean-sparse", keep: `^(attn_norm-0|ffn_out-0|result_output)$`},
@@ -103,6 +103,7 @@ func TestCompareModelFloatEngine(t *testing.T) {
 		{name: "gqa-tile", v: &forward.Variant{GQATile: true}, key: "kq-0", op: "MUL_MAT", hint: HintGQAMapping},
 		{name: "gelu", v: &forward.Variant{Act: "gelu"}, key: "ffn_swiglu-0", op: "SWIGLU", hint: HintActivation},
 		{name: "transposed-wo", v: &forward.Variant{TransposedWeight: "blk.0.attn_output.weight"}, key: "attn_out-0", op: "MUL_MAT", hint: "weight-transposed"},
+		{name: "no-bos", noBOS: true, key: "inp_embd", op: "GET_ROWS", hint: "bos"},
 		{name: "sparse-softmax-scale", v: &forward.Variant{AttnScale: 1.0 / 64}, keep: `^(attn_norm-0|ffn_out-0|result_output)$`, key: "kq_soft_max-0", op: "SOFT_MAX", hint: HintSoftmaxScale},
 	}
 	for _, tc := range cases {
@@ -111,7 +112,11 @@ func TestCompareModelFloatEngine(t *testing.T) {
 			if tc.keep != "" {
 				keep = regexp.MustCompile(tc.keep)
 			}
-			eng := writeFloatEngine(t, filepath.Join(dir, tc.name), model, toks, tc.v, keep)
+			etoks := toks
+			if tc.noBOS {
+				etoks = toks[1:]
+			}
+			eng := writeFloatEngine(t, filepath.Join(dir, tc.name), model, etoks, tc.v, keep)
 			rep, err := CompareModel(ref, eng, model, ModelCompareOptions{})
 			if err != nil {
 				t.Fatal(err)
