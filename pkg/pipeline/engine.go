@@ -142,7 +142,9 @@ func CompareModel(ref, other reference.Source, modelPath string, o ModelCompareO
 	if blamer == nil {
 		blamer = &engineBlamer{judge: ij, model: m, tokens: etoks, refTokens: toks, other: other, T: len(etoks)}
 	}
-	rep, err := compare.Compare(SideOf(ref), SideOf(other), compare.Options{
+	// Rows for the other side's ops the reference lacks.
+	refRows := withPlaceholders(ref, other, exact)
+	rep, err := compare.Compare(SideOf(refRows), SideOf(other), compare.Options{
 		Policy: pol, Meta: meta, Filter: o.Filter, Blamer: blamer, Warnings: append(append(warn, ri.Warnings...), oi.Warnings...),
 		Rejudge: ij.rejudge,
 	})
@@ -304,6 +306,10 @@ func (j *isoJudge) rejudge(row *compare.Row) ([]compare.Element, bool) {
 		return nil, false
 	}
 	j.judged++
+	if row.Metrics == nil && row.Status == compare.Unmeasured {
+		row.Reasons = nil
+		row.Notes = append(row.Notes, "the reference has no such node (a flash-attention graph has no kq, kq_soft_max, kqv): judged by isolation alone")
+	}
 	iso := &compare.Isolation{Arithmetic: arith}
 	src := j.exact
 	if arith == "ggml" {
@@ -382,4 +388,78 @@ func QuantizationHint(rep *compare.Report, engine bool) {
 		return
 	}
 	rep.Blame.Hints = append([]compare.Hint{h}, rep.Blame.Hints...)
+}
+
+// placeholders is a reference with a node without data for each of the
+// other side's isolated nodes the reference has no counterpart of (its
+// attention scores against a flash-attention reference, say), so that
+// those ops are rows, judged by isolation, instead of being left out.
+type placeholders struct {
+	reference.Source
+	nodes []reference.NodeInfo
+	extra map[string]bool
+}
+
+func (p *placeholders) Nodes() []reference.NodeInfo { return p.nodes }
+
+func (p *placeholders) Load(key string) (*tensor.Tensor, error) {
+	for _, n := range p.nodes {
+		if n.Key == key && p.extra[key] {
+			return &tensor.Tensor{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne}, nil
+		}
+	}
+	return p.Source.Load(key)
+}
+
+// withPlaceholders returns ref with placeholders for the other side's
+// nodes that iso measured and no reference node matches, each after the
+// reference node matching the nearest earlier matched node of the other
+// side; ref itself when there are none.
+func withPlaceholders(ref, other reference.Source, iso *isolation) reference.Source {
+	rs, os := SideOf(ref), SideOf(other)
+	on := os.Nodes()
+	al := compare.Align(rs.Nodes(), on, compare.DefaultAliases)
+	refOf := make([]int, len(on)) // other index -> matching reference index
+	for i := range refOf {
+		refOf[i] = -1
+	}
+	for i, m := range al.Matches {
+		if m.Other >= 0 && refOf[m.Other] < 0 {
+			refOf[m.Other] = i
+		}
+	}
+	refNodes := ref.Nodes()
+	keys := map[string]bool{}
+	for _, n := range refNodes {
+		keys[n.Key] = true
+	}
+	after := map[int][]reference.NodeInfo{} // reference index (−1: before all) -> placeholders
+	extra := map[string]bool{}
+	last := -1
+	for j, n := range on {
+		if refOf[j] >= 0 {
+			last = refOf[j]
+			continue
+		}
+		r := iso.byKey[n.Key]
+		ours, ok := iso.ours[n.Key]
+		if r == nil || !ok || (r.Status != compare.Pass && r.Status != compare.Fail) {
+			continue
+		}
+		key := n.Key
+		for k := 2; keys[key]; k++ {
+			key = fmt.Sprintf("%s (engine %d)", n.Key, k)
+		}
+		keys[key], extra[key] = true, true
+		after[last] = append(after[last], reference.NodeInfo{Key: key, Name: n.Name, Op: ours.Op, Ne: n.Ne, Type: "f32", Data: reference.NoData})
+	}
+	if len(extra) == 0 {
+		return ref
+	}
+	out := append([]reference.NodeInfo(nil), after[-1]...)
+	for i, n := range refNodes {
+		out = append(out, n)
+		out = append(out, after[i]...)
+	}
+	return &placeholders{Source: ref, nodes: out, extra: extra}
 }

@@ -91,6 +91,7 @@ func TestCompareModelFloatEngine(t *testing.T) {
 		key, op  string // blamed
 		hint     string
 		noBOS    bool
+		fa       string // the reference's flash attention: "off" unless set
 	}{
 		{name: "clean"},
 		{name: "clean-sparse", keep: `^(attn_norm-0|ffn_out-0|result_output)$`},
@@ -103,6 +104,9 @@ func TestCompareModelFloatEngine(t *testing.T) {
 		{name: "gqa-tile", v: &forward.Variant{GQATile: true}, key: "kq-0", op: "MUL_MAT", hint: HintGQAMapping},
 		{name: "gelu", v: &forward.Variant{Act: "gelu"}, key: "ffn_swiglu-0", op: "SWIGLU", hint: HintActivation},
 		{name: "transposed-wo", v: &forward.Variant{TransposedWeight: "blk.0.attn_output.weight"}, key: "attn_out-0", op: "MUL_MAT", hint: "weight-transposed"},
+		{name: "fa-clean", fa: "on"},
+		{name: "fa-softmax-scale", fa: "on", v: &forward.Variant{AttnScale: 1.0 / 64}, key: "kq_soft_max-0", op: "SOFT_MAX", hint: HintSoftmaxScale},
+		{name: "fa-gqa-tile", fa: "on", v: &forward.Variant{GQATile: true}, key: "kq-0", op: "MUL_MAT", hint: HintGQAMapping},
 		{name: "no-bos", noBOS: true, key: "inp_embd", op: "GET_ROWS", hint: "bos"},
 		{name: "sparse-softmax-scale", v: &forward.Variant{AttnScale: 1.0 / 64}, keep: `^(attn_norm-0|ffn_out-0|result_output)$`, key: "kq_soft_max-0", op: "SOFT_MAX", hint: HintSoftmaxScale},
 	}
@@ -117,7 +121,11 @@ func TestCompareModelFloatEngine(t *testing.T) {
 				etoks = toks[1:]
 			}
 			eng := writeFloatEngine(t, filepath.Join(dir, tc.name), model, etoks, tc.v, keep)
-			rep, err := CompareModel(ref, eng, model, ModelCompareOptions{})
+			r := reference.Source(ref)
+			if tc.fa == "on" {
+				r = dumpOf(t, model, "on")
+			}
+			rep, err := CompareModel(r, eng, model, ModelCompareOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
