@@ -269,9 +269,9 @@ type isoJudge struct {
 	// it evaluated other tokens than the reference.
 	embKey, tokenFault string
 	judged             int // rows judged by isolation
-	byExact     int // of which passed in exact arithmetic
-	byGGML      int // ... in llama.cpp's
-	notIsolated int // rows with a counterpart layerdiff could not isolate
+	byExact            int // of which passed in exact arithmetic
+	byGGML             int // ... in llama.cpp's
+	notIsolated        int // rows with a counterpart layerdiff could not isolate
 }
 
 // pick returns the isolation row a main row is judged by.

@@ -85,13 +85,13 @@ func TestCompareModelFloatEngine(t *testing.T) {
 	dir := t.TempDir()
 	eps := float32(1e-5)
 	cases := []struct {
-		name     string
-		v        *forward.Variant
-		keep     string
-		key, op  string // blamed
-		hint     string
-		noBOS    bool
-		fa       string // the reference's flash attention: "off" unless set
+		name    string
+		v       *forward.Variant
+		keep    string
+		key, op string // blamed
+		hint    string
+		noBOS   bool
+		fa      string // the reference's flash attention: "off" unless set
 	}{
 		{name: "clean"},
 		{name: "clean-sparse", keep: `^(attn_norm-0|ffn_out-0|result_output)$`},
