@@ -185,10 +185,10 @@ func hypothesesFor(n forward.Node, h forward.Hparams, m *forward.Model) []hypoth
 	case "RMS_NORM":
 		eps := float64(h.NormRMSEps)
 		for _, e := range []float64{eps * 10, eps / 10, eps * 100, eps / 100, 1e-5, 1e-6, 1e-8, 0} {
-			if e == eps || (e == 0 && eps == 0) {
+			ev := float32(e)
+			if ev == h.NormRMSEps {
 				continue
 			}
-			ev := float32(e)
 			if e == 0 {
 				ev = math.SmallestNonzeroFloat32
 			}
