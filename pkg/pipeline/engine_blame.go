@@ -109,6 +109,9 @@ type hypothesis struct {
 	at   forward.Node // the op it is about
 	kind string
 	text func(nmse float64) string
+	// value is the hint's number (docs/report-json.md): the quantity the
+	// variant sets; model the model's value of it (NaN: none).
+	value, model float64
 }
 
 // hypotheses tries the variants that apply to the failing node (ours) and
@@ -164,7 +167,12 @@ func (b *engineBlamer) hypotheses(key string, ours forward.Node, chain []forward
 			continue
 		}
 		kinds[h.h.kind] = true
-		hints = append(hints, compare.Hint{Kind: h.h.kind, Text: h.h.text(h.res), Value: compare.Float(h.res)})
+		hint := compare.Hint{Kind: h.h.kind, Text: h.h.text(h.res), Value: compare.Float(h.h.value), NMSE: compare.Float(h.res), Baseline: row.Metrics.NMSE}
+		if !math.IsNaN(h.h.model) {
+			m := compare.Float(h.h.model)
+			hint.Model = &m
+		}
+		hints = append(hints, hint)
 		if culprit == nil {
 			at := h.h.at
 			culprit = &at
@@ -177,9 +185,10 @@ func (b *engineBlamer) hypotheses(key string, ours forward.Node, chain []forward
 func hypothesesFor(n forward.Node, h forward.Hparams, m *forward.Model) []hypothesis {
 	name := n.Name
 	var out []hypothesis
-	add := func(kind string, v forward.Variant, text func(nmse float64) string) {
-		out = append(out, hypothesis{v: v, at: n, kind: kind, text: text})
+	add := func(kind string, v forward.Variant, value, model float64, text func(nmse float64) string) {
+		out = append(out, hypothesis{v: v, at: n, kind: kind, text: text, value: value, model: model})
 	}
+	none := math.NaN()
 	fit := func(nmse float64) string { return "residual nmse " + compare.FormatFloat(nmse, 2) }
 	switch n.Op {
 	case "RMS_NORM":
@@ -192,21 +201,22 @@ func hypothesesFor(n forward.Node, h forward.Hparams, m *forward.Model) []hypoth
 			if e == 0 {
 				ev = math.SmallestNonzeroFloat32
 			}
-			add(diagnose.HintRMSEps, forward.Variant{RMSEps: ev}, func(nmse float64) string {
+			add(diagnose.HintRMSEps, forward.Variant{RMSEps: ev}, e, eps, func(nmse float64) string {
 				return fmt.Sprintf("%s: the other side's RMS norm uses eps %.3g, the model's is %.3g (with eps %.3g layerdiff reproduces it: %s)", name, e, eps, e, fit(nmse))
 			})
 		}
 	case "ROPE":
 		mode := "pairs (x[2i], x[2i+1]; llama.cpp's NORM mode)"
 		other := "halves (x[i], x[i+d/2]; NEOX)"
+		om := float64(forward.RopeNeox)
 		if h.RopeType == forward.RopeNeox {
-			mode, other = other, mode
+			mode, other, om = other, mode, forward.RopeNorm
 		}
-		add(diagnose.HintRopeMode, forward.Variant{RopeOtherMode: true}, func(nmse float64) string {
+		add(diagnose.HintRopeMode, forward.Variant{RopeOtherMode: true}, om, float64(h.RopeType), func(nmse float64) string {
 			return fmt.Sprintf("%s: the other side rotates %s where the model rotates %s (%s)", name, other, mode, fit(nmse))
 		})
 		for _, off := range []int{1, -1} {
-			add(diagnose.HintRopePosition, forward.Variant{PosOffset: off}, func(nmse float64) string {
+			add(diagnose.HintRopePosition, forward.Variant{PosOffset: off}, float64(off), 0, func(nmse float64) string {
 				return fmt.Sprintf("%s: the other side's RoPE positions are off by %+d (it rotates token t as position t%+d; %s)", name, off, off, fit(nmse))
 			})
 		}
@@ -214,7 +224,7 @@ func hypothesesFor(n forward.Node, h forward.Hparams, m *forward.Model) []hypoth
 			if base == h.RopeBase {
 				continue
 			}
-			add(diagnose.HintRopeBase, forward.Variant{RopeBase: base}, func(nmse float64) string {
+			add(diagnose.HintRopeBase, forward.Variant{RopeBase: base}, float64(base), float64(h.RopeBase), func(nmse float64) string {
 				return fmt.Sprintf("%s: the other side's RoPE base is %g, the model's %g (%s)", name, base, h.RopeBase, fit(nmse))
 			})
 		}
@@ -229,28 +239,28 @@ func hypothesesFor(n forward.Node, h forward.Hparams, m *forward.Model) []hypoth
 				continue
 			}
 			s, what := c.s, c.what
-			add(HintSoftmaxScale, forward.Variant{AttnScale: float32(s)}, func(nmse float64) string {
+			add(HintSoftmaxScale, forward.Variant{AttnScale: float32(s)}, s, want, func(nmse float64) string {
 				return fmt.Sprintf("%s: the other side scales Q·K by %.4g = %s, llama.cpp by 1/√d = %.4g with d = %.0f (%s)", name, s, what, want, d, fit(nmse))
 			})
 		}
 	case "MUL_MAT":
 		base, _ := tensor.SplitName(name)
 		if (base == "kq" || base == "kqv") && h.NHead != h.NHeadKV {
-			add(HintGQAMapping, forward.Variant{GQATile: true}, func(nmse float64) string {
+			add(HintGQAMapping, forward.Variant{GQATile: true}, 0, none, func(nmse float64) string {
 				return fmt.Sprintf("%s: the other side maps query head h to KV head h mod %d (numpy tile / repeat of the whole block); llama.cpp maps it to h / %d (repeat_interleave) (%s)", name, h.NHeadKV, h.NHead/h.NHeadKV, fit(nmse))
 			})
 		}
 		if len(n.SrcNames) > 0 && strings.HasSuffix(n.SrcNames[0], ".weight") {
 			w := n.SrcNames[0]
 			if ti, ok := m.File.Tensor(w); ok && len(ti.Ne) >= 2 && ti.Ne[0] == ti.Ne[1] {
-				add(diagnose.HintWeightTransposed, forward.Variant{TransposedWeight: w}, func(nmse float64) string {
+				add(diagnose.HintWeightTransposed, forward.Variant{TransposedWeight: w}, 0, none, func(nmse float64) string {
 					return fmt.Sprintf("%s: the other side multiplies by %s transposed (GGUF stores it {in, out}: numpy's W is shape (out, in), y = x @ W.T) (%s)", name, w, fit(nmse))
 				})
 			}
 		}
 	case "SWIGLU":
 		for _, act := range []string{"gelu", "gelu-erf"} {
-			add(HintActivation, forward.Variant{Act: act}, func(nmse float64) string {
+			add(HintActivation, forward.Variant{Act: act}, 0, none, func(nmse float64) string {
 				return fmt.Sprintf("%s: the other side's FFN activation is %s, the model's SiLU (%s)", name, strings.ToUpper(act), fit(nmse))
 			})
 		}
