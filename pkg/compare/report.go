@@ -136,8 +136,9 @@ type Hint struct {
 	// "transposed", "permuted", "position-shift", "f16-rounding",
 	// "rope-mode", "rope-base", "rope-freq-scale", "rope-position",
 	// "rope-freq-factors", "rms-eps", "weight-transposed", "bos",
-	// "token-shift", "token-mismatch", "kernel-difference"
-	// (docs/report-json.md describes each
+	// "token-shift", "token-mismatch", "kernel-difference",
+	// "softmax-scale", "gqa-mapping", "activation",
+	// "activation-quantization" (docs/report-json.md describes each
 	// test).
 	Kind string `json:"kind"`
 	// Text states the finding and its numbers in one sentence.
