@@ -443,7 +443,7 @@ func withPlaceholders(ref, other reference.Source, iso *isolation) reference.Sou
 		}
 		r := iso.byKey[n.Key]
 		ours, ok := iso.ours[n.Key]
-		if r == nil || !ok || (r.Status != compare.Pass && r.Status != compare.Fail) {
+		if r == nil || !ok || r.Metrics == nil || (r.Status != compare.Pass && r.Status != compare.Fail) {
 			continue
 		}
 		key := n.Key
