@@ -25,7 +25,7 @@ import (
 // (variant, nil for none), every stored value given a float32 engine's
 // last-bit noise, without system_info (not llama.cpp). keep selects the
 // nodes recorded (nil: every non-view node).
-func writeFloatEngine(t *testing.T, dir, modelPath string, toks []int32, v *forward.Variant, keep *regexp.Regexp) reference.Source {
+func writeFloatEngine(t *testing.T, dir, modelPath string, toks []int32, v *forward.Variant, keep *regexp.Regexp, f16 bool) reference.Source {
 	t.Helper()
 	f, err := gguf.Open(modelPath)
 	if err != nil {
@@ -55,11 +55,23 @@ func writeFloatEngine(t *testing.T, dir, modelPath string, toks []int32, v *forw
 			data[i] = v * float32(1+(rng.Float64()-0.5)*0x1p-23)
 		}
 		file := reference.NodeFileName(len(man.Nodes), key)
-		if err := reference.WriteNPYFloat32(filepath.Join(dir, file), reference.NPYShape(x.Ne), data); err != nil {
+		typ := "f32"
+		if f16 {
+			// an engine storing (and computing in) f16
+			typ = "f16"
+			bits := make([]uint16, len(data))
+			for i, v := range x.Data {
+				bits[i] = quant.F32ToF16(v)
+				data[i] = quant.F16ToF32(bits[i])
+			}
+			if err := reference.WriteNPYFloat16(filepath.Join(dir, file), reference.NPYShape(x.Ne), bits); err != nil {
+				return err
+			}
+		} else if err := reference.WriteNPYFloat32(filepath.Join(dir, file), reference.NPYShape(x.Ne), data); err != nil {
 			return err
 		}
 		st := reference.ComputeStats(data)
-		man.Nodes = append(man.Nodes, reference.ManifestNode{Index: len(man.Nodes), Key: key, Name: n.Name, Type: "f32", Ne: x.Ne, File: file, Stats: &st})
+		man.Nodes = append(man.Nodes, reference.ManifestNode{Index: len(man.Nodes), Key: key, Name: n.Name, Type: typ, Ne: x.Ne, File: file, Stats: &st})
 		return nil
 	}))
 	if err != nil {
@@ -92,8 +104,11 @@ func TestCompareModelFloatEngine(t *testing.T) {
 		hint    string
 		noBOS   bool
 		fa      string // the reference's flash attention: "off" unless set
+		f16     bool   // the engine stores f16
 	}{
 		{name: "clean"},
+		{name: "clean-f16", f16: true},
+		{name: "f16-rope-halves", f16: true, v: &forward.Variant{RopeOtherMode: true}, key: "Qcur-0#2", op: "ROPE", hint: "rope-mode"},
 		{name: "clean-sparse", keep: `^(attn_norm-0|ffn_out-0|result_output)$`},
 		{name: "eps-div10", v: &forward.Variant{RMSEps: eps / 10}, key: "norm-0", op: "RMS_NORM", hint: "rms-eps"},
 		{name: "eps-x10", v: &forward.Variant{RMSEps: eps * 10}, key: "norm-0", op: "RMS_NORM", hint: "rms-eps"},
@@ -120,7 +135,7 @@ func TestCompareModelFloatEngine(t *testing.T) {
 			if tc.noBOS {
 				etoks = toks[1:]
 			}
-			eng := writeFloatEngine(t, filepath.Join(dir, tc.name), model, etoks, tc.v, keep)
+			eng := writeFloatEngine(t, filepath.Join(dir, tc.name), model, etoks, tc.v, keep, tc.f16)
 			r := reference.Source(ref)
 			if tc.fa == "on" {
 				r = dumpOf(t, model, "on")

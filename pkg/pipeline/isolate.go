@@ -230,9 +230,10 @@ func floatBound(n forward.Node, lookup func(at int, name string) ([]int64, quant
 	case "SWIGLU", "GEGLU", "SILU", "GELU", "GELU_ERF", "GEGLU_ERF", "EXP", "TANH", "SIGMOID":
 		return out(crossBound{n: 1, uacc: u, extra: 4 * u, why: "an exp/tanh"})
 	case "ROPE":
-		// the angle pos·θ_i carries float round-off growing with the
-		// position (an engine computing it in float32)
-		return out(crossBound{n: 1, uacc: u, extra: u * (16 + 4*float64(T)), why: fmt.Sprintf("sin/cos of angles up to %d radians", T)})
+		// the angle pos·θ_i carries float32 round-off growing with the
+		// position (engines compute angles in float32 at least, whatever
+		// they store)
+		return out(crossBound{n: 1, uacc: u, extra: 2*u + unitF32*(14+4*float64(T)), why: fmt.Sprintf("sin/cos of angles up to %d radians", T)})
 	}
 	return out(crossBound{n: 1, uacc: u, why: "correctly rounded elementwise arithmetic"})
 }
