@@ -177,6 +177,80 @@ var scenarios = []struct {
 	}},
 }
 
+// sparseOther keeps of other only the tensors named in keep, as an
+// engine that dumps a few activations does.
+func sparseOther(other []*tensor.Tensor, keep ...string) []*tensor.Tensor {
+	var out []*tensor.Tensor
+	for _, x := range other {
+		if slices.Contains(keep, x.Name) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func init() {
+	scenarios = append(scenarios, []struct {
+		name  string
+		build func(t *testing.T) *compare.Report
+	}{
+		// A sparse engine dump: three tensors, all agreeing, against a
+		// four-layer reference. The pass says on how little it stands,
+		// and layers 1–3 are shown with nothing measured.
+		{"sparse", func(t *testing.T) *compare.Report {
+			ref, other := model(4, 4, 3)
+			rep, err := compare.Compare(compare.NewTensorList(ref), compare.NewTensorList(sparseOther(other, "attn_norm-0", "ffn_out-0", "result_output")), compare.Options{
+				Meta: compare.Meta{
+					Reference: compare.Source{Label: "llama.cpp ec98e2002", Format: "layerdiff-dump v1", Producer: "layerdiff-dump.c 3 (standalone C dumper)", Path: "ref", Kernels: "x86-avx2"},
+					Other:     compare.Source{Label: "my-engine 0.3 (layerdiff capture/python 1)", Format: "layerdiff-dump v1", Producer: "my-engine 0.3 (layerdiff capture/python 1)", Path: "engine"},
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rep
+		}},
+		// The same dump held to --min-coverage 50%: a FAIL without a
+		// divergence, the coverage its reason.
+		{"mincov", func(t *testing.T) *compare.Report {
+			ref, other := model(4, 4, 3)
+			rep, err := compare.Compare(compare.NewTensorList(ref), compare.NewTensorList(sparseOther(other, "attn_norm-0", "ffn_out-0", "result_output")), compare.Options{
+				Meta: compare.Meta{
+					Reference: compare.Source{Label: "llama.cpp ec98e2002", Format: "layerdiff-dump v1", Producer: "layerdiff 0.1.0 (built-in dumper)", Path: "ref", Kernels: "x86-avx2"},
+					Other:     compare.Source{Label: "other", Format: "directory of .npy files", Path: "engine"},
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep.RequireCoverage(0.5)
+			return rep
+		}},
+		// Layers 2 and 4 missing on the other side: neither is folded into
+		// the passing layers around it.
+		{"gap", func(t *testing.T) *compare.Report {
+			ref, other := model(5, 5, 2)
+			var kept []*tensor.Tensor
+			for _, x := range other {
+				if l := tensor.Layer(x.Name); l != 2 && l != 4 {
+					kept = append(kept, x)
+				}
+			}
+			rep, err := compare.Compare(compare.NewTensorList(ref), compare.NewTensorList(kept), compare.Options{
+				Meta: compare.Meta{
+					Reference: compare.Source{Label: "llama.cpp ec98e2002", Format: "layerdiff-dump v1", Producer: "layerdiff 0.1.0 (built-in dumper)", Path: "ref", Kernels: "x86-avx2"},
+					Other:     compare.Source{Label: "layerdiff forward pass (ggml numerics, kernels x86-avx2)", Format: "forward", Kernels: "x86-avx2"},
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep.RequireCoverage(0.5)
+			return rep
+		}},
+	}...)
+}
+
 type format struct {
 	ext string
 	fn  Func
@@ -365,8 +439,40 @@ func TestCollapse(t *testing.T) {
 	for _, s := range collapse(rep, layerGroups(rep)) {
 		labels = append(labels, s.Label)
 	}
-	if want := []string{"input", "0–4", "5", "6–7", "8–10", "output"}; !slices.Equal(labels, want) {
+	// Layer 7 has nothing measured: shown alone, not folded into 6.
+	if want := []string{"input", "0–4", "5", "6", "7", "8–10", "output"}; !slices.Equal(labels, want) {
 		t.Errorf("spans %v, want %v", labels, want)
+	}
+}
+
+// TestCollapseGaps: layers with nothing measured are never merged with
+// passing layers; consecutive ones form a span of their own, as do layers
+// the filter skipped whole, and a layer with one measured tensor among
+// unmeasured ones counts as measured.
+func TestCollapseGaps(t *testing.T) {
+	rep := &compare.Report{}
+	add := func(layer int, st ...compare.Status) {
+		for _, s := range st {
+			rep.Tensors = append(rep.Tensors, compare.Row{Index: len(rep.Tensors), Name: fmt.Sprint(layer), Layer: layer, Status: s, FirstFailToken: -1})
+		}
+	}
+	P, U, S := compare.Pass, compare.Unmeasured, compare.Skipped
+	add(0, P, P)
+	add(1, P, U)
+	add(2, U, U)
+	add(3, U)
+	add(4, P)
+	add(5, S, S)
+	add(6, S)
+	add(7, U, S)
+	add(8, P)
+	var got []string
+	for _, s := range collapse(rep, layerGroups(rep)) {
+		got = append(got, s.Label+":"+emptySpan(s))
+	}
+	want := []string{"0–1:", "2–3:nothing measured", "4:", "5–6:skipped by the filter", "7:nothing measured", "8:"}
+	if !slices.Equal(got, want) {
+		t.Errorf("spans %q, want %q", got, want)
 	}
 }
 
