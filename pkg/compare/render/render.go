@@ -382,15 +382,24 @@ func headline(r *compare.Report) string {
 	case r.Verdict == compare.VerdictUnmeasured:
 		return "nothing was compared"
 	case c.BelowMin:
-		return fmt.Sprintf("coverage %s is below the required %s (--min-coverage): %d of %s unmeasured; the %s compared are within tolerance",
-			c.Percent(), minPercent(c), c.Unmeasured, plural(c.Nodes, "reference node"), plural(r.Summary.Pass, "tensor"))
+		return fmt.Sprintf("coverage %s is below the required %s (--min-coverage): %d of %s unmeasured; %s",
+			c.Percent(), minPercent(c), c.Unmeasured, plural(c.Nodes, "reference node"), withinTolerance(r.Summary.Pass))
 	case r.Verdict == compare.VerdictPass && c.Low():
-		return fmt.Sprintf("%d unmeasured; all %d compared tensors within tolerance", c.Unmeasured, r.Summary.Pass)
+		return fmt.Sprintf("%d unmeasured; %s", c.Unmeasured, withinTolerance(r.Summary.Pass))
 	case r.Verdict == compare.VerdictPass:
-		return fmt.Sprintf("all %d compared tensors within tolerance; %s", r.Summary.Pass, c.Phrase())
+		return fmt.Sprintf("%s; %s", withinTolerance(r.Summary.Pass), c.Phrase())
 	default:
 		return "no first divergence recorded"
 	}
+}
+
+// withinTolerance says that n compared tensors passed: "all 3 compared
+// tensors within tolerance", "the 1 compared tensor within tolerance".
+func withinTolerance(n int) string {
+	if n == 1 {
+		return "the 1 compared tensor within tolerance"
+	}
+	return fmt.Sprintf("all %d compared tensors within tolerance", n)
 }
 
 // coverageLine is the coverage for the report's header: "3 of 52
