@@ -569,3 +569,37 @@ func TestPlotColorsAndFailures(t *testing.T) {
 		t.Error("a failure legend entry without a failed tensor")
 	}
 }
+
+// TestOldReports: results saved before the coverage field and the
+// producer-aware header still read back and render in every format, their
+// coverage counted from their rows; the text rendering is a golden file.
+func TestOldReports(t *testing.T) {
+	for _, name := range []string{"fail-before-coverage", "unmeasured-before-coverage"} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join("testdata", "old", name+".json")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte(`"coverage"`)) {
+				t.Fatalf("%s already has a coverage field: not an old report", p)
+			}
+			rep, err := compare.ReadJSON(bytes.NewReader(b), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Coverage == nil || rep.Coverage.Nodes == 0 {
+				t.Fatalf("coverage %+v not counted from the rows", rep.Coverage)
+			}
+			for _, f := range formats() {
+				var buf bytes.Buffer
+				if err := f.fn(&buf, rep); err != nil {
+					t.Fatalf("%s: %v", f.ext, err)
+				}
+				if f.ext == "txt" {
+					golden(t, filepath.Join("testdata", "old", name+".txt"), buf.Bytes())
+				}
+			}
+		})
+	}
+}
