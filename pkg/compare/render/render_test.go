@@ -115,7 +115,7 @@ var scenarios = []struct {
 		rep, err := compare.Compare(compare.NewTensorList(ref), compare.NewTensorList(other), compare.Options{
 			Meta: compare.Meta{
 				Reference: compare.Source{Label: "llama.cpp d32676d77", Format: "eval-callback log", Path: "evalcb.log", Model: "S-Q8_0.gguf", ModelSHA256: "5be1d2c0ffee00112233445566778899aabbccddeeff00112233445566778899"},
-				Other:     compare.Source{Label: "layerdiff forward", Format: "forward", Model: "S-Q8_0.gguf", ModelSHA256: "5be1d2c0ffee00112233445566778899aabbccddeeff00112233445566778899"},
+				Other:     compare.Source{Label: "layerdiff forward pass (ggml numerics, kernels x86-avx2)", Format: "forward", Kernels: "x86-avx2", Model: "S-Q8_0.gguf", ModelSHA256: "5be1d2c0ffee00112233445566778899aabbccddeeff00112233445566778899"},
 				Tokens:    []int32{1, 15043, 3186, 29892}, Tool: "layerdiff test",
 			},
 			Filter: func(n compare.Node) bool { return n.Name != "result_norm" },
