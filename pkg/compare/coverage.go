@@ -90,8 +90,9 @@ func (r *Report) CoverageInfo() Coverage {
 	return CoverageOf(r.Tensors)
 }
 
-// Low tells whether the coverage is below LowCoverage.
-func (c Coverage) Low() bool { return float64(c.Fraction) < LowCoverage }
+// Low tells whether the coverage is below LowCoverage; false when no node
+// is counted (nothing to take a fraction of).
+func (c Coverage) Low() bool { return c.Nodes > 0 && float64(c.Fraction) < LowCoverage }
 
 // Percent formats Fraction as a percentage that never rounds a partial
 // coverage to 0% or 100%: "6%", "<1%", "99%", "100%".
@@ -120,6 +121,9 @@ func Percent(f float64, some, partial bool) string {
 // Phrase describes the coverage in one clause: "3 of 52 reference nodes
 // measured (6%)".
 func (c Coverage) Phrase() string {
+	if c.Nodes == 0 {
+		return "no reference node counted (views, nodes without data and skipped nodes are not)"
+	}
 	return fmt.Sprintf("%d of %s measured (%s)", c.Measured, plural(c.Nodes, "reference node"), c.Percent())
 }
 
@@ -154,9 +158,10 @@ func (r *Report) RequireCoverage(min float64) {
 		r.Verdict = VerdictPass
 	}
 	c.Min = Float(min)
-	// Measured < min·Nodes, in integers where min is a whole percentage,
-	// so 50% of 52 nodes needs 26 and 0.5 agrees with "50%".
-	c.BelowMin = min > 0 && float64(c.Measured) < min*float64(c.Nodes)-1e-9
+	// Measured < min·Nodes, with room for the rounding of min·Nodes: 50%
+	// of 52 nodes needs 26, 30% of 10 needs 3. With no node counted there
+	// is no coverage to meet any minimum.
+	c.BelowMin = min > 0 && (c.Nodes == 0 || float64(c.Measured) < min*float64(c.Nodes)-1e-9)
 	r.Coverage = &c
 	if c.BelowMin && r.Verdict == VerdictPass {
 		r.Verdict = VerdictFail

@@ -219,6 +219,15 @@ func TestRequireCoverage(t *testing.T) {
 			t.Errorf("%d of %d against %v: %s", tc.k, tc.n, tc.min, r.Verdict)
 		}
 	}
+	// Only views measured: no node counted, no minimum met, no low-coverage
+	// claim either.
+	views := &Report{Verdict: VerdictPass, Summary: Summary{Pass: 1}, Tensors: []Row{{Name: "v-0", Op: "VIEW", Status: Pass}}}
+	if c := views.CoverageInfo(); c.Low() || c.Nodes != 0 || c.Views != 1 || !strings.HasPrefix(c.Phrase(), "no reference node counted") {
+		t.Errorf("views only: coverage %+v, low %v, %q", c, c.Low(), c.Phrase())
+	}
+	if views.RequireCoverage(0.01); views.Verdict != VerdictFail {
+		t.Errorf("views only against 1%%: %s", views.Verdict)
+	}
 	// A divergence stays a fail, unmeasured stays unmeasured.
 	fail := &Report{Verdict: VerdictFail, Summary: Summary{Fail: 1}, FirstDivergence: &Divergence{}, Tensors: []Row{{Status: Fail}}}
 	fail.RequireCoverage(0)

@@ -382,8 +382,12 @@ func headline(r *compare.Report) string {
 	case r.Verdict == compare.VerdictUnmeasured:
 		return "nothing was compared"
 	case c.BelowMin:
-		return fmt.Sprintf("coverage %s is below the required %s (--min-coverage): %d of %s unmeasured; %s",
-			c.Percent(), minPercent(c), c.Unmeasured, plural(c.Nodes, "reference node"), withinTolerance(r.Summary.Pass))
+		detail := fmt.Sprintf("%d of %s unmeasured", c.Unmeasured, plural(c.Nodes, "reference node"))
+		if c.Nodes == 0 {
+			detail = c.Phrase()
+		}
+		return fmt.Sprintf("coverage %s is below the required %s (--min-coverage): %s; %s",
+			c.Percent(), minPercent(c), detail, withinTolerance(r.Summary.Pass))
 	case r.Verdict == compare.VerdictPass && c.Low():
 		return fmt.Sprintf("%d unmeasured; %s", c.Unmeasured, withinTolerance(r.Summary.Pass))
 	case r.Verdict == compare.VerdictPass:
