@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // SchemaVersion is the version of the JSON report schema (docs/report-json.md).
@@ -18,7 +19,8 @@ type Verdict string
 const (
 	// VerdictPass: at least one tensor was compared and none failed.
 	VerdictPass Verdict = "pass"
-	// VerdictFail: at least one tensor failed.
+	// VerdictFail: at least one tensor failed, or the coverage is below
+	// the minimum RequireCoverage asked for (Coverage.BelowMin).
 	VerdictFail Verdict = "fail"
 	// VerdictUnmeasured: nothing could be compared (no tensor matched, or no
 	// reference data): not a pass.
@@ -32,6 +34,9 @@ type Report struct {
 	Verdict Verdict `json:"verdict"`
 	Meta    Meta    `json:"meta"`
 	Summary Summary `json:"summary"`
+	// Coverage says how much of the reference was measured; reports saved
+	// before it existed get it counted from their rows by ReadJSON.
+	Coverage *Coverage `json:"coverage"`
 	// FirstDivergence is the first failing tensor in graph order; nil when
 	// none failed.
 	FirstDivergence *Divergence `json:"first_divergence"`
@@ -72,11 +77,19 @@ type Meta struct {
 
 // Source describes one side of a comparison.
 type Source struct {
-	// Label names the engine: "llama.cpp ec98e2002", "layerdiff forward (ggml)".
+	// Label names the engine: "llama.cpp ec98e2002", "layerdiff forward
+	// pass (ggml numerics, kernels x86-avx2)".
 	Label string `json:"label"`
-	// Format is how the tensors were obtained: "dump", "eval-callback log",
-	// "forward".
-	Format      string `json:"format,omitempty"`
+	// Format is how the tensors were obtained: a file format with its
+	// version ("layerdiff-dump v1", "llama.cpp eval-callback log (…)",
+	// "directory of .npy files"), or "forward" for layerdiff's forward
+	// pass.
+	Format string `json:"format,omitempty"`
+	// Producer names the program that wrote the files when known and not
+	// the engine itself: "layerdiff 0.1.0 (built-in dumper)",
+	// "layerdiff-dump.c 3 (standalone C dumper)", or a third-party
+	// manifest's producer ("my-engine 0.3 (layerdiff capture/python 1)").
+	Producer    string `json:"producer,omitempty"`
 	Path        string `json:"path,omitempty"`
 	Model       string `json:"model,omitempty"`
 	ModelSHA256 string `json:"model_sha256,omitempty"`
@@ -238,6 +251,10 @@ type Dropped struct {
 // that they encode as [] and a report read back encodes identically.
 func (r *Report) normalized() *Report {
 	c := *r
+	if c.Coverage == nil {
+		cov := CoverageOf(c.Tensors)
+		c.Coverage = &cov
+	}
 	if c.Worst == nil {
 		c.Worst = []Element{}
 	}
@@ -327,6 +344,12 @@ func ReadJSON(rd io.Reader, name string) (*Report, error) {
 	}
 	if d := r.FirstDivergence; d != nil && (d.Row < 0 || d.Row >= len(r.Tensors)) {
 		return nil, fmt.Errorf("compare: report %s: first_divergence.row %d outside tensors (%d rows)", name, d.Row, len(r.Tensors))
+	}
+	if c := r.Coverage; c == nil {
+		cov := CoverageOf(r.Tensors)
+		r.Coverage = &cov
+	} else if c.Nodes < 0 || c.Measured < 0 || c.Measured > c.Nodes || math.IsNaN(float64(c.Min)) || c.Min < 0 || c.Min > 1 {
+		return nil, fmt.Errorf("compare: report %s: coverage: measured %d of %d nodes, min %v: inconsistent", name, c.Measured, c.Nodes, float64(c.Min))
 	}
 	return &r, nil
 }
