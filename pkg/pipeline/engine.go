@@ -451,7 +451,9 @@ func withPlaceholders(ref, other reference.Source, iso *isolation) reference.Sou
 			key = fmt.Sprintf("%s (engine %d)", n.Key, k)
 		}
 		keys[key], extra[key] = true, true
-		after[last] = append(after[last], reference.NodeInfo{Key: key, Name: n.Name, Op: ours.Op, Ne: n.Ne, Type: "f32", Data: reference.NoData})
+		// listed as having data, so that the row is measured (Load gives
+		// none) and then judged by isolation
+		after[last] = append(after[last], reference.NodeInfo{Key: key, Name: n.Name, Op: ours.Op, Ne: n.Ne, Type: "f32", Data: reference.FullData})
 	}
 	if len(extra) == 0 {
 		return ref
