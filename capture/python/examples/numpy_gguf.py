@@ -4,7 +4,7 @@
     g.kv["llama.embedding_length"]      # metadata, any GGUF value type
     w = g.tensor("blk.0.attn_q.weight")  # float32 numpy, shape = reversed ne
 
-Tensor types F32, F16, BF16, Q8_0, Q4_0 and Q4_1 are dequantized to float32;
+Tensor types F32, F16, BF16, Q8_0, Q4_0, Q4_1 and Q6_K are dequantized to float32;
 others raise ValueError. Every count, length and offset is checked against
 the file before it is used; errors name the file and the byte offset.
 """
@@ -200,5 +200,26 @@ def dequantize(raw, typ, what="tensor"):
         if typ == 2:
             q -= 8
         return (b["d"].astype(np.float32)[:, None] * q + m).reshape(-1).astype(np.float32)
-    raise ValueError("%s: ggml type %s is not supported by this reader (f32, f16, bf16, q8_0, q4_0, q4_1)"
+    if typ == 14:
+        return _dequant_q6_k(raw)
+    raise ValueError("%s: ggml type %s is not supported by this reader (f32, f16, bf16, q8_0, q4_0, q4_1, q6_k)"
                      % (what, TYPES.get(typ, ("%d" % typ,))[0]))
+
+
+# Q6_K: per 256 values, for each half h of 128: y[32*j + l] uses the 4 low
+# bits of ql[h][l + 32*(j % 2)] (high nibble when j >= 2), 2 bits of
+# qh[h][l] at shift 2*j, and the int8 scale sc[h][2*j + l // 16].
+_Q6K_SCALE = np.array([[2 * j + l // 16 for l in range(32)] for j in range(4)])
+
+
+def _dequant_q6_k(raw):
+    b = raw.view(np.dtype([("ql", "u1", 128), ("qh", "u1", 64), ("sc", "i1", 16), ("d", "<f2")]))
+    nb = b.shape[0]
+    ql = b["ql"].reshape(nb, 2, 64)
+    qh = b["qh"].reshape(nb, 2, 32)
+    sc = b["sc"].reshape(nb, 2, 8).astype(np.float32)
+    lo = [ql[:, :, :32] & 0xF, ql[:, :, 32:] & 0xF, ql[:, :, :32] >> 4, ql[:, :, 32:] >> 4]
+    q = np.stack([lo[j] | (((qh >> (2 * j)) & 3) << 4) for j in range(4)], axis=2).astype(np.float32) - 32
+    scales = sc[:, :, _Q6K_SCALE]                                   # (nb, 2, 4, 32)
+    d = b["d"].astype(np.float32)[:, None, None, None]
+    return (d * scales * q).reshape(-1).astype(np.float32)
