@@ -167,7 +167,7 @@ class Recorder:
                  force=False, manifest=True, architecture="", hparams=None, hash_model=None,
                  extra=None):
         self.out_dir = out_dir
-        self.tokens = [int(t) for t in (tokens or [])]
+        self.tokens = [int(t) for t in (tokens if tokens is not None else [])]
         self.prompt = prompt or ""
         self.model = model
         self.producer = "%s (layerdiff_capture %s)" % (producer, KIT_VERSION)
@@ -227,7 +227,8 @@ class Recorder:
         """Record one activation and return its key.
 
         name    the engine's name for it (repeats get keys name#2, name#3...).
-        array   anything numpy.asarray takes; written as float32.
+        array   anything numpy.asarray takes, or a torch tensor (detached and
+                moved to the CPU); written as float32.
         op      optional ggml op name ("MUL_MAT", "ROPE", "SOFT_MAX"...) or
                 your own; helps layerdiff align when names differ.
         layout  "natural": numpy's row-major layout, tokens first
@@ -241,7 +242,7 @@ class Recorder:
             raise ValueError("record %r: recorder is closed" % name)
         if not isinstance(name, str) or not name:
             raise ValueError("record: name must be a non-empty string, got %r" % (name,))
-        a = np.asarray(array)
+        a = _to_numpy(array)  # numpy arrays, lists, torch tensors (detached)
         if a.dtype.kind == "c":
             raise TypeError("record %r: complex values are not supported" % name)
         a = a.astype(np.float32, copy=False)

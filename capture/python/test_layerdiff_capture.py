@@ -104,13 +104,14 @@ class RecorderTest(unittest.TestCase):
         model = os.path.join(self.tmp.name, "m.gguf")
         with open(model, "wb") as f:
             f.write(b"GGUF" + bytes(12))
-        with lc.Recorder(self.dir, tokens=[1, 5, 9], prompt="hi", model=model, producer="eng 0.2",
+        with lc.Recorder(self.dir, tokens=np.array([1, 5, 9]), prompt="hi", model=model, producer="eng 0.2",
                          architecture="llama", hparams={"llama.block_count": 2},
                          extra={"x_eng_seed": 7}) as rec:
             self.assertEqual(rec.record("Qcur-0", np.ones((3, 4)), op="MUL_MAT"), "Qcur-0")
             self.assertEqual(rec.record("Qcur-0", np.ones((3, 2, 2)), op="ROPE"), "Qcur-0#2")
             self.assertEqual(rec.record("Qcur-0#2", np.ones(1)), "Qcur-0#2@2")
-            self.assertEqual(rec.record("a/b c", np.ones(1), src=["x"]), "a/b c")
+            self.assertEqual(rec.record("a/b c", [2.5], src=["x"]), "a/b c")
+            rec.record("tensor", FakeTensor(np.ones((2, 3), dtype=np.float16), []))
         m = read_manifest(self.dir)
         self.assertEqual(m["format"], "layerdiff-dump")
         self.assertEqual(m["format_version"], 1)
@@ -122,9 +123,11 @@ class RecorderTest(unittest.TestCase):
         self.assertEqual(len(m["model"]["sha256"]), 64)
         self.assertEqual(m["model"]["hparams"], {"llama.block_count": 2})
         self.assertEqual(m["x_eng_seed"], 7)
-        self.assertEqual([n["index"] for n in m["nodes"]], [0, 1, 2, 3])
+        self.assertEqual([n["index"] for n in m["nodes"]], [0, 1, 2, 3, 4])
+        self.assertEqual(m["nodes"][4]["ne"], [3, 2])
         self.assertEqual([n["file"] for n in m["nodes"]],
-                         ["0000-Qcur-0.npy", "0001-Qcur-0_2.npy", "0002-Qcur-0_2_2.npy", "0003-a_b_c.npy"])
+                         ["0000-Qcur-0.npy", "0001-Qcur-0_2.npy", "0002-Qcur-0_2_2.npy", "0003-a_b_c.npy",
+                          "0004-tensor.npy"])
         self.assertEqual(m["nodes"][1]["op"], "ROPE")
         self.assertEqual(m["nodes"][3]["src"], ["x"])
         with self.assertRaises(ValueError):
