@@ -1,7 +1,10 @@
 package capture_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,8 +22,14 @@ func TestRustKit(t *testing.T) {
 	if !strings.Contains(out, "test result: ok") {
 		t.Fatalf("cargo test did not report ok:\n%s", out)
 	}
-	dir := filepath.Join(t.TempDir(), "dump")
-	run(t, "rust", false, cg, "run", "--offline", "--quiet", "--example", "synthetic", "--", dir)
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "dump")
+	model := filepath.Join(tmp, "m.gguf")
+	modelBytes := []byte("GGUF not really a model, but bytes to hash\n")
+	if err := os.WriteFile(model, modelBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "rust", false, cg, "run", "--offline", "--quiet", "--example", "synthetic", "--", dir, "--model", model)
 	src, err := reference.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +37,9 @@ func TestRustKit(t *testing.T) {
 	info := src.Describe()
 	if info.Kind != reference.KindDump || len(info.Tokens) != 3 || info.Tokens[2] != 9 {
 		t.Errorf("describe: kind %s tokens %v", info.Kind, info.Tokens)
+	}
+	if sum := sha256.Sum256(modelBytes); info.ModelPath != model || info.ModelSHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("model %s sha256 %s, want %s %x", info.ModelPath, info.ModelSHA256, model, sum)
 	}
 	want := []struct {
 		key, op string

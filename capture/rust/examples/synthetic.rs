@@ -1,5 +1,5 @@
 //! Writes a small synthetic dump with llama.cpp names, as a Rust engine
-//! would: `cargo run --example synthetic -- OUT_DIR [--force]`.
+//! would: `cargo run --example synthetic -- OUT_DIR [--force] [--model FILE]`.
 //! Element i of tensor number k (0-based, in the order below) is
 //! `sin(0.01 * i + k)`; layerdiff's Go test checks shapes and values.
 
@@ -10,16 +10,17 @@ fn main() {
     let out = match args.first() {
         Some(o) => o.clone(),
         None => {
-            eprintln!("usage: synthetic OUT_DIR [--force]");
+            eprintln!("usage: synthetic OUT_DIR [--force] [--model FILE]");
             std::process::exit(2);
         }
     };
     let force = args.iter().any(|a| a == "--force");
+    let model = args.iter().position(|a| a == "--model").and_then(|i| args.get(i + 1)).map(std::path::PathBuf::from);
     let (t, embd, heads, d, vocab) = (3usize, 8usize, 2usize, 4usize, 16usize);
     let info = RunInfo {
         tokens: vec![1, 5, 9],
         prompt: String::new(),
-        model: None,
+        model,
         producer: "synthetic-rust-engine 0.1".into(),
         architecture: "llama".into(),
     };

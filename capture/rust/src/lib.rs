@@ -28,6 +28,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+pub mod sha256;
+
 /// Version of this capture kit, written in the manifest's `producer`.
 pub const KIT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -45,7 +47,8 @@ pub struct RunInfo {
     pub tokens: Vec<i64>,
     /// The text that was tokenized ("" when ids were given).
     pub prompt: String,
-    /// The model file; its size is recorded (`model.sha256` is left empty).
+    /// The model file; its size and SHA-256 are recorded when [`Recorder::finish`]
+    /// writes the manifest.
     pub model: Option<PathBuf>,
     /// The engine's name and version, e.g. "my-engine 0.1".
     pub producer: String,
@@ -203,22 +206,28 @@ impl Recorder {
         Ok(key)
     }
 
-    /// The manifest JSON that [`Recorder::finish`] writes.
+    /// The manifest JSON that [`Recorder::finish`] writes (the model's
+    /// SHA-256 is read then; an unreadable model file leaves it "").
     pub fn manifest_json(&self) -> String {
         let producer = format!("{} (layerdiff-capture {})", self.info.producer, KIT_VERSION);
         let mut s = String::new();
         let _ = write!(s, "{{\n \"format\": {},\n \"format_version\": {},\n", json_str(FORMAT_NAME), FORMAT_VERSION);
         let _ = write!(s, " \"layerdiff_version\": {},\n \"producer\": {},\n", json_str(&producer), json_str(&producer));
         s.push_str(" \"llamacpp_commit\": \"\",\n \"llamacpp_source\": \"\",\n \"system_info\": \"\",\n");
-        let (path, size) = match &self.info.model {
-            Some(p) => (p.to_string_lossy().into_owned(), fs::metadata(p).map(|m| m.len()).unwrap_or(0)),
-            None => (String::new(), 0),
+        let (path, size, sum) = match &self.info.model {
+            Some(p) => (
+                p.to_string_lossy().into_owned(),
+                fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+                fs::File::open(p).and_then(sha256::hex_of).unwrap_or_default(),
+            ),
+            None => (String::new(), 0, String::new()),
         };
         let _ = write!(
             s,
-            " \"model\": {{\"path\": {}, \"size\": {}, \"sha256\": \"\", \"architecture\": {}, \"hparams\": {{}}}},\n",
+            " \"model\": {{\"path\": {}, \"size\": {}, \"sha256\": {}, \"architecture\": {}, \"hparams\": {{}}}},\n",
             json_str(&path),
             size,
+            json_str(&sum),
             json_str(&self.info.architecture)
         );
         let toks: Vec<String> = self.info.tokens.iter().map(|t| t.to_string()).collect();
