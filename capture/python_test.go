@@ -130,7 +130,7 @@ func TestNumpyEngineAgainstLlamaCpp(t *testing.T) {
 		typ     string
 		maxNMSE float64
 	}{
-		{"f32", 1e-6}, {"f16", 1e-5}, {"bf16", 1e-3}, {"q8_0", 1e-3}, {"q4_0", 1e-2}, {"q4_1", 1e-2}, {"q6_k", 1e-3},
+		{"f32", 1e-6}, {"f16", 1e-5}, {"bf16", 1e-3}, {"q8_0", 1e-3}, {"q4_0", 1e-2}, {"q4_1", 1e-2}, {"q4_k_m", 1e-3}, {"q5_k_m", 1e-3}, {"q6_k", 1e-3},
 	} {
 		t.Run(c.typ, func(t *testing.T) {
 			dump := filepath.Join(pack, "dumps", "llama-"+c.typ+"-faoff-T8")

@@ -4,7 +4,7 @@
     g.kv["llama.embedding_length"]      # metadata, any GGUF value type
     w = g.tensor("blk.0.attn_q.weight")  # float32 numpy, shape = reversed ne
 
-Tensor types F32, F16, BF16, Q8_0, Q4_0, Q4_1 and Q6_K are dequantized to float32;
+Tensor types F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K are dequantized to float32;
 others raise ValueError. Every count, length and offset is checked against
 the file before it is used; errors name the file and the byte offset.
 """
@@ -202,7 +202,9 @@ def dequantize(raw, typ, what="tensor"):
         return (b["d"].astype(np.float32)[:, None] * q + m).reshape(-1).astype(np.float32)
     if typ == 14:
         return _dequant_q6_k(raw)
-    raise ValueError("%s: ggml type %s is not supported by this reader (f32, f16, bf16, q8_0, q4_0, q4_1, q6_k)"
+    if typ in (12, 13):
+        return _dequant_q45_k(raw, typ == 13)
+    raise ValueError("%s: ggml type %s is not supported by this reader (f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k)"
                      % (what, TYPES.get(typ, ("%d" % typ,))[0]))
 
 
@@ -223,3 +225,41 @@ def _dequant_q6_k(raw):
     scales = sc[:, :, _Q6K_SCALE]                                   # (nb, 2, 4, 32)
     d = b["d"].astype(np.float32)[:, None, None, None]
     return (d * scales * q).reshape(-1).astype(np.float32)
+
+
+def _k_scales(s):
+    """The 8 six-bit scales and mins of a Q4_K/Q5_K block's 12 scale bytes
+    (ggml's get_scale_min_k4)."""
+    s = s.astype(np.uint8)
+    sc = np.empty(s.shape[:-1] + (8,), np.uint8)
+    mn = np.empty_like(sc)
+    sc[:, :4] = s[:, 0:4] & 63
+    mn[:, :4] = s[:, 4:8] & 63
+    sc[:, 4:] = (s[:, 8:12] & 0xF) | ((s[:, 0:4] >> 6) << 4)
+    mn[:, 4:] = (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)
+    return sc.astype(np.float32), mn.astype(np.float32)
+
+
+def _dequant_q45_k(raw, five):
+    """Q4_K / Q5_K: per 256 values, 4 chunks of 64, each two sub-blocks of
+    32 (low nibbles, then high nibbles of the same 32 bytes), sub-block s
+    scaled by d * sc[s] and offset by -dmin * m[s]; Q5_K adds a fifth bit
+    from qh[l], bit 2 * chunk + half."""
+    fields = [("d", "<f2"), ("dmin", "<f2"), ("sc", "u1", 12)]
+    if five:
+        fields.append(("qh", "u1", 32))
+    fields.append(("qs", "u1", 128))
+    b = raw.view(np.dtype(fields))
+    nb = b.shape[0]
+    qs = b["qs"].reshape(nb, 4, 32)
+    q = np.stack([qs & 0xF, qs >> 4], axis=2).astype(np.float32)       # (nb, chunk, half, 32)
+    if five:
+        qh = b["qh"]
+        bits = np.stack([np.stack([(qh >> (2 * c + h)) & 1 for h in range(2)], axis=1) for c in range(4)], axis=1)
+        q += 16 * bits.astype(np.float32)
+    sc, mn = _k_scales(b["sc"])
+    d = b["d"].astype(np.float32)[:, None]
+    dmin = b["dmin"].astype(np.float32)[:, None]
+    scale = (d * sc).reshape(nb, 4, 2, 1)
+    off = (dmin * mn).reshape(nb, 4, 2, 1)
+    return (scale * q - off).reshape(-1).astype(np.float32)

@@ -285,7 +285,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="numpy_llama.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="planted bugs:\n" + "\n".join("  %-18s %s" % kv for kv in BUGS.items()))
-    ap.add_argument("--model", required=True, help="GGUF file (arch llama; f32, f16, bf16, q8_0, q4_0, q4_1 tensors)")
+    ap.add_argument("--model", required=True, help="GGUF file (arch llama; f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k tensors)")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--tokens", help="comma-separated token ids, from position 0 (BOS included)")
     src.add_argument("--tokens-from", metavar="DUMP", help="take tokens (and prompt) from a dump's manifest.json")
