@@ -2,7 +2,9 @@ package capture_test
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,8 @@ import (
 	"github.com/layerdiff/layerdiff/internal/testshared"
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/pipeline"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
@@ -92,6 +96,51 @@ func TestNumpyEngineAgainstGoForward(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkRows(t, rep, 1e-9, 30)
+	}
+}
+
+// TestNumpyEngineRopeScaling checks linear RoPE scaling and Llama 3's
+// per-pair frequency factors (rope_freqs.weight) against the Go forward pass.
+func TestNumpyEngineRopeScaling(t *testing.T) {
+	py := python(t)
+	c := fixture.Default("llama")
+	c.Embd, c.FF, c.VocabSize = 128, 256, 300
+	kvs, ts, err := fixture.Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvs = append(kvs,
+		gguf.KV{Key: "llama.rope.scaling.type", Type: gguf.ValueString, Value: "linear"},
+		gguf.KV{Key: "llama.rope.scaling.factor", Type: gguf.ValueFloat32, Value: float32(4)})
+	half := c.Embd / c.Heads / 2
+	var freqs []byte
+	for i := 0; i < half; i++ {
+		freqs = binary.LittleEndian.AppendUint32(freqs, math.Float32bits(1+float32(i%5)))
+	}
+	ts = append(ts, gguf.WriteTensor{Name: "rope_freqs.weight", Ne: []int64{int64(half)}, Type: quant.F32, Data: freqs})
+	model := filepath.Join(t.TempDir(), "scaled.gguf")
+	if err := gguf.WriteFile(model, kvs, ts, 32); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	eng := runEngine(t, py, filepath.Join(dir, "eng"), "--model", model, "--tokens", tokens, "--names", "llamacpp")
+	rep, err := pipeline.Run(eng, model, pipeline.RunOptions{
+		CompareOptions: pipeline.CompareOptions{Policy: policy(t), Filter: noAttnMatrices},
+		Numerics:       "f64", FlashAttn: "off", CrossKernel: "off",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, rep, 1e-9, 30)
+	// and the scaling matters: the unscaled fixture differs at the ROPE
+	plain := fixtureModel(t, nil)
+	other := runEngine(t, py, filepath.Join(dir, "plain"), "--model", plain, "--tokens", tokens, "--names", "llamacpp")
+	rep, err = pipeline.Compare(eng, other, pipeline.CompareOptions{Policy: policy(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.FirstDivergence == nil || rep.FirstDivergence.Key != "Qcur-0#2" {
+		t.Errorf("scaled against unscaled: first divergence %+v, want Qcur-0#2", rep.FirstDivergence)
 	}
 }
 

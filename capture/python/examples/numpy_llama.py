@@ -108,15 +108,19 @@ def rms_norm(x, eps):
     return (x / np.sqrt(ms + np.float32(eps))).astype(np.float32)
 
 
-def rope(x, pos, base, n_rot, halves):
-    """Rotary embedding of x (T, heads, d) at positions pos (T,). Pairs are
+def rope(x, pos, base, n_rot, halves, scale=1.0, factors=None, mscale=1.0):
+    """Rotary embedding of x (T, heads, d) at positions pos (T,). Pair i
+    turns by scale * pos * base^(-2i/n_rot) / factors[i] (linear scaling,
+    Llama 3's rope_freqs), its cos and sin multiplied by mscale. Pairs are
     adjacent dims (2i, 2i+1) (llama's GGUF layout), or (i, i + n_rot/2)
     with halves. Only the first n_rot dims rotate."""
     half = n_rot // 2
     inv = base ** (-np.arange(half, dtype=np.float64) * 2.0 / n_rot)
-    ang = pos.astype(np.float64)[:, None] * inv[None, :]          # (T, half)
-    cos = np.cos(ang).astype(np.float32)[:, None, :]
-    sin = np.sin(ang).astype(np.float32)[:, None, :]
+    if factors is not None:
+        inv = inv / factors.astype(np.float64)
+    ang = scale * pos.astype(np.float64)[:, None] * inv[None, :]  # (T, half)
+    cos = (mscale * np.cos(ang)).astype(np.float32)[:, None, :]
+    sin = (mscale * np.sin(ang)).astype(np.float32)[:, None, :]
     out = x.copy()
     if halves:
         a, b = x[..., :half], x[..., half:n_rot]
@@ -161,6 +165,16 @@ class Llama:
         self.rope_base = float(kv("rope.freq_base", 10000.0))
         self.eps = float(kv("attention.layer_norm_rms_epsilon", 1e-5))
         self.bos = g.get("tokenizer.ggml.bos_token_id")
+        scaling = kv("rope.scaling.type", "linear")
+        if scaling not in ("none", "linear"):
+            raise ValueError("%s: rope scaling %r not supported (none, linear, rope_freqs factors)" % (g.path, scaling))
+        factor = float(kv("rope.scaling.factor", 0.0) or kv("rope.scale_linear", 0.0) or 0.0)
+        self.rope_scale = 1.0 / factor if factor and scaling == "linear" else 1.0
+        self.rope_mscale = float(kv("rope.scaling.attn_factor", 1.0))
+        self.rope_factors = g.tensor("rope_freqs.weight").reshape(-1) if "rope_freqs.weight" in g.tensors else None
+        if self.rope_factors is not None and self.rope_factors.size != self.n_rot // 2:
+            raise ValueError("%s: rope_freqs.weight has %d values, want n_rot/2 = %d"
+                             % (g.path, self.rope_factors.size, self.n_rot // 2))
         if self.n_head % self.n_kv:
             raise ValueError("%s: %d heads not a multiple of %d kv heads" % (g.path, self.n_head, self.n_kv))
         self.g = g
@@ -211,9 +225,9 @@ def forward(m, tokens, emit, bugs=()):
                 y = y + b
             proj[key] = y.astype(np.float32)
             emit("layers.{L}.attention." + meta, L, proj[key])
-        halves = "rope-halves" in bugs
-        q = rope(proj["q"].reshape(T, H, d), pos, base, m.n_rot, halves)      # (T, H, d)
-        k = rope(proj["k"].reshape(T, KV, d), pos, base, m.n_rot, halves)     # (T, KV, d)
+        ro = dict(halves="rope-halves" in bugs, scale=m.rope_scale, factors=m.rope_factors, mscale=m.rope_mscale)
+        q = rope(proj["q"].reshape(T, H, d), pos, base, m.n_rot, **ro)      # (T, H, d)
+        k = rope(proj["k"].reshape(T, KV, d), pos, base, m.n_rot, **ro)     # (T, KV, d)
         v = proj["v"].reshape(T, KV, d)
         emit("layers.{L}.attention.q_rope", L, q, q.transpose(1, 0, 2))
         emit("layers.{L}.attention.k_rope", L, k, k.transpose(1, 0, 2))
