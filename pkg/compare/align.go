@@ -15,6 +15,14 @@ type Node struct {
 	Name string  `json:"name"`         // llama.cpp node name, e.g. "Qcur-0 (reshaped)"
 	Op   string  `json:"op,omitempty"` // ggml op ("MUL_MAT", "GLU(SWIGLU)"), "" if unknown
 	Ne   []int64 `json:"ne"`           // ggml shape
+	// Unreadable says why the node's data cannot be read (its reader
+	// refused the file), "" normally. Such a node, matched or not, keeps
+	// the verdict from being a pass.
+	Unreadable string `json:"unreadable,omitempty"`
+	// Derived, when set, says how the node was recomputed from others of
+	// its side because the side's graph does not have it (attention
+	// scores of a flash-attention reference); the row is noted so.
+	Derived string `json:"derived,omitempty"`
 }
 
 // NodeOf describes a tensor.

@@ -330,6 +330,8 @@ func headline(r *compare.Report) string {
 		return "first divergence at " + where(d.Name, d.Op, d.Layer, d.Token)
 	case r.Verdict == compare.VerdictPass:
 		return fmt.Sprintf("all %d compared tensors within tolerance", r.Summary.Pass)
+	case r.Summary.Unreadable > 0:
+		return fmt.Sprintf("incomplete: %s cannot be read", plural(r.Summary.Unreadable, "file"))
 	default:
 		return "nothing was compared"
 	}
