@@ -527,18 +527,25 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 	var meas measurement
 	switch {
 	case rt.Data != nil && ot.Data != nil:
-		a := rt.Data[:plan.RefCount]
-		b := plan.OtherData(ot.Data, ot.Ne)
-		if int64(len(b)) != plan.RefCount {
+		a, b, l, note := plan.comparedPair(rt.Data, ot.Data, ot.Ne)
+		if a == nil || int64(len(b)) != int64(len(a)) {
 			unmeasured("internal: transformed data length mismatch")
 			return rowOutcome{}
 		}
+		if note != "" {
+			row.Notes = append(row.Notes, note)
+		}
+		lay = l
 		meas = measureFull(a, b, lay, tol, nWorst)
 		if tol.Logits {
 			if nv := plan.Ne[0]; nv > 0 && int64(len(a))%nv == 0 {
 				meas.Metrics.Logits = MeasureLogits(a, b, int(nv), plan.TokenBase, TieRule{Gap: float64(tol.NearTieGap), Explained: tol.NearTieExplained})
 			}
 		}
+	case rt.Data == nil && ot.Data != nil && plan.Kind == FirstCells:
+		row.Partial = true
+		unmeasured("the reference is partial; shape rule first-cells needs its full data")
+		return rowOutcome{}
 	case rt.Data == nil && ot.Data != nil:
 		row.Partial = true
 		b := plan.OtherData(ot.Data, ot.Ne)
