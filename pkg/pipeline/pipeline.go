@@ -180,6 +180,12 @@ func Compare(a, b reference.Source, o CompareOptions) (*compare.Report, error) {
 			warn = append(warn, fmt.Sprintf("the two sides split their tokens differently: %s ran its graph %s, %s %s (once per llama_decode call); nodes of different micro-batches cannot be aligned", ia.Path, times(na), ib.Path, times(nb)))
 		}
 	}
+	// Attention nodes a flash-attention side lacks and the other has, on
+	// either side.
+	a, wa := withDerivedAttention(a, nodeNames(b))
+	b, wb := withDerivedAttention(b, nodeNames(a))
+	warn = append(warn, wa...)
+	warn = append(warn, wb...)
 	meta := compare.Meta{
 		Reference: sourceMeta(a, ""),
 		Other:     sourceMeta(b, "other"),
