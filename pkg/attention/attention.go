@@ -56,9 +56,10 @@ type derivedNode struct {
 // layer is one flash-attention op's inputs.
 type layer struct {
 	l                int
-	q, k, v, mask    string  // keys in the wrapped source; mask "" when causal
-	scale            float64 // softmax scale
-	keys             map[string]string
+	fattn            string            // the flash-attention node's key
+	q, k, v, mask    string            // keys in the wrapped source; mask "" when causal
+	scale            float64           // softmax scale
+	keys             map[string]string // derived node keys by base name
 	d, dv, nkv, t, h int64
 	hkv              int64
 }
@@ -133,13 +134,13 @@ func hparams(src reference.Source) map[string]float64 {
 	return out
 }
 
-// fattnOf records, per flash-attention node key, the derived nodes to list
-// before it.
+// pending lists the derived nodes of the flash-attention node fattnKey, in
+// llama.cpp's order (kq, kq_soft_max, kqv).
 func (s *Source) pending(fattnKey string) []reference.NodeInfo {
 	var out []reference.NodeInfo
 	for _, base := range []string{KQ, KQSoftMax, KQV} {
 		for key, dn := range s.derived {
-			if dn.base == base && dn.layer.keys["fattn"] == fattnKey {
+			if dn.base == base && dn.layer.fattn == fattnKey {
 				out = append(out, s.nodeInfo(key, dn))
 			}
 		}
@@ -199,7 +200,7 @@ func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]floa
 		return nil, fmt.Errorf("Q %s, K %s, V %s: more than 3 dimensions", tensor.ShapeString(q), tensor.ShapeString(k), tensor.ShapeString(v))
 	}
 	ly := &layer{d: q[0], t: q[1], h: q[2], nkv: k[1], hkv: k[2], dv: v[0],
-		q: in[0].Key, k: in[1].Key, v: in[2].Key, keys: map[string]string{"fattn": fa.Key}}
+		fattn: fa.Key, q: in[0].Key, k: in[1].Key, v: in[2].Key, keys: map[string]string{}}
 	if k[0] != ly.d || v[1] != ly.nkv || v[2] != ly.hkv || ly.hkv == 0 || ly.h%ly.hkv != 0 || ly.d == 0 {
 		return nil, fmt.Errorf("Q %s, K %s, V %s do not make an attention ({d, T, n_head}, {d, n_kv, n_head_kv}, {d_v, n_kv, n_head_kv})", tensor.ShapeString(q), tensor.ShapeString(k), tensor.ShapeString(v))
 	}
@@ -315,7 +316,7 @@ func (s *Source) LoadInto(key string, buf []float32) (*tensor.Tensor, error) {
 		}
 		s.mu.Lock()
 		for base, k := range dn.layer.keys {
-			if d, ok := out[base]; ok && k != key && base != "fattn" {
+			if d, ok := out[base]; ok && k != key {
 				s.stash[k] = d
 			}
 		}

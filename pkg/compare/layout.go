@@ -316,12 +316,10 @@ func (t Transform) comparedPair(ref, other []float32, otherNe []int64) (a, b []f
 	}
 	runs := t.rowRuns(true)
 	var a2, b2 []float32
-	k := int64(0)
 	for row, r := range runs {
 		start := int64(row) * t.cells
 		a2 = append(a2, a[start:start+r.N]...)
 		b2 = append(b2, b[start:start+r.N]...)
-		k += r.N
 	}
 	lay.Runs = runs
 	note = fmt.Sprintf("the other side masks kq above the diagonal (%d elements −Inf or ≤ −1000 where llama.cpp's unmasked kq has scores): compared the causal part only (llama.cpp adds the mask in kq_soft_max)", masked)
