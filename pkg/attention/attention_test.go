@@ -19,7 +19,7 @@ type memSource struct {
 	loads map[string]int
 }
 
-func (m *memSource) Describe() reference.Info     { return reference.Info{Path: "mem"} }
+func (m *memSource) Describe() reference.Info    { return reference.Info{Path: "mem"} }
 func (m *memSource) Nodes() []reference.NodeInfo { return m.nodes }
 func (m *memSource) Load(key string) (*tensor.Tensor, error) {
 	m.loads[key]++

@@ -177,7 +177,8 @@ type Row struct {
 	// Other is the matched node on the other side; nil when unmatched.
 	Other *Counterpart `json:"other,omitempty"`
 	// Transform is the shape rule used (see PlanTransform): "same", "flat",
-	// "last-rows", "first-rows", "gqa-heads"; "" when not compared.
+	// "last-rows", "first-rows", "gqa-heads", "swap-axes", "permute",
+	// "first-cells"; "" when not compared.
 	Transform string `json:"transform,omitempty"`
 	// Tokens is the number of token slices compared (0: no token axis).
 	Tokens int `json:"tokens"`
