@@ -254,13 +254,14 @@ func walkPermuted(shape, stride []int64, n int64, f func(off int64)) {
 }
 
 // Embed writes the other side's values into into, a buffer of the
-// reference's shape, at the positions the comparison pairs them with: the
-// inverse of OtherData. Reference elements the other side lacks (the KV
-// cells ≥ T of FirstRows and FirstCells, the rows LastRows does not
-// compare, the heads GQAHeads leaves out are the other's, so every
-// reference element is written there) are left as they are. It returns
-// false, writing nothing, when the lengths are not those the transform was
-// planned for.
+// reference's shape (all of its elements, not only the compared region),
+// at the positions the comparison pairs them with: the inverse of
+// OtherData, so that RefData(into) equals OtherData(otherData) afterwards.
+// Reference elements the other side lacks — the KV cells ≥ T of FirstRows
+// and FirstCells — are left as they are; LastRows writes the other's last
+// rows, GQAHeads the other's heads 0, g, 2g, … as the reference's KV heads.
+// It returns false, writing nothing, when otherData does not have otherNe's
+// length or into the reference's.
 func (t Transform) Embed(otherData []float32, otherNe []int64, into []float32) bool {
 	if int64(len(otherData)) != tensor.Numel(otherNe) || int64(len(into)) != t.refNumel {
 		return false
