@@ -184,7 +184,7 @@ func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]floa
 			return nil, fmt.Errorf("its %s source %q is not in the graph", what, fa.Src[k])
 		}
 		if n.Data != reference.FullData {
-			return nil, fmt.Errorf("its %s source %s has no data (a --filter dump?)", what, n.Key)
+			return nil, fmt.Errorf("its %s source %s has no data (a --filter dump) or only printed elements (a text log)", what, n.Key)
 		}
 		in[k] = n
 	}
