@@ -140,6 +140,15 @@ func emit(c *cli.Context, rep *compare.Report) error {
 	if err := renderReport(c, rep); err != nil {
 		return err
 	}
+	if rep.Verdict == compare.VerdictUnmeasured && rep.Summary.Unreadable > 0 {
+		msg := fmt.Sprintf("%d files cannot be read", rep.Summary.Unreadable)
+		for _, w := range rep.Warnings {
+			if strings.Contains(w, " cannot be read (first: ") {
+				msg = w
+			}
+		}
+		return fmt.Errorf("incomplete comparison: %s", msg)
+	}
 	if rep.Verdict == compare.VerdictUnmeasured {
 		return fmt.Errorf("nothing could be compared: no reference tensor has a measurable counterpart (%d unmeasured)", rep.Summary.Unmeasured)
 	}

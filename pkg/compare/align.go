@@ -19,6 +19,14 @@ type Node struct {
 	// stored without a file, a log line without printed values): its row
 	// is unmeasured and left out of the coverage count.
 	NoData bool `json:"no_data,omitempty"`
+	// Unreadable says why the node's data cannot be read (its reader
+	// refused the file), "" normally. Such a node, matched or not, keeps
+	// the verdict from being a pass.
+	Unreadable string `json:"unreadable,omitempty"`
+	// Derived, when set, says how the node was recomputed from others of
+	// its side because the side's graph does not have it (attention
+	// scores of a flash-attention reference); the row is noted so.
+	Derived string `json:"derived,omitempty"`
 }
 
 // NodeOf describes a tensor.
@@ -343,6 +351,11 @@ const (
 	FirstRows = "first-rows" // a KV cache: the reference's first T rows
 	GQAHeads  = "gqa-heads"  // the other side expanded K/V heads for GQA
 	SwapAxes  = "swap-axes"  // the V cache, transposed on one side (flash attention off)
+	// Permute: the other side's axes are the reference's permuted (a numpy
+	// (hidden, tokens) array, a per-head (heads, T, d)); see layout.go.
+	Permute = "permute"
+	// FirstCells: attention scores over T cells against llama.cpp's n_kv.
+	FirstCells = "first-cells"
 )
 
 // Transform says how a reference tensor and its counterpart correspond,
@@ -367,11 +380,23 @@ type Transform struct {
 	otherHeads  int64
 	swapAxis    int      // SwapAxes: the axis exchanged with axis 0
 	otherNe     [4]int64 // SwapAxes: the other side's shape
+	refNumel    int64    // the reference's element count (Embed)
+	// Permute: the refined reference shape and the other side's stride
+	// along each of its axes.
+	pshape, pstride []int64
+	// FirstCells and causal kq: region rows of cells elements, reference
+	// rows of refRow, qTokens query tokens per head.
+	cells, refRow, qTokens int64
+	causal                 bool // kq rows the other side may mask above the diagonal
 }
 
 // Layout returns the measuring layout of the compared region.
 func (t Transform) Layout() Layout {
-	return Layout{Ne: t.Ne, TokenStride: t.TokenStride, TokenCount: t.TokenCount, TokenBase: t.TokenBase}
+	l := Layout{Ne: t.Ne, TokenStride: t.TokenStride, TokenCount: t.TokenCount, TokenBase: t.TokenBase}
+	if t.Kind == FirstCells {
+		l.Runs = t.rowRuns(false)
+	}
+	return l
 }
 
 // OtherData returns the other side's elements in the order of the compared
@@ -384,6 +409,10 @@ func (t Transform) OtherData(data []float32, otherNe []int64) []float32 {
 	switch t.Kind {
 	case LastRows:
 		return data[t.otherOffset : t.otherOffset+t.RefCount]
+	case Permute:
+		return gatherPermuted(data, t.pshape, t.pstride, t.RefCount)
+	case FirstCells:
+		return data
 	case SwapAxes:
 		// Reference element (i0, i1, i2, i3) is the other side's element
 		// with i0 and i_j exchanged.
@@ -520,10 +549,28 @@ func PlanTransform(ref, other Node, tokens int) (Transform, error) {
 	if rn < 0 || on < 0 {
 		return Transform{}, fmt.Errorf("negative dimension in %s or %s", fmtShape(ref.Ne), fmtShape(other.Ne))
 	}
+	t, err := planTransform(ref, other, tokens)
+	if err == nil {
+		t.refNumel = rn
+		t.causalFor(ref, tokens)
+	}
+	return t, err
+}
+
+func planTransform(ref, other Node, tokens int) (Transform, error) {
+	rn, on := tensor.Numel(ref.Ne), tensor.Numel(other.Ne)
 	t := Transform{Ne: tensor.Trim(ref.Ne), RefCount: rn}
+	perm := noPermute
 	if rn == on && !tensor.SameShape(ref.Ne, other.Ne) {
 		if sw, ok := planSwapAxes(ref, other); ok {
 			return sw, nil
+		}
+		var shape, stride []int64
+		if shape, stride, perm = planPermute(ref.Ne, other.Ne); perm == isPermute {
+			t.Kind, t.pshape, t.pstride = Permute, shape, stride
+			t.Note = permuteNote(ref, other)
+			t.TokenStride, t.TokenCount = tokenLayout(ref.Name, ref.Ne, tokens)
+			return t, nil
 		}
 	}
 	if tensor.SameShape(ref.Ne, other.Ne) || rn == on {
@@ -531,12 +578,20 @@ func PlanTransform(ref, other Node, tokens int) (Transform, error) {
 		if !tensor.SameShape(ref.Ne, other.Ne) {
 			t.Kind = Flat
 			t.Note = fmt.Sprintf("shapes %s and %s differ; compared as flat data", fmtShape(tensor.Trim(ref.Ne)), fmtShape(tensor.Trim(other.Ne)))
+			if perm == ambiguous {
+				t.Note = fmt.Sprintf("shapes %s and %s are a permutation of each other's axes, but sizes repeat, so which one cannot be told: compared as is (flat data)", fmtShape(tensor.Trim(ref.Ne)), fmtShape(tensor.Trim(other.Ne)))
+			}
+		} else if r := tensor.Trim(ref.Ne); tokens > 1 && len(r) == 2 && r[0] == int64(tokens) && r[1] == int64(tokens) {
+			t.Note = fmt.Sprintf("square %s with T = %d: whether the other side has the token axis first (a numpy (hidden, tokens) array) cannot be told from the shape; compared as is", fmtShape(r), tokens)
 		}
 		t.TokenStride, t.TokenCount = tokenLayout(ref.Name, ref.Ne, tokens)
 		if t.TokenCount == 0 && t.Kind == Flat {
 			t.TokenStride, t.TokenCount = tokenLayout(other.Name, other.Ne, tokens)
 		}
 		return t, nil
+	}
+	if fc, ok := planFirstCells(ref, other, tokens); ok {
+		return fc, nil
 	}
 	ot := tensor.Trim(other.Ne)
 	T := int64(tokens)

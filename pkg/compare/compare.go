@@ -244,6 +244,10 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 			rep.Tensors = append(rep.Tensors, row)
 			continue
 		}
+		if rn.Derived != "" {
+			row.Derived = true
+			row.Notes = append(row.Notes, "derived: "+rn.Derived)
+		}
 		m := al.Matches[i]
 		if rn.NoData {
 			// Nothing to measure, matched or not: not a matching problem.
@@ -258,7 +262,9 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		}
 		if m.Other < 0 {
 			reason := "no counterpart on the other side"
-			if in := describe([]Node{rn}, aliases)[0]; in.permuted {
+			if rn.Unreadable != "" {
+				reason = "cannot be read: " + rn.Unreadable
+			} else if in := describe([]Node{rn}, aliases)[0]; in.permuted {
 				reason = "permuted view without a counterpart (its element order differs from the data it shows)"
 			}
 			row.Status = Unmeasured
@@ -375,7 +381,22 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	}
 	for _, j := range al.UnmatchedOther {
 		on := otherNodes[j]
-		rep.Unmatched = append(rep.Unmatched, Dropped{Side: "other", Key: on.Key, Name: on.Name, Op: on.Op, Layer: al.OtherLayers[j], Reason: "no reference node matches"})
+		reason := "no reference node matches"
+		if on.Unreadable != "" {
+			reason = "cannot be read: " + on.Unreadable
+		}
+		rep.Unmatched = append(rep.Unmatched, Dropped{Side: "other", Key: on.Key, Name: on.Name, Op: on.Op, Layer: al.OtherLayers[j], Reason: reason})
+	}
+	unreadable, firstBad := 0, ""
+	for _, nodes := range [][]Node{refNodes, otherNodes} {
+		for _, n := range nodes {
+			if n.Unreadable != "" {
+				if unreadable == 0 {
+					firstBad = n.Unreadable
+				}
+				unreadable++
+			}
+		}
 	}
 	if sharedNF > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("NaN/Inf at the same positions on both sides in %s (first: %s); shared NaN/Inf passes unless fail_shared_nonfinite is set", plural(sharedNF, "tensor"), firstShared))
@@ -401,9 +422,15 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		}
 	}
 	rep.Summary.UnmatchedOther = len(al.UnmatchedOther)
+	rep.Summary.Unreadable = unreadable
 	switch {
 	case rep.Summary.Fail > 0:
 		rep.Verdict = VerdictFail
+	case unreadable > 0:
+		// A file that cannot be read leaves the comparison incomplete,
+		// however well the rest agrees.
+		rep.Verdict = VerdictUnmeasured
+		rep.Warnings = append(rep.Warnings, UnreadableWarning(unreadable, firstBad))
 	case rep.Summary.Pass > 0:
 		rep.Verdict = VerdictPass
 	default:
@@ -431,6 +458,12 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// UnreadableWarning is the report's warning for n files that cannot be
+// read, the first for the reason given.
+func UnreadableWarning(n int, first string) string {
+	return fmt.Sprintf("%s cannot be read (first: %s): the comparison is incomplete, not a pass", plural(n, "file"), first)
 }
 
 // inferTokens takes T from the embedding node's shape {n_embd, T}.
@@ -520,18 +553,25 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 	var meas measurement
 	switch {
 	case rt.Data != nil && ot.Data != nil:
-		a := rt.Data[:plan.RefCount]
-		b := plan.OtherData(ot.Data, ot.Ne)
-		if int64(len(b)) != plan.RefCount {
+		a, b, l, note := plan.comparedPair(rt.Data, ot.Data, ot.Ne)
+		if a == nil || int64(len(b)) != int64(len(a)) {
 			unmeasured("internal: transformed data length mismatch")
 			return rowOutcome{}
 		}
+		if note != "" {
+			row.Notes = append(row.Notes, note)
+		}
+		lay = l
 		meas = measureFull(a, b, lay, tol, nWorst)
 		if tol.Logits {
 			if nv := plan.Ne[0]; nv > 0 && int64(len(a))%nv == 0 {
 				meas.Metrics.Logits = MeasureLogits(a, b, int(nv), plan.TokenBase, TieRule{Gap: float64(tol.NearTieGap), Explained: tol.NearTieExplained})
 			}
 		}
+	case rt.Data == nil && ot.Data != nil && plan.Kind == FirstCells:
+		row.Partial = true
+		unmeasured("the reference is partial; shape rule first-cells needs its full data")
+		return rowOutcome{}
 	case rt.Data == nil && ot.Data != nil:
 		row.Partial = true
 		b := plan.OtherData(ot.Data, ot.Ne)

@@ -10,7 +10,9 @@
 //     versions (the alias table DefaultAliases, repeated names by
 //     occurrence, views collapsed to the data they show).
 //  2. PlanTransform maps shapes onto each other (reshapes compared flat,
-//     llama.cpp's last-token row subset, KV caches, GQA heads).
+//     llama.cpp's last-token row subset, KV caches, GQA heads, an engine's
+//     numpy axis orders, attention scores over T cells); Transform.Embed
+//     is its inverse, for injecting the other side's tensor.
 //  3. Measure, MeasurePartial and MeasureLogits compute the metrics
 //     (NMSE as llama.cpp's test-backend-ops defines it, max abs/rel
 //     difference, cosine, ULP percentiles, bit identity, NaN/Inf counts,

@@ -263,6 +263,24 @@ type Layout struct {
 	// TokenBase is the prompt position of the first token slice (T−1 when
 	// only the last token's rows are compared).
 	TokenBase int
+	// Runs, when set, says where the compared elements are in the
+	// reference (flat indices in Ne) and replaces TokenStride: the
+	// elements are consecutive runs, each of consecutive reference
+	// elements of one token slice (Run.Token, of TokenCount; −1 none), as
+	// when only the first cells or the causal part of attention rows are
+	// compared.
+	Runs []Run
+}
+
+// element is fullElement at compared position i, with the reference's
+// index and coordinates.
+func (l Layout) element(a, b []float32, i int64) *Element {
+	e := fullElement(a, b, i, l.Ne)
+	if l.Runs != nil {
+		e.Index, _ = runsAt(l.Runs, i)
+		e.Coord = Coord(e.Index, l.Ne)
+	}
+	return e
 }
 
 // measurement is everything measure computes: the metrics, per-token
@@ -351,7 +369,7 @@ func measureIdentical(a []float32, lay Layout, tol Tolerance) (measurement, bool
 	}
 	finishSums(&m, 0, ssa, ssa, ssa)
 	if firstFinite >= 0 {
-		m.MaxAbsAt = fullElement(a, a, firstFinite, lay.Ne)
+		m.MaxAbsAt = lay.element(a, a, firstFinite)
 	}
 	m.Bound = Float(bound)
 	m.ULP = &ULPStats{}
@@ -413,10 +431,10 @@ func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measu
 	m.BitIdentical, m.Finite, m.MaxAbs, m.MaxRel = identical, finite, Float(maxAbs), Float(maxRel)
 	finishSums(&m, sse, ssa, ssb, sab)
 	if maxAbsIdx >= 0 {
-		m.MaxAbsAt = fullElement(a, b, maxAbsIdx, lay.Ne)
+		m.MaxAbsAt = lay.element(a, b, maxAbsIdx)
 	}
 	if firstDiff >= 0 {
-		m.FirstDiff = fullElement(a, b, firstDiff, lay.Ne)
+		m.FirstDiff = lay.element(a, b, firstDiff)
 	}
 
 	// Pass 2.
@@ -500,7 +518,7 @@ func measureGeneral(a, b []float32, lay Layout, tol Tolerance, nWorst int) measu
 	}
 	out := measurement{Metrics: m, PerToken: tok.stats(lay.TokenBase)}
 	for _, i := range w.sorted() {
-		out.Worst = append(out.Worst, *fullElement(a, b, i, lay.Ne))
+		out.Worst = append(out.Worst, *lay.element(a, b, i))
 	}
 	return out
 }

@@ -13,10 +13,23 @@ type tokenAcc struct {
 	// next's position: current token, elements left in its slice.
 	cur, left int64
 	started   bool
+	// With Layout.Runs: the runs, their first compared elements, and
+	// run's position (the run of the last start asked for).
+	runs   []Run
+	starts []int64
+	ri     int
 }
 
 func newTokenAcc(l Layout) *tokenAcc {
 	n := l.TokenCount
+	if n > 0 && l.Runs != nil {
+		t := &tokenAcc{stride: 1, n: int64(n), sse: make([]float64, n), ssa: make([]float64, n), st: make([]TokenStat, n), runs: l.Runs}
+		t.starts = make([]int64, len(l.Runs)+1)
+		for k, r := range l.Runs {
+			t.starts[k+1] = t.starts[k] + r.N
+		}
+		return t
+	}
 	if n <= 0 || l.TokenStride <= 0 {
 		return &tokenAcc{}
 	}
@@ -26,6 +39,10 @@ func newTokenAcc(l Layout) *tokenAcc {
 func (t *tokenAcc) index(i int64) int {
 	if t.n == 0 {
 		return -1
+	}
+	if t.runs != nil {
+		_, tok := runsAt(t.runs, i)
+		return tok
 	}
 	return int((i / t.stride) % t.n)
 }
@@ -57,6 +74,19 @@ func (t *tokenAcc) run(start, total int) (k, end int) {
 	if t.n == 0 {
 		return -1, total
 	}
+	if t.runs != nil {
+		s := int64(start)
+		if t.ri >= len(t.runs) || s < t.starts[t.ri] {
+			t.ri = 0
+		}
+		for t.ri < len(t.runs) && t.starts[t.ri+1] <= s {
+			t.ri++
+		}
+		if t.ri >= len(t.runs) {
+			return -1, total
+		}
+		return t.runs[t.ri].Token, int(min(int64(total), t.starts[t.ri+1]))
+	}
 	s := int64(start)
 	return int((s / t.stride) % t.n), int(min(int64(total), (s/t.stride+1)*t.stride))
 }
@@ -65,6 +95,14 @@ func (t *tokenAcc) run(start, total int) (k, end int) {
 // nothing else: the per-token statistics of an identical pair.
 func (t *tokenAcc) countOnly(total int64) {
 	if t.n == 0 {
+		return
+	}
+	if t.runs != nil {
+		for _, r := range t.runs {
+			if r.Token >= 0 {
+				t.st[r.Token].N += r.N
+			}
+		}
 		return
 	}
 	for start, k := int64(0), int64(0); start < total; start, k = start+t.stride, k+1 {

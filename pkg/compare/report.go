@@ -23,7 +23,8 @@ const (
 	// the minimum RequireCoverage asked for (Coverage.BelowMin).
 	VerdictFail Verdict = "fail"
 	// VerdictUnmeasured: nothing could be compared (no tensor matched, or no
-	// reference data): not a pass.
+	// reference data), or nothing failed but a side has a file that cannot
+	// be read (Node.Unreadable): not a pass.
 	VerdictUnmeasured Verdict = "unmeasured"
 )
 
@@ -111,6 +112,10 @@ type Summary struct {
 	Skipped    int `json:"skipped"`
 	// UnmatchedOther counts the other side's nodes no reference node uses.
 	UnmatchedOther int `json:"unmatched_other"`
+	// Unreadable counts nodes of either side whose file cannot be read
+	// (Node.Unreadable); any makes the verdict unmeasured unless a tensor
+	// failed.
+	Unreadable int `json:"unreadable,omitempty"`
 }
 
 // Divergence locates the first failing tensor.
@@ -186,7 +191,8 @@ type Row struct {
 	// Other is the matched node on the other side; nil when unmatched.
 	Other *Counterpart `json:"other,omitempty"`
 	// Transform is the shape rule used (see PlanTransform): "same", "flat",
-	// "last-rows", "first-rows", "gqa-heads"; "" when not compared.
+	// "last-rows", "first-rows", "gqa-heads", "swap-axes", "permute",
+	// "first-cells"; "" when not compared.
 	Transform string `json:"transform,omitempty"`
 	// Tokens is the number of token slices compared (0: no token axis).
 	Tokens int `json:"tokens"`
@@ -196,7 +202,12 @@ type Row struct {
 	// Reasons say why the row failed, or why it is unmeasured or skipped.
 	Reasons []string `json:"reasons,omitempty"`
 	// Notes are alignment and shape notes and facts about passing rows.
-	Notes     []string   `json:"notes,omitempty"`
+	Notes []string `json:"notes,omitempty"`
+	// Derived is true when the reference node is not in the reference's
+	// graph but recomputed from nodes that are (Node.Derived; a note says
+	// how): llama.cpp's kq, kq_soft_max and kqv from a flash-attention
+	// dump's Q and KV cache views.
+	Derived   bool       `json:"derived,omitempty"`
 	Metrics   *Metrics   `json:"metrics,omitempty"`
 	Tolerance *Tolerance `json:"tolerance,omitempty"`
 	// FirstFailToken is the first failing token position, −1 if none.

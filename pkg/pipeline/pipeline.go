@@ -37,11 +37,28 @@ const maxFree = 16
 // SideOf makes a compare.Side of a reference source.
 func SideOf(src reference.Source) compare.Side {
 	s := &refSide{src: src, numel: map[string]int64{}, lent: map[string][][]float32{}}
+	d, _ := src.(derivedNoter)
 	for _, n := range src.Nodes() {
-		s.nodes = append(s.nodes, compare.Node{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne, NoData: n.Data == reference.NoData})
+		cn := compare.Node{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne, NoData: n.Data == reference.NoData}
+		if n.Data == reference.Unreadable {
+			cn.Unreadable = "unknown reason"
+			if _, err := src.Load(n.Key); err != nil {
+				cn.Unreadable = err.Error()
+			}
+		}
+		if d != nil {
+			cn.Derived = d.DerivedNote(n.Key)
+		}
+		s.nodes = append(s.nodes, cn)
 		s.numel[n.Key] = tensor.Numel(n.Ne)
 	}
 	return s
+}
+
+// derivedNoter is a Source with nodes recomputed from others (see
+// attention.Derive): DerivedNote says how, "" for the source's own nodes.
+type derivedNoter interface {
+	DerivedNote(key string) string
 }
 
 func (s *refSide) Nodes() []compare.Node { return s.nodes }
@@ -175,6 +192,12 @@ func Compare(a, b reference.Source, o CompareOptions) (*compare.Report, error) {
 			warn = append(warn, fmt.Sprintf("the two sides split their tokens differently: %s ran its graph %s, %s %s (once per llama_decode call); nodes of different micro-batches cannot be aligned", ia.Path, times(na), ib.Path, times(nb)))
 		}
 	}
+	// Attention nodes a flash-attention side lacks and the other has, on
+	// either side.
+	a, wa := withDerivedAttention(a, nodeNames(b))
+	b, wb := withDerivedAttention(b, nodeNames(a))
+	warn = append(warn, wa...)
+	warn = append(warn, wb...)
 	meta := compare.Meta{
 		Reference: sourceMeta(a, ""),
 		Other:     sourceMeta(b, "other"),

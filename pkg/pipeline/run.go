@@ -265,7 +265,15 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 		}
 		return blamer.Blame(d, env)
 	})
-	rep, err := compare.Compare(SideOf(ref), ours, compare.Options{
+	// A flash-attention reference against a forward pass without it
+	// (--flash-attn off): the reference's attention nodes are derived.
+	var ourNames []string
+	for _, n := range ours.nodes {
+		ourNames = append(ourNames, n.Name)
+	}
+	cmpRef, dw := withDerivedAttention(ref, ourNames)
+	warn = append(warn, dw...)
+	rep, err := compare.Compare(SideOf(cmpRef), ours, compare.Options{
 		Policy: pol, Meta: meta, Filter: o.Filter, Blamer: afterForward, Warnings: warn,
 	})
 	if err != nil {

@@ -28,10 +28,12 @@ import (
 //	10|12   HLEN  header: a Python dict literal
 //	              {'descr': '<f4', 'fortran_order': False, 'shape': (8, 64), }
 //	              padded with spaces and ended by '\n' (ASCII; UTF-8 in 3.0)
-//	...           data: prod(shape) items of the dtype, C (row-major) order
+//	...           data: prod(shape) items of the dtype, C (row-major) order,
+//	              or Fortran (column-major) order when 'fortran_order' is True
 //
 // The reader accepts the dtypes below in either byte order and converts them
-// to float32; the writer writes version 1.0 (2.0 only if the header would not
+// to float32, and returns Fortran-order arrays in C order (transposed on
+// reading); the writer writes version 1.0 (2.0 only if the header would not
 // fit), C order, little-endian.
 
 const (
@@ -54,7 +56,11 @@ type NPYHeader struct {
 	Major, Minor int
 	Descr        string  // dtype, e.g. "<f4"
 	Shape        []int64 // numpy (row-major) order; empty for a 0-d array
-	DataOffset   int64   // byte offset of the first item
+	// FortranOrder is the header's 'fortran_order': the file stores the
+	// items column-major (numpy.asfortranarray, or a transpose saved
+	// without a copy). Array.Data is in C order either way.
+	FortranOrder bool
+	DataOffset   int64 // byte offset of the first item
 	kind         npyKind
 	order        binary.ByteOrder
 }
@@ -81,7 +87,8 @@ func readFullAt(r io.ReaderAt, p []byte, off int64) error {
 }
 
 // Array is a decoded .npy array: its header and its items converted to
-// float32 in file (row-major) order.
+// float32 in C (row-major) order: a Fortran-order file's items are
+// transposed into it.
 type Array struct {
 	NPYHeader
 	Data []float32
@@ -136,6 +143,63 @@ func decodeNPY(r io.ReaderAt, size int64, name string, buf []float32) (*Array, e
 	if err != nil {
 		return nil, err
 	}
+	if h.FortranOrder && !fortranIsC(h.Shape) {
+		// Decode the column-major items (the C-order array of the reversed
+		// shape) into new memory, then transpose them into buf.
+		a, err := decodeNPYData(r, h, name, nil)
+		if err != nil {
+			return nil, err
+		}
+		a.Data = reverseAxes(a.Data, h.Shape, floats(buf, h.Numel()))
+		return a, nil
+	}
+	return decodeNPYData(r, h, name, buf)
+}
+
+// fortranIsC reports whether a Fortran-order array of this shape has its
+// items in C order too: at most one dimension larger than 1.
+func fortranIsC(shape []int64) bool {
+	n := 0
+	for _, d := range shape {
+		if d > 1 {
+			n++
+		}
+	}
+	return n <= 1
+}
+
+// reverseAxes writes into out (len = prod(shape)) the C-order items of the
+// array of numpy shape shape whose column-major items are in: item
+// (i0, …, ik) of the result is in[i0 + shape[0]·(i1 + shape[1]·(…))].
+func reverseAxes(in []float32, shape []int64, out []float32) []float32 {
+	nd := len(shape)
+	// Strides of the column-major source, per C-order axis.
+	stride := make([]int64, nd)
+	s := int64(1)
+	for k := 0; k < nd; k++ {
+		stride[k] = s
+		s *= shape[k]
+	}
+	idx := make([]int64, nd)
+	off := int64(0)
+	for i := range out {
+		out[i] = in[off]
+		// Advance the C-order odometer (last axis fastest).
+		for k := nd - 1; k >= 0; k-- {
+			idx[k]++
+			off += stride[k]
+			if idx[k] < shape[k] {
+				break
+			}
+			off -= idx[k] * stride[k]
+			idx[k] = 0
+		}
+	}
+	return out
+}
+
+// decodeNPYData reads the items h declares, in file order.
+func decodeNPYData(r io.ReaderAt, h *NPYHeader, name string, buf []float32) (*Array, error) {
 	n := h.Numel()
 	if h.kind == (npyKind{'f', 4}) && isNativeOrder(h.order) {
 		// The common case (every layerdiff dump): read the bytes straight
@@ -306,9 +370,7 @@ func (h *NPYHeader) parseDict(hdr []byte) error {
 	if !ok {
 		return errors.New("missing or non-bool 'fortran_order'")
 	}
-	if fortran {
-		return errors.New("Fortran-order arrays are not supported (save with C order: np.ascontiguousarray)")
-	}
+	h.FortranOrder = fortran
 	shp, ok := d["shape"].([]any)
 	if !ok {
 		return errors.New("missing or non-tuple 'shape'")

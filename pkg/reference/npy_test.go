@@ -179,7 +179,8 @@ func TestNPYErrors(t *testing.T) {
 		{"magic", append([]byte("\x93NUMPZ\x01\x00\x00\x00"), data...), "not a .npy file: magic"},
 		{"version", npyBytes(4, good, data), "unsupported .npy version 4.0"},
 		{"header past end", npyBytes(1, good, data)[:20], "runs past the end of the file"},
-		{"fortran", npyBytes(1, strings.Replace(good, "False", "True", 1), data), "Fortran-order"},
+		{"fortran short data", npyBytes(1, strings.Replace(strings.Replace(good, "False", "True", 1), "(2,)", "(2, 2)", 1), data), "needs 4 items (16 bytes) but 8 bytes"},
+		{"fortran not bool", npyBytes(1, strings.Replace(good, "False", "1", 1), data), "non-bool 'fortran_order'"},
 		{"short data", npyBytes(1, good, data[:7]), "needs 2 items (8 bytes) but 7 bytes"},
 		{"extra data", npyBytes(1, good, append(data, 0)), "but 9 bytes of data follow"},
 		{"dtype", npyBytes(1, strings.Replace(good, "<f4", "<c8", 1), data), `unsupported dtype "<c8"`},
@@ -213,6 +214,95 @@ func TestNPYErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), p+": offset 68:") {
 		t.Errorf("ReadNPY error %q does not name file and offset", err)
 	}
+}
+
+// TestNPYFortran reads Fortran-order (column-major) arrays, as
+// np.save writes np.asfortranarray(x) or a transpose x.T without a copy:
+// the items come back in C order, for every dtype path (float32 read in
+// place, float16 through the table, the general conversion) and into a
+// caller's buffer.
+func TestNPYFortran(t *testing.T) {
+	// x = np.arange(24).reshape(2, 3, 4); column-major items are
+	// x[i0, i1, i2] at i0 + 2·i1 + 6·i2.
+	shape := []int64{2, 3, 4}
+	colMajor := make([]float32, 24)
+	for i0 := range 2 {
+		for i1 := range 3 {
+			for i2 := range 4 {
+				colMajor[i0+2*i1+6*i2] = float32(12*i0 + 4*i1 + i2)
+			}
+		}
+	}
+	want := make([]float32, 24)
+	for i := range want {
+		want[i] = float32(i)
+	}
+	f16 := make([]byte, 48)
+	i32 := make([]byte, 96)
+	for i, v := range colMajor {
+		binary.BigEndian.PutUint16(f16[2*i:], float32ToHalfExact(t, v))
+		binary.LittleEndian.PutUint32(i32[4*i:], uint32(int32(v)))
+	}
+	hdr := func(descr string, shape string) string {
+		return "{'descr': '" + descr + "', 'fortran_order': True, 'shape': " + shape + ", }\n"
+	}
+	cases := []struct {
+		name  string
+		file  []byte
+		shape []int64
+		want  []float32
+	}{
+		{"f4", npyBytes(1, hdr("<f4", "(2, 3, 4)"), f32Bytes(binary.LittleEndian, colMajor...)), shape, want},
+		{">f4", npyBytes(1, hdr(">f4", "(2, 3, 4)"), f32Bytes(binary.BigEndian, colMajor...)), shape, want},
+		{">f2", npyBytes(1, hdr(">f2", "(2, 3, 4)"), f16), shape, want},
+		{"i4", npyBytes(2, hdr("<i4", "(2, 3, 4)"), i32), shape, want},
+		// (hidden, tokens) saved as the transpose of a C-order (tokens,
+		// hidden) array: x.T of [[1, 2, 3], [4, 5, 6]].
+		{"transpose", npyBytes(1, hdr("<f4", "(3, 2)"), f32Bytes(binary.LittleEndian, 1, 2, 3, 4, 5, 6)), []int64{3, 2}, []float32{1, 4, 2, 5, 3, 6}},
+		// At most one dimension above 1: the same items either way.
+		{"vector", npyBytes(1, hdr("<f4", "(1, 3, 1)"), f32Bytes(binary.LittleEndian, 7, 8, 9)), []int64{1, 3, 1}, []float32{7, 8, 9}},
+		{"0-d", npyBytes(1, hdr("<f4", "()"), f32Bytes(binary.LittleEndian, 5)), []int64{}, []float32{5}},
+		{"empty", npyBytes(1, hdr("<f4", "(0, 3)"), nil), []int64{0, 3}, []float32{}},
+	}
+	for _, c := range cases {
+		a, err := decode(t, c.file)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if !a.FortranOrder || !slices.Equal(a.Shape, c.shape) || !slices.Equal(a.Data, c.want) {
+			t.Errorf("%s: fortran %v shape %v data %v, want shape %v data %v", c.name, a.FortranOrder, a.Shape, a.Data, c.shape, c.want)
+		}
+	}
+	// Into a caller's buffer, like a C-order file.
+	p := filepath.Join(t.TempDir(), "f.npy")
+	if err := os.WriteFile(p, cases[0].file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]float32, 30)
+	a, err := ReadNPYInto(p, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a.Data, want) || &a.Data[0] != &buf[0] {
+		t.Errorf("ReadNPYInto: %v (in the buffer: %v)", a.Data, &a.Data[0] == &buf[0])
+	}
+	// The header alone says so too.
+	if h, err := ReadNPYHeader(p); err != nil || !h.FortranOrder {
+		t.Errorf("ReadNPYHeader: %+v, %v", h, err)
+	}
+}
+
+// float32ToHalfExact converts a float32 that float16 holds exactly.
+func float32ToHalfExact(t *testing.T, v float32) uint16 {
+	t.Helper()
+	for h := range 1 << 16 {
+		if halfToFloat32(uint16(h)) == v {
+			return uint16(h)
+		}
+	}
+	t.Fatalf("%v is not a float16 value", v)
+	return 0
 }
 
 // TestHalfToFloat32 checks all 65536 half values against the definition.
@@ -263,6 +353,9 @@ func FuzzNPY(f *testing.F) {
 	seed(func(p string) error { return WriteNPYInt32(p, []int64{}, []int32{42}) })
 	f.Add(npyBytes(2, "{'descr': '>f8', 'fortran_order': False, 'shape': (1, 1), }\n", make([]byte, 8)))
 	f.Add(npyBytes(3, "{\"descr\": \"|u1\", \"fortran_order\": False, \"shape\": (3L,)}\n", []byte{1, 2, 3}))
+	f.Add(npyBytes(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }\n", f32Bytes(binary.LittleEndian, 0, 3, 1, 4, 2, 5)))
+	f.Add(npyBytes(1, "{'descr': '>f2', 'fortran_order': True, 'shape': (2, 1, 2), }\n", []byte{0x3c, 0, 0x40, 0, 0x42, 0, 0x44, 0}))
+	f.Add(npyBytes(1, "{'descr': '<i4', 'fortran_order': True, 'shape': (0, 3), }\n", nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := DecodeNPY(bytes.NewReader(b), int64(len(b)))
 		if err != nil {

@@ -1,6 +1,7 @@
 package reference
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,38 +21,49 @@ type NPYDir struct {
 	Dir      string
 	nodes    []NodeInfo
 	files    map[string]string // key -> file path
+	bad      map[string]error  // key -> why its file cannot be read
 	warnings []string
 }
 
 // OpenNPYDir opens dir and reads the header of every *.npy file in it (not
-// in subdirectories). Unreadable files are skipped with a warning; a
-// directory without any readable file is an error.
+// in subdirectories). An unreadable file is listed with a warning as a node
+// of kind Unreadable (no shape), whose Load returns the reason, so that a
+// comparison reports it rather than leave it out; a directory without any
+// readable file is an error.
 func OpenNPYDir(dir string) (*NPYDir, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "*.npy"))
 	if err != nil {
 		return nil, err
 	}
-	d := &NPYDir{Dir: dir, files: map[string]string{}}
+	d := &NPYDir{Dir: dir, files: map[string]string{}, bad: map[string]error{}}
 	byName := map[string]NodeInfo{}
 	var names []string
+	readable := 0
 	for _, p := range paths {
 		if st, err := os.Stat(p); err != nil || st.IsDir() {
 			continue
 		}
+		name := strings.TrimSuffix(filepath.Base(p), ".npy")
 		h, err := ReadNPYHeader(p)
 		if err != nil {
-			d.warnings = append(d.warnings, fmt.Sprintf("skipping %v", err))
+			d.warnings = append(d.warnings, fmt.Sprintf("cannot read %v", err))
+			if !errors.Is(err, ErrFormat) {
+				err = fileErr(p, "%v", err)
+			}
+			names = append(names, name)
+			byName[name] = NodeInfo{Key: name, Name: name, Data: Unreadable}
+			d.bad[name] = err
 			continue
 		}
-		name := strings.TrimSuffix(filepath.Base(p), ".npy")
+		readable++
 		names = append(names, name)
 		byName[name] = NodeInfo{Key: name, Name: name, Type: npyTypeName(h), Ne: NeFromNPYShape(h.Shape), Data: FullData}
 		d.files[name] = p
 	}
-	if len(names) == 0 {
+	if readable == 0 {
 		if len(d.warnings) > 0 {
 			// Say why: the first file's problem, with its offset.
-			return nil, fileErr(dir, "no readable .npy file (%s%s)", strings.TrimPrefix(d.warnings[0], "skipping "), moreText(len(d.warnings)-1))
+			return nil, fileErr(dir, "no readable .npy file (%s%s)", strings.TrimPrefix(d.warnings[0], "cannot read "), moreText(len(d.warnings)-1))
 		}
 		return nil, fileErr(dir, "no readable .npy file")
 	}
@@ -103,6 +115,9 @@ func (d *NPYDir) Load(key string) (*tensor.Tensor, error) { return d.LoadInto(ke
 
 // LoadInto implements BufferLoader.
 func (d *NPYDir) LoadInto(key string, buf []float32) (*tensor.Tensor, error) {
+	if err, bad := d.bad[key]; bad {
+		return nil, err
+	}
 	p, ok := d.files[key]
 	if !ok {
 		return nil, fmt.Errorf("%s: %q: %w", d.Dir, key, ErrNotFound)

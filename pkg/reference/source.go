@@ -85,6 +85,10 @@ const (
 	NoData      DataKind = iota // nothing recorded; Load fails with ErrNoData
 	FullData                    // every element: Tensor.Data
 	PartialData                 // some elements and maybe a sum: Tensor.Partial
+	// Unreadable: the node's file is there but cannot be decoded (a
+	// damaged .npy in a directory of them); Load returns why, an error
+	// matching ErrFormat.
+	Unreadable
 )
 
 // String returns "none", "full" or "partial".
@@ -94,6 +98,8 @@ func (d DataKind) String() string {
 		return "full"
 	case PartialData:
 		return "partial"
+	case Unreadable:
+		return "unreadable"
 	}
 	return "none"
 }

@@ -189,7 +189,9 @@ func TestNPYDirSource(t *testing.T) {
 	for _, n := range s.Nodes() {
 		keys = append(keys, fmt.Sprintf("%s %s %v %s", n.Key, n.Type, n.Ne, n.Data))
 	}
-	want := []string{"embd f16 [3 2] full", "attn_norm-0 f32 [64 8] full", "result_output f32 [32000] full"}
+	// The unreadable file is listed (a comparison reports it), without a
+	// shape.
+	want := []string{"embd f16 [3 2] full", "attn_norm-0 f32 [64 8] full", "broken  [] unreadable", "result_output f32 [32000] full"}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("nodes %q", keys)
 	}
@@ -197,8 +199,11 @@ func TestNPYDirSource(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(e.Data, []float32{1, 0, 0, 0, 0, 2}) || !reflect.DeepEqual(e.Ne, []int64{3, 2}) {
 		t.Errorf("embd: %+v %v", e, err)
 	}
-	if _, err := s.Load("broken"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Load("broken"); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "broken.npy: offset 0: not a .npy file") {
 		t.Errorf("Load(broken): %v", err)
+	}
+	if _, err := s.Load("gone"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Load(gone): %v", err)
 	}
 }
 

@@ -379,6 +379,8 @@ func headline(r *compare.Report) string {
 			s += "; coverage " + c.Percent() + " is below the required " + minPercent(c)
 		}
 		return s
+	case r.Verdict == compare.VerdictUnmeasured && r.Summary.Unreadable > 0:
+		return fmt.Sprintf("incomplete: %s cannot be read", plural(r.Summary.Unreadable, "file"))
 	case r.Verdict == compare.VerdictUnmeasured:
 		return "nothing was compared"
 	case c.BelowMin:
