@@ -242,7 +242,10 @@ type crossInjector struct {
 	user   *injector
 	keys   offerKeys         // the recorder's keys (crossRecorder.Want counts the rest)
 	target map[string]string // our key -> reference key
-	ref    compare.Side      // its own refSide: its buffers are not Compare's
+	// plans maps our key to the transform from our node (as the reference
+	// of the plan) to the reference's, where the layouts differ.
+	plans map[string]compare.Transform
+	ref   compare.Side // its own refSide: its buffers are not Compare's
 	// last is our own output of the node just injected, for Record.
 	last     []float32
 	lastNode *forward.Node
@@ -264,14 +267,25 @@ func (c *crossInjector) Inject(n *forward.Node, computed []float32) ([]float32, 
 		return computed, perturbed
 	}
 	rt, err := c.ref.Tensor(rk)
-	if err != nil || rt == nil || int64(len(rt.Data)) != int64(len(computed)) {
+	if err != nil || rt == nil || rt.Data == nil {
 		if err != nil && c.err == nil {
 			c.err = err
 		}
 		return computed, perturbed
 	}
-	c.last, c.lastNode = append([]float32(nil), computed...), n
-	copy(computed, rt.Data)
+	own := append([]float32(nil), computed...)
+	if plan, ok := c.plans[key]; ok {
+		// another layout (an engine's): its values written into ours;
+		// elements it lacks (KV cells beyond T) keep our own
+		if !plan.Embed(rt.Data, rt.Ne, computed) {
+			return computed, perturbed
+		}
+	} else if len(rt.Data) != len(computed) {
+		return computed, perturbed
+	} else {
+		copy(computed, rt.Data)
+	}
+	c.last, c.lastNode = own, n
 	if r, ok := c.ref.(compare.Releaser); ok {
 		r.Release(rk)
 	}

@@ -142,8 +142,12 @@ func CompareModel(ref, other reference.Source, modelPath string, o ModelCompareO
 	if blamer == nil {
 		blamer = &engineBlamer{judge: ij, model: m, tokens: etoks, refTokens: toks, other: other, T: len(etoks)}
 	}
-	// Rows for the other side's ops the reference lacks.
-	refRows := withPlaceholders(ref, other, exact)
+	// Rows for the other side's ops the reference lacks: attention
+	// recomputed from a flash-attention reference's Q and cache views,
+	// else rows judged by isolation alone.
+	derived, dw := withDerivedAttention(ref, nodeNames(other))
+	warn = append(warn, dw...)
+	refRows := withPlaceholders(derived, other, exact)
 	rep, err := compare.Compare(SideOf(refRows), SideOf(other), compare.Options{
 		Policy: pol, Meta: meta, Filter: o.Filter, Blamer: blamer, Warnings: append(append(warn, ri.Warnings...), oi.Warnings...),
 		Rejudge: ij.rejudge,
@@ -351,7 +355,7 @@ func (j *isoJudge) rejudge(row *compare.Row) ([]compare.Element, bool) {
 		row.Reasons = append([]string{j.tokenFault}, row.Reasons...)
 	}
 	var worst []compare.Element
-	if d := src.rep.FirstDivergence; d != nil && d.Key == row.Other.Key {
+	if d := src.rep.FirstDivergence; d != nil && d.Row < len(src.rep.Tensors) && src.rep.Tensors[d.Row].Other != nil && src.rep.Tensors[d.Row].Other.Key == row.Other.Key {
 		worst = src.rep.Worst
 	}
 	return worst, true

@@ -53,34 +53,61 @@ func isolate(side reference.Source, m *forward.Model, toks []int32, fo forward.O
 	if len(ours.nodes) != len(nodes) {
 		return nil, fmt.Errorf("isolation: %d of %d nodes keyed", len(ours.nodes), len(nodes))
 	}
+	// Index the nodes across micro-batches (each graph counts its own).
+	first := 0
+	for i := range nodes {
+		if i > 0 && nodes[i].UBatch != nodes[i-1].UBatch {
+			first = i
+		}
+		nodes[i].Index = i
+		src := make([]int, len(nodes[i].Src))
+		for k, j := range nodes[i].Src {
+			src[k] = j + first
+		}
+		nodes[i].Src = src
+	}
 	sideNodes := side.Nodes()
 	sideCS := SideOf(side)
-	al := compare.Align(sideCS.Nodes(), ours.nodes, compare.DefaultAliases)
+	sideCN := sideCS.Nodes()
+	T := len(toks)
+	// One alignment, ours as the reference of it: layerdiff's node
+	// layouts are llama.cpp's, which the shape rules know as the
+	// reference's, and every row is one of our ops.
+	al := compare.Align(ours.nodes, sideCN, compare.DefaultAliases)
 	iso := &isolation{byKey: map[string]*compare.Row{}, ours: map[string]forward.Node{}, chain: map[string][]forward.Node{}, nodes: nodes, opts: fo}
 	pol := *base
 	pol.Keys = map[string]compare.Override{}
-	ourIdx := map[string]int{}
-	for j, n := range ours.nodes {
-		ourIdx[n.Key] = j
-	}
 	lookup := shapeLookup(m.File, nodes)
+	inj := &crossInjector{keys: offerKeys{keys: nodeKeys{}}, ref: SideOf(side), target: map[string]string{}, plans: map[string]compare.Transform{}}
+	injected := map[int]bool{}
 	for i, mt := range al.Matches {
 		if mt.Other < 0 {
 			continue
 		}
-		n := nodes[mt.Other]
-		iso.ours[sideNodes[i].Key] = n
+		n, sn := nodes[i], sideNodes[mt.Other]
+		if _, dup := iso.ours[sn.Key]; !dup || (iso.ours[sn.Key].View && !n.View) {
+			iso.ours[sn.Key] = n
+		}
 		if bound != nil {
-			if o := bound(n, sideNodes[i], lookup); o != nil {
-				pol.Keys[sideNodes[i].Key] = *o
+			if o := bound(n, sn, lookup); o != nil {
+				pol.Keys[ours.nodes[i].Key] = *o
 			}
 		}
-	}
-	inj := &crossInjector{keys: offerKeys{keys: nodeKeys{}}, ref: SideOf(side)}
-	inj.target = crossTargets(sideNodes, inj.ref, ours.nodes)
-	injected := map[int]bool{}
-	for k := range inj.target {
-		injected[ourIdx[k]] = true
+		if n.View || sn.Data != reference.FullData {
+			continue
+		}
+		plan, err := compare.PlanTransform(ours.nodes[i], sideCN[mt.Other], T)
+		if err != nil || !embeddable(plan.Kind) {
+			continue
+		}
+		if _, dup := inj.target[ours.nodes[i].Key]; dup {
+			continue
+		}
+		inj.target[ours.nodes[i].Key] = sn.Key
+		if plan.Kind != compare.SameShape {
+			inj.plans[ours.nodes[i].Key] = plan
+		}
+		injected[i] = true
 	}
 	for key, n := range iso.ours {
 		iso.chain[key] = chainOf(nodes, n.Index, injected)
@@ -94,7 +121,7 @@ func isolate(side reference.Source, m *forward.Model, toks []int32, fo forward.O
 		done <- err
 	}()
 	noBlame := compare.BlamerFunc(func(*compare.Divergence, *compare.BlameEnv) (*compare.Blame, error) { return nil, nil })
-	rep, err := compare.Compare(sideCS, ours, compare.Options{Policy: &pol, Tokens: len(toks), Blamer: noBlame})
+	rep, err := compare.Compare(ours, sideCS, compare.Options{Policy: &pol, Tokens: T, Blamer: noBlame})
 	if err != nil {
 		ours.halt()
 	}
@@ -109,10 +136,32 @@ func isolate(side reference.Source, m *forward.Model, toks []int32, fo forward.O
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("isolation: a tensor could not be read, so its op's successors were computed from layerdiff's value: %v", inj.err))
 	}
 	iso.rep = rep
+	// each of the side's keys to the row of the node it was matched with
 	for i := range rep.Tensors {
-		iso.byKey[rep.Tensors[i].Key] = &rep.Tensors[i]
+		r := &rep.Tensors[i]
+		if r.Other == nil {
+			continue
+		}
+		if n, ok := iso.ours[r.Other.Key]; ok && n.Name == r.Name && i == n.Index {
+			iso.byKey[r.Other.Key] = r
+		} else if _, ok := iso.byKey[r.Other.Key]; !ok {
+			iso.byKey[r.Other.Key] = r
+		}
 	}
 	return iso, nil
+}
+
+// embeddable reports whether a side's tensor planned with this transform
+// against layerdiff's node can be written into the node for the isolation
+// run: every transform whose Embed fills our layout from theirs (a KV
+// cache's first rows, or the last rows of llama.cpp's output subset, are
+// not a whole op's output).
+func embeddable(kind string) bool {
+	switch kind {
+	case compare.SameShape, compare.Flat, compare.Permute, compare.FirstCells, compare.GQAHeads, compare.SwapAxes:
+		return true
+	}
+	return false
 }
 
 // chainOf lists the ops layerdiff computes itself on the way to node at
