@@ -47,3 +47,28 @@ func TestShapes(t *testing.T) {
 		t.Errorf("SumF32 = %v, want 0 (float32 accumulation loses the 1)", s)
 	}
 }
+
+func TestSplitOccurrence(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		name string
+		occ  int
+	}{
+		{"Qcur-0#2", "Qcur-0", 2},
+		{"Qcur-0", "Qcur-0", 0},
+		{"cache_k_l0 (view)#2", "cache_k_l0 (view)", 2},
+		{"norm-0#10", "norm-0", 10},
+		{"#2", "#2", 0},
+		{"x#", "x#", 0},
+		{"x#1234567", "x#1234567", 0},
+		{"a#b", "a#b", 0},
+		{"layer#3.x", "layer#3.x", 0},
+		{"", "", 0},
+		{"x#0", "x#0", 0},
+	} {
+		name, occ := SplitOccurrence(tc.in)
+		if name != tc.name || occ != tc.occ {
+			t.Errorf("SplitOccurrence(%q) = %q, %d; want %q, %d", tc.in, name, occ, tc.name, tc.occ)
+		}
+	}
+}
