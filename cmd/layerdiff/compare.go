@@ -18,7 +18,7 @@ func compareCommand() *cli.Command {
 		Name:      "compare",
 		Usage:     "compare two references (dumps, .npy directories, llama.cpp logs)",
 		ArgsUsage: "A B",
-		Flags:     append(policyFlags(), outputFlags()...),
+		Flags:     append(append(policyFlags(), outputFlags()...), namesFlag("B")),
 		Action: func(c *cli.Context) error {
 			tuneGC()
 			if c.NArg() != 2 {
@@ -35,6 +35,10 @@ func compareCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			b, nameWarn, err := withNames(c, b, a, "")
+			if err != nil {
+				return err
+			}
 			pol, err := policyFrom(c, compare.ModeGGML)
 			if err != nil {
 				return err
@@ -43,7 +47,7 @@ func compareCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := pipeline.Compare(a, b, pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version})
+			rep, err := pipeline.Compare(a, b, pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version, Warnings: nameWarn})
 			if err != nil {
 				return err
 			}

@@ -137,7 +137,7 @@ func emit(c *cli.Context, rep *compare.Report) error {
 		return err
 	}
 	if rep.Verdict == compare.VerdictUnmeasured {
-		return fmt.Errorf("nothing could be compared: no reference tensor has a measurable counterpart (%d unmeasured)", rep.Summary.Unmeasured)
+		return fmt.Errorf("nothing could be compared: no reference tensor has a measurable counterpart (%d unmeasured)%s", rep.Summary.Unmeasured, namesHint(rep))
 	}
 	if rep.Verdict == compare.VerdictFail {
 		msg := "divergence found"
