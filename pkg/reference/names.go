@@ -167,6 +167,9 @@ func parseNameRule(line string) (nameRule, error) {
 		return nameRule{}, fmt.Errorf("more than one '=' in %q", strings.TrimSpace(line))
 	}
 	for _, s := range []string{from, to} {
+		if s[0] == '#' {
+			return nameRule{}, fmt.Errorf("%q: a name cannot start with '#' (after a space it starts a comment)", s)
+		}
 		if strings.Count(s, layerVar) > 1 {
 			return nameRule{}, fmt.Errorf("%q: more than one %s", s, layerVar)
 		}
