@@ -380,3 +380,13 @@ func TestNameAdvice(t *testing.T) {
 		})
 	}
 }
+
+// TestSortNamesOccurrence: an .npy directory's "Qcur-0#2" is a layer-0
+// tensor, listed after Qcur-0, not a layer-less one.
+func TestSortNamesOccurrence(t *testing.T) {
+	got := SortNames([]string{"result_norm", "Qcur-0#2", "l_out-0", "Qcur-0", "attn_norm-0", "inp_embd", "Qcur-1#2"})
+	want := []string{"inp_embd", "attn_norm-0", "Qcur-0", "Qcur-0#2", "l_out-0", "Qcur-1#2", "result_norm"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("SortNames (-want +got):\n%s", d)
+	}
+}
