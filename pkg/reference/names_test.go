@@ -3,6 +3,7 @@ package reference
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -388,5 +389,69 @@ func TestSortNamesOccurrence(t *testing.T) {
 	want := []string{"inp_embd", "attn_norm-0", "Qcur-0", "Qcur-0#2", "l_out-0", "Qcur-1#2", "result_norm"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("SortNames (-want +got):\n%s", d)
+	}
+}
+
+// TestNamesDoc: the tables of docs/names.md ("Your engine's names") are
+// the built-in maps.
+func TestNamesDoc(t *testing.T) {
+	b, err := os.ReadFile("../../docs/names.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "## Your engine's names")
+	if !ok {
+		t.Fatal("docs/names.md has no section \"Your engine's names\"")
+	}
+	tables := map[string][]string{} // map → "from = to (op)" rows
+	for _, line := range strings.Split(sec, "\n") {
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.Trim(strings.TrimSpace(cells[i]), "`")
+		}
+		switch {
+		case !strings.HasPrefix(line, "| `") && !strings.HasPrefix(line, "| qwen"):
+			// Not a table row of names (headers, separators, prose).
+		case len(cells) == 3:
+			which := "hf/llama"
+			if !strings.HasPrefix(cells[0], "model.") && cells[0] != "lm_head" {
+				which = "meta/"
+			}
+			tables[which] = append(tables[which], cells[0]+" = "+cells[1]+" ("+cells[2]+")")
+		case len(cells) == 4 && (cells[0] == "qwen2" || cells[0] == "qwen3"):
+			tables["hf/"+cells[0]+"+"] = append(tables["hf/"+cells[0]+"+"], cells[1]+" = "+cells[2]+" ("+cells[3]+")")
+		}
+	}
+	rows := func(m *NameMap) []string {
+		var out []string
+		for _, r := range m.rules {
+			out = append(out, r.from+" = "+r.to+" ("+r.op+")")
+		}
+		return out
+	}
+	for _, tc := range []struct{ table, spec, arch string }{
+		{"hf/llama", NamesHF, "llama"}, {"meta/", NamesMeta, ""}, {"hf/qwen2+", NamesHF, "qwen2"}, {"hf/qwen3+", NamesHF, "qwen3"},
+	} {
+		m, err := BuiltinNameMap(tc.spec, tc.arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rows(m)
+		doc := tables[tc.table]
+		if len(doc) == 0 {
+			t.Errorf("docs: no table %s", tc.table)
+		}
+		if strings.HasSuffix(tc.table, "+") {
+			// The arch table lists the rows that differ from llama's.
+			for _, r := range doc {
+				if !slices.Contains(got, r) {
+					t.Errorf("docs %s row %q is not in the map %q", tc.table, r, got)
+				}
+			}
+			continue
+		}
+		if d := cmp.Diff(doc, got); d != "" {
+			t.Errorf("docs table %s vs map (-doc +map):\n%s", tc.table, d)
+		}
 	}
 }
