@@ -35,7 +35,7 @@ func compareCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			b, nameWarn, err := withNames(c, b, a, "")
+			b, nameWarn, err := withNames(c, b, a, c.String("model"))
 			if err != nil {
 				return err
 			}

@@ -29,7 +29,7 @@ const UnmatchedPrefix = "unmatched:"
 
 // WithNames presents src's nodes under llama.cpp names: every node whose
 // name m maps gets the new name as Name and Key, and the llama.cpp op when
-// the map fixes it; Load returns it under that name, with HF's rotate-half
+// the map fixes it (source names, NodeInfo.Src, are mapped too); Load returns it under that name, with HF's rotate-half
 // head order undone where the map says so. Nodes m does not map keep their
 // names. The warnings say which mappings were refused and why; the error
 // reports options the map cannot do without (HeadDim for an HF llama map)
@@ -40,6 +40,7 @@ func WithNames(src Source, m *NameMap, o NameOptions) (Source, []string, error) 
 	var refused []string
 	taken := map[string]string{} // new name -> engine name
 	for _, n := range src.Nodes() {
+		n.Src = mapNames(m, n.Src)
 		r := m.rule(n.Name)
 		if r == nil {
 			w.add(n, n.Key)
@@ -81,6 +82,21 @@ func WithNames(src Source, m *NameMap, o NameOptions) (Source, []string, error) 
 		warn = append(warn, fmt.Sprintf("names (%s): %d mapped %s left unmatched, their op or shape ruling the pairing out: %s", m.Name, len(refused), plural(len(refused), "tensor", "tensors"), strings.Join(refused, "; ")))
 	}
 	return w, warn, nil
+}
+
+// mapNames renames the names m maps (a node's sources).
+func mapNames(m *NameMap, names []string) []string {
+	if len(names) == 0 {
+		return names
+	}
+	out := make([]string, len(names))
+	for i, s := range names {
+		if to, ok := m.Map(s); ok {
+			s = to
+		}
+		out[i] = s
+	}
+	return out
 }
 
 func plural(n int, one, many string) string {

@@ -213,6 +213,8 @@ func TestWithNames(t *testing.T) {
 			{"inp_embd", "inp_embd", "GET_ROWS"}, {"Qcur-0", "Qcur-0", "MUL_MAT"}, {"something_else", "something_else", ""},
 			{"result_norm", "result_norm", "MUL"}, {"result_output", "result_output", "MUL_MAT"},
 		}},
+		{what: "sources renamed", nodes: []NodeInfo{{Name: "layers.0.attention.wq", Op: "MUL_MAT", Src: []string{"blk.0.attn_q.weight", "layers.0.attention_norm"}, Ne: []int64{16, 3}}},
+			ref: llamaRef(), want: []want{{"Qcur-0", "Qcur-0", "MUL_MAT"}}},
 		{what: "shape rules it out", nodes: []NodeInfo{{Name: "norm", Ne: []int64{15, 3}}}, ref: llamaRef(),
 			want: []want{{"unmatched:norm", "unmatched:norm", ""}},
 			warn: "norm → result_norm: shapes {16, 3} and {15, 3} have no element correspondence"},
@@ -229,7 +231,12 @@ func TestWithNames(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []want
-			for _, n := range src.Nodes() {
+			for i, n := range src.Nodes() {
+				if srcs := tc.nodes[i].Src; srcs != nil {
+					if d := cmp.Diff([]string{srcs[0], "attn_norm-0"}, n.Src); d != "" {
+						t.Errorf("sources (-want +got):\n%s", d)
+					}
+				}
 				got = append(got, want{n.Key, n.Name, n.Op})
 				ld, err := src.Load(n.Key)
 				if err != nil {
