@@ -182,9 +182,12 @@ func TestNamesMeta(t *testing.T) {
 	// map.
 	r, rep := namesReport(t, f.dump.Dir, dir)
 	if !slices.ContainsFunc(rep.Warnings, func(w string) bool {
-		return strings.Contains(w, "--names meta") && strings.Contains(w, "docs/names.md") && strings.Contains(w, "layers.0.attention_norm → attn_norm-0")
+		return strings.Contains(w, "--names meta") && strings.Contains(w, "docs/names.md") && strings.Contains(w, "layers.0.attention_norm → attn_norm-0") && strings.Contains(w, "norm is llama.cpp's result_norm")
 	}) {
 		t.Errorf("no advice for Meta names: %q\n%s", rep.Warnings, r)
+	}
+	if r.code != 1 || !strings.Contains(r.stderr, "docs/names.md") {
+		t.Errorf("Meta names without --names: exit %d, want 1 with a pointer to docs/names.md\n%s", r.code, r)
 	}
 	r, rep = namesReport(t, f.dump.Dir, dir, "--names", "meta")
 	wantAllMatchedPass(t, r, rep, countNPY(t, dir))

@@ -144,6 +144,7 @@ func emit(c *cli.Context, rep *compare.Report) error {
 		if d := rep.FirstDivergence; d != nil {
 			msg = fmt.Sprintf("divergence: first at %s (%s, layer %d)", d.Name, d.Op, d.Layer)
 		}
+		msg += namesHint(rep)
 		return &divergenceError{msg: msg}
 	}
 	return nil

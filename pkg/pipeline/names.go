@@ -9,8 +9,8 @@ import (
 // tensors found a counterpart: side is "other" (compare's B, an engine's
 // dump) or "reference" (run's --ref), label how the warning names it.
 func nameAdvice(rep *compare.Report, side, label string) {
-	var unmatched, llama []string
-	total := 0
+	var matched, unmatched, llama []string
+	seen := map[string]bool{}
 	for _, d := range rep.Unmatched {
 		if d.Side == side {
 			unmatched = append(unmatched, d.Name)
@@ -19,27 +19,20 @@ func nameAdvice(rep *compare.Report, side, label string) {
 		}
 	}
 	for _, r := range rep.Tensors {
-		if r.Status == compare.Skipped {
+		if r.Status == compare.Skipped || r.Other == nil {
 			continue
 		}
+		engine, ll := r.Other.Name, r.Name
 		if side == "reference" {
-			total++
-			if r.Other != nil {
-				llama = append(llama, r.Other.Name)
-			}
-		} else {
-			llama = append(llama, r.Name)
+			engine, ll = r.Name, r.Other.Name
+		}
+		llama = append(llama, ll)
+		if !seen[engine] {
+			seen[engine] = true
+			matched = append(matched, engine)
 		}
 	}
-	if side == "other" {
-		total = len(unmatched)
-		for _, r := range rep.Tensors {
-			if r.Other != nil {
-				total++
-			}
-		}
-	}
-	if w := reference.NameAdvice(label, total, unmatched, llama); w != "" {
+	if w := reference.NameAdvice(label, matched, unmatched, llama); w != "" {
 		rep.Warnings = append(rep.Warnings, w)
 	}
 }

@@ -2,6 +2,7 @@ package reference
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -15,23 +16,35 @@ const NamesDoc = "docs/names.md"
 const maxSuggestions = 5
 
 // NameAdvice explains an engine's dump whose tensor names mostly match no
-// llama.cpp name. side names it ("B" or a path); total is its number of
-// tensors, unmatched the names of those alignment left without a
-// counterpart, llama the llama.cpp side's node names. When at least half
-// of the tensors matched it returns "". Otherwise the advice says how many
+// llama.cpp name. side names it ("B" or a path); matched are the names of
+// its tensors alignment paired, unmatched those it left without a
+// counterpart, llama the llama.cpp side's node names. When at least half of
+// the tensors matched it returns "". Otherwise the advice says how many
 // matched, suggests the nearest llama.cpp name for a few unmatched ones (by
 // layer number, by the position of the op in a block, and by shared name
 // tokens and edit distance), suggests a built-in map (--names hf or
-// --names meta) when most unmatched names follow its convention, and points
-// to NamesDoc.
-func NameAdvice(side string, total int, unmatched, llama []string) string {
-	matched := total - len(unmatched)
-	if total == 0 || len(unmatched) == 0 || 2*matched >= total {
+// --names meta) when most names follow its convention — and names the
+// matches that convention gives another meaning (Meta's norm is llama.cpp's
+// result_norm, not its norm) — and points to NamesDoc.
+func NameAdvice(side string, matched, unmatched, llama []string) string {
+	total := len(matched) + len(unmatched)
+	if total == 0 || len(unmatched) == 0 || 2*len(matched) >= total {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "names: only %d of the %d tensors of %s matched a llama.cpp node name", matched, total, side)
-	conv := conventionOf(unmatched)
+	fmt.Fprintf(&b, "names: only %d of the %d tensors of %s matched a llama.cpp node name", len(matched), total, side)
+	conv := conventionOf(append(slices.Clone(matched), unmatched...))
+	if conv != nil {
+		var wrong []string
+		for _, e := range matched {
+			if to, ok := conv.Map(e); ok && to != e {
+				wrong = append(wrong, fmt.Sprintf("%s is llama.cpp's %s", e, to))
+			}
+		}
+		if len(wrong) > 0 {
+			fmt.Fprintf(&b, "; in %s convention %s, so %s different tensors", conventionWhose(conv), strings.Join(wrong, ", "), plural(len(wrong), "that match pairs", "those matches pair"))
+		}
+	}
 	var sugg []string
 	for _, e := range unmatched {
 		if len(sugg) == maxSuggestions {
@@ -55,16 +68,20 @@ func NameAdvice(side string, total int, unmatched, llama []string) string {
 		}
 	}
 	if conv != nil {
-		what := "Hugging Face transformers module names"
-		if conv.Name == NamesMeta {
-			what = "Meta's reference llama module names"
-		}
-		fmt.Fprintf(&b, "; they look like %s: try --names %s", what, conv.Name)
+		fmt.Fprintf(&b, "; they look like %s module names: try --names %s", conventionWhose(conv), conv.Name)
 	} else {
 		b.WriteString("; map them with --names FILE")
 	}
 	fmt.Fprintf(&b, " (see %s, \"Your engine's names\")", NamesDoc)
 	return b.String()
+}
+
+// conventionWhose names a built-in map's convention in the possessive.
+func conventionWhose(m *NameMap) string {
+	if m.Name == NamesMeta {
+		return "Meta's reference llama code's"
+	}
+	return "Hugging Face transformers'"
 }
 
 // conventionOf returns the built-in map that renames most of names, if it

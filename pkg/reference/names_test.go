@@ -355,25 +355,24 @@ func TestWithNamesHFLlama(t *testing.T) {
 func TestNameAdvice(t *testing.T) {
 	llama := []string{"inp_embd", "norm-0", "attn_norm-0", "Qcur-0", "Qcur-0", "Kcur-0", "attn_out-0", "ffn_norm-0", "ffn_gate-0", "ffn_up-0", "ffn_out-0", "l_out-0", "norm", "result_norm", "result_output"}
 	for _, tc := range []struct {
-		what      string
-		total     int
-		unmatched []string
-		want      []string // substrings
-		none      bool
+		what               string
+		matched, unmatched []string
+		want               []string // substrings
+		none               bool
 	}{
-		{what: "hf", total: 4, unmatched: []string{"model.embed_tokens", "model.layers.0.self_attn.q_proj", "model.norm", "lm_head"},
-			want: []string{"only 0 of the 4 tensors of B", "model.layers.0.self_attn.q_proj → Qcur-0", "lm_head → result_output", "Hugging Face", "--names hf", "docs/names.md"}},
-		{what: "meta", total: 5, unmatched: []string{"tok_embeddings", "layers.0.attention_norm", "layers.0.feed_forward.w2", "output"},
-			want: []string{"only 1 of the 5", "layers.0.feed_forward.w2 → ffn_out-0", "--names meta"}},
-		{what: "unknown", total: 3, unmatched: []string{"blk.0.query_out", "blk.0.mlp_down", "final_layernorm"},
+		{what: "hf", unmatched: []string{"model.embed_tokens", "model.layers.0.self_attn.q_proj", "model.norm", "lm_head"},
+			want: []string{"only 0 of the 4 tensors of B", "model.layers.0.self_attn.q_proj → Qcur-0", "lm_head → result_output", "Hugging Face transformers' module names: try --names hf", "docs/names.md"}},
+		{what: "meta", matched: []string{"norm"}, unmatched: []string{"tok_embeddings", "layers.0.attention_norm", "layers.0.feed_forward.w2", "output"},
+			want: []string{"only 1 of the 5", "in Meta's reference llama code's convention norm is llama.cpp's result_norm, so that match pairs different tensors", "layers.0.feed_forward.w2 → ffn_out-0", "--names meta"}},
+		{what: "unknown", unmatched: []string{"blk.0.query_out", "blk.0.mlp_down", "final_layernorm"},
 			want: []string{"blk.0.query_out → Qcur-0", "blk.0.mlp_down → ffn_out-0", "final_layernorm → ", "--names FILE", "docs/names.md"}},
-		{what: "many suggestions", total: 7, unmatched: []string{"layers.0.q_proj", "layers.0.k_proj", "layers.0.v_proj", "layers.0.o_proj", "layers.0.up_proj", "layers.0.gate_proj", "layers.0.down_proj"},
+		{what: "many suggestions", unmatched: []string{"layers.0.q_proj", "layers.0.k_proj", "layers.0.v_proj", "layers.0.o_proj", "layers.0.up_proj", "layers.0.gate_proj", "layers.0.down_proj"},
 			want: []string{"… (2 more unmatched)"}},
-		{what: "most matched", total: 4, unmatched: []string{"x", "y"}, none: true},
-		{what: "all matched", total: 4, none: true},
+		{what: "most matched", matched: []string{"a", "b"}, unmatched: []string{"x", "y"}, none: true},
+		{what: "all matched", matched: []string{"a"}, none: true},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
-			got := NameAdvice("B", tc.total, tc.unmatched, llama)
+			got := NameAdvice("B", tc.matched, tc.unmatched, llama)
 			if tc.none {
 				if got != "" {
 					t.Errorf("advice %q, want none", got)
