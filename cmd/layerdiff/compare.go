@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
@@ -18,7 +19,7 @@ func compareCommand() *cli.Command {
 		Name:      "compare",
 		Usage:     "compare two references (dumps, .npy directories, llama.cpp logs)",
 		ArgsUsage: "A B",
-		Flags:     append(append(policyFlags(), outputFlags()...), namesFlag("B")),
+		Flags:     append(append(append(compareModelFlags(), policyFlags()...), outputFlags()...), namesFlag("B")),
 		Action: func(c *cli.Context) error {
 			tuneGC()
 			if c.NArg() != 2 {
@@ -39,7 +40,16 @@ func compareCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			pol, err := policyFrom(c, compare.ModeGGML)
+			// A float engine differs from llama.cpp's quantized CPU
+			// arithmetic by far more than the ggml mode allows: without
+			// --mode or --tolerance it is judged in the f64 mode, and
+			// with --model by isolation.
+			defMode, engine := compare.ModeGGML, !pipeline.IsLlamaCpp(b)
+			if engine {
+				defMode = compare.ModeF64
+			}
+			chosen := c.String("mode") != "" || c.String("tolerance") != ""
+			pol, err := policyFrom(c, defMode)
 			if err != nil {
 				return err
 			}
@@ -47,12 +57,46 @@ func compareCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := pipeline.Compare(a, b, pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version, Warnings: nameWarn})
+			co := pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version, Warnings: nameWarn}
+			if c.String("model") != "" {
+				if !chosen {
+					co.Policy = nil // the f64 mode's, for the drift
+				}
+				mo := pipeline.ModelCompareOptions{CompareOptions: co, Prompt: c.String("prompt"), NoBOS: c.Bool("no-bos"), Kernels: c.String("kernels"), Threads: c.Int("threads"), HashModel: c.Bool("hash-model")}
+				if s := c.String("tokens"); s != "" {
+					if mo.Tokens, err = parseTokens(s); err != nil {
+						return err
+					}
+				}
+				rep, err := pipeline.CompareModel(a, b, c.String("model"), mo)
+				if err != nil {
+					return err
+				}
+				return emit(c, rep)
+			}
+			rep, err := pipeline.Compare(a, b, co)
 			if err != nil {
 				return err
 			}
+			if engine && !chosen {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s is not a llama.cpp dump: judged in the f64 mode (a float engine differs from llama.cpp's CPU arithmetic, which quantizes matmul activations to Q8_0 and rounds K/V to f16); give --model M.gguf to judge each op by isolation", c.Args().Get(1)))
+			}
+			pipeline.QuantizationHint(rep, engine)
 			return emit(c, rep)
 		},
+	}
+}
+
+// compareModelFlags are compare's flags for isolation (--model).
+func compareModelFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "model", Usage: "GGUF `FILE` both sides ran: judge each of B's ops by isolation (recomputed from B's own inputs with layerdiff's ops and the model's weights)"},
+		&cli.StringFlag{Name: "prompt", Usage: "with --model: `TEXT` to tokenize when neither side records token ids"},
+		&cli.StringFlag{Name: "tokens", Usage: "with --model: comma-separated token `IDS`"},
+		&cli.BoolFlag{Name: "no-bos", Usage: "with --model: do not add BOS when tokenizing the prompt"},
+		&cli.StringFlag{Name: "kernels", Usage: "with --model: kernel `PROFILE` of the recomputation in llama.cpp's arithmetic (default: the reference's)"},
+		&cli.IntFlag{Name: "threads", Usage: "with --model: threads (0: all cores)"},
+		&cli.BoolFlag{Name: "hash-model", Usage: "with --model: check the model by the SHA-256 of the whole file"},
 	}
 }
 

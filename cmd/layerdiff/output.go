@@ -23,6 +23,7 @@ func outputFlags() []cli.Flag {
 		&cli.StringFlag{Name: "out", Usage: "write the report to `FILE` (atomically) instead of stdout"},
 		&cli.BoolFlag{Name: "all", Usage: "text format: list every tensor, not only the per-layer table"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite existing --out / --save files"},
+		minCoverageFlag(),
 	}
 }
 
@@ -125,9 +126,12 @@ func checkOutputs(c *cli.Context) error {
 	return nil
 }
 
-// emit renders the report, saves it if asked, and turns a failing verdict
-// into exit code 1.
+// emit holds the report to --min-coverage, renders it, saves it if asked,
+// and turns a failing verdict into exit code 1.
 func emit(c *cli.Context, rep *compare.Report) error {
+	if err := requireCoverage(c, rep); err != nil {
+		return err
+	}
 	if s := c.String("save"); s != "" {
 		if err := writeFileAtomic(s, c.Bool("force"), func(w io.Writer) error { return compare.WriteJSON(w, rep) }); err != nil {
 			return err
@@ -143,6 +147,11 @@ func emit(c *cli.Context, rep *compare.Report) error {
 		msg := "divergence found"
 		if d := rep.FirstDivergence; d != nil {
 			msg = fmt.Sprintf("divergence: first at %s (%s, layer %d)", d.Name, d.Op, d.Layer)
+			if rep.CoverageInfo().BelowMin {
+				msg += "; " + coverageFailure(rep)
+			}
+		} else if rep.CoverageInfo().BelowMin {
+			msg = coverageFailure(rep)
 		}
 		msg += namesHint(rep)
 		return &divergenceError{msg: msg}

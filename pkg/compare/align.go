@@ -15,6 +15,10 @@ type Node struct {
 	Name string  `json:"name"`         // llama.cpp node name, e.g. "Qcur-0 (reshaped)"
 	Op   string  `json:"op,omitempty"` // ggml op ("MUL_MAT", "GLU(SWIGLU)"), "" if unknown
 	Ne   []int64 `json:"ne"`           // ggml shape
+	// NoData marks a reference node that holds no values (a dump's node
+	// stored without a file, a log line without printed values): its row
+	// is unmeasured and left out of the coverage count.
+	NoData bool `json:"no_data,omitempty"`
 }
 
 // NodeOf describes a tensor.

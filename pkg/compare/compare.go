@@ -179,6 +179,11 @@ type Options struct {
 	// Workers is how many tensors are read and measured at once (0: one
 	// per CPU). Each holds its two tensors in memory.
 	Workers int
+	// Rejudge, when set, is called for every measured row in graph order
+	// after measuring and may judge it anew (isolation: compare --model).
+	// It returns whether it did, and then the worst elements to report
+	// should the row be the first divergence.
+	Rejudge func(row *Row) (worst []Element, rejudged bool)
 }
 
 // Compare aligns the other side to the reference, measures and judges every
@@ -240,6 +245,17 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 			continue
 		}
 		m := al.Matches[i]
+		if rn.NoData {
+			// Nothing to measure, matched or not: not a matching problem.
+			row.Status = Unmeasured
+			row.Reasons = []string{reasonNoData}
+			if m.Other >= 0 {
+				on := otherNodes[m.Other]
+				row.Other = &Counterpart{Key: on.Key, Name: on.Name, Op: on.Op, Ne: on.Ne, Match: m.How}
+			}
+			rep.Tensors = append(rep.Tensors, row)
+			continue
+		}
 		if m.Other < 0 {
 			reason := "no counterpart on the other side"
 			if in := describe([]Node{rn}, aliases)[0]; in.permuted {
@@ -339,6 +355,11 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 		if j.out.readErr {
 			readErrs++
 		}
+		if opts.Rejudge != nil {
+			if worst, ok := opts.Rejudge(row); ok {
+				j.out.diverged, j.out.worst = row.Status == Fail, worst
+			}
+		}
 		if j.out.diverged {
 			noteFirstDivergence(row, rep, j.out.worst)
 		}
@@ -388,6 +409,11 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	default:
 		rep.Verdict = VerdictUnmeasured
 		rep.Warnings = append(rep.Warnings, "no tensor could be compared")
+	}
+	cov := CoverageOf(rep.Tensors)
+	rep.Coverage = &cov
+	if rep.Verdict == VerdictPass && cov.Low() {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("low coverage: %s, %d unmeasured: nothing is known of the unmeasured nodes (--min-coverage X fails a comparison covering less than X)", cov.Phrase(), cov.Unmeasured))
 	}
 
 	if d := rep.FirstDivergence; d != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // SchemaVersion is the version of the JSON report schema (docs/report-json.md).
@@ -18,7 +19,8 @@ type Verdict string
 const (
 	// VerdictPass: at least one tensor was compared and none failed.
 	VerdictPass Verdict = "pass"
-	// VerdictFail: at least one tensor failed.
+	// VerdictFail: at least one tensor failed, or the coverage is below
+	// the minimum RequireCoverage asked for (Coverage.BelowMin).
 	VerdictFail Verdict = "fail"
 	// VerdictUnmeasured: nothing could be compared (no tensor matched, or no
 	// reference data): not a pass.
@@ -32,6 +34,9 @@ type Report struct {
 	Verdict Verdict `json:"verdict"`
 	Meta    Meta    `json:"meta"`
 	Summary Summary `json:"summary"`
+	// Coverage says how much of the reference was measured; reports saved
+	// before it existed get it counted from their rows by ReadJSON.
+	Coverage *Coverage `json:"coverage"`
 	// FirstDivergence is the first failing tensor in graph order; nil when
 	// none failed.
 	FirstDivergence *Divergence `json:"first_divergence"`
@@ -72,11 +77,19 @@ type Meta struct {
 
 // Source describes one side of a comparison.
 type Source struct {
-	// Label names the engine: "llama.cpp ec98e2002", "layerdiff forward (ggml)".
+	// Label names the engine: "llama.cpp ec98e2002", "layerdiff forward
+	// pass (ggml numerics, kernels x86-avx2)".
 	Label string `json:"label"`
-	// Format is how the tensors were obtained: "dump", "eval-callback log",
-	// "forward".
-	Format      string `json:"format,omitempty"`
+	// Format is how the tensors were obtained: a file format with its
+	// version ("layerdiff-dump v1", "llama.cpp eval-callback log (…)",
+	// "directory of .npy files"), or "forward" for layerdiff's forward
+	// pass.
+	Format string `json:"format,omitempty"`
+	// Producer names the program that wrote the files when known and not
+	// the engine itself: "layerdiff 0.1.0 (built-in dumper)",
+	// "layerdiff-dump.c 3 (standalone C dumper)", or a third-party
+	// manifest's producer ("my-engine 0.3 (layerdiff capture/python 1)").
+	Producer    string `json:"producer,omitempty"`
 	Path        string `json:"path,omitempty"`
 	Model       string `json:"model,omitempty"`
 	ModelSHA256 string `json:"model_sha256,omitempty"`
@@ -136,8 +149,9 @@ type Hint struct {
 	// "transposed", "permuted", "position-shift", "f16-rounding",
 	// "rope-mode", "rope-base", "rope-freq-scale", "rope-position",
 	// "rope-freq-factors", "rms-eps", "weight-transposed", "bos",
-	// "token-shift", "token-mismatch", "kernel-difference"
-	// (docs/report-json.md describes each
+	// "token-shift", "token-mismatch", "kernel-difference",
+	// "softmax-scale", "gqa-mapping", "activation",
+	// "activation-quantization" (docs/report-json.md describes each
 	// test).
 	Kind string `json:"kind"`
 	// Text states the finding and its numbers in one sentence.
@@ -189,6 +203,29 @@ type Row struct {
 	FirstFailToken int `json:"first_fail_token"`
 	// PerToken holds per-token statistics, kept for failing rows only.
 	PerToken []TokenStat `json:"per_token,omitempty"`
+	// Isolation, set when the row was judged by isolation (compare
+	// --model), says how the other side's op fared when layerdiff
+	// recomputed it from the other side's own inputs; Metrics and
+	// Tolerance are then the isolation's, and Drift is the other side's
+	// end-to-end difference from the reference.
+	Isolation *Isolation `json:"isolation,omitempty"`
+	Drift     *Metrics   `json:"drift,omitempty"`
+}
+
+// Isolation is the outcome of recomputing the other side's op from the
+// other side's own inputs with layerdiff's ops and the model's weights.
+type Isolation struct {
+	// Arithmetic is the recomputation the row was judged by: "exact"
+	// (float64, the tolerance a float32 engine's round-off) or "ggml"
+	// (llama.cpp's CPU arithmetic, as the reference's kernels do it).
+	Arithmetic string `json:"arithmetic"`
+	// Chain lists the ops (name (OP)) layerdiff computed itself between
+	// the other side's recorded tensors and this one, when the other side
+	// did not record this op's direct inputs (a sparse dump): the fault,
+	// if any, is in one of them.
+	Chain []string `json:"chain,omitempty"`
+	// Other is the other arithmetic's NMSE, when it was measured.
+	OtherNMSE *Float `json:"other_nmse,omitempty"`
 }
 
 // Counterpart is the other side's node matched to a row.
@@ -214,6 +251,10 @@ type Dropped struct {
 // that they encode as [] and a report read back encodes identically.
 func (r *Report) normalized() *Report {
 	c := *r
+	if c.Coverage == nil {
+		cov := CoverageOf(c.Tensors)
+		c.Coverage = &cov
+	}
 	if c.Worst == nil {
 		c.Worst = []Element{}
 	}
@@ -303,6 +344,12 @@ func ReadJSON(rd io.Reader, name string) (*Report, error) {
 	}
 	if d := r.FirstDivergence; d != nil && (d.Row < 0 || d.Row >= len(r.Tensors)) {
 		return nil, fmt.Errorf("compare: report %s: first_divergence.row %d outside tensors (%d rows)", name, d.Row, len(r.Tensors))
+	}
+	if c := r.Coverage; c == nil {
+		cov := CoverageOf(r.Tensors)
+		r.Coverage = &cov
+	} else if c.Nodes < 0 || c.Measured < 0 || c.Measured > c.Nodes || math.IsNaN(float64(c.Min)) || c.Min < 0 || c.Min > 1 {
+		return nil, fmt.Errorf("compare: report %s: coverage: measured %d of %d nodes, min %v: inconsistent", name, c.Measured, c.Nodes, float64(c.Min))
 	}
 	return &r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
@@ -37,7 +38,7 @@ const maxFree = 16
 func SideOf(src reference.Source) compare.Side {
 	s := &refSide{src: src, numel: map[string]int64{}, lent: map[string][][]float32{}}
 	for _, n := range src.Nodes() {
-		s.nodes = append(s.nodes, compare.Node{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne})
+		s.nodes = append(s.nodes, compare.Node{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne, NoData: n.Data == reference.NoData})
 		s.numel[n.Key] = tensor.Numel(n.Ne)
 	}
 	return s
@@ -121,17 +122,28 @@ func (s *refSide) put(b []float32) {
 	}
 }
 
-// sourceMeta describes a reference for the report.
-func sourceMeta(src reference.Source, label string) compare.Source {
+// sourceMeta describes a reference for the report: labelled by the engine
+// it names (a dump's llamacpp_commit or producer), else "llama.cpp" when it
+// carries llama.cpp's system_info, else by fallback ("reference" when "").
+func sourceMeta(src reference.Source, fallback string) compare.Source {
 	info := src.Describe()
-	if label == "" {
+	label := info.Engine
+	switch {
+	case label != "":
+	case info.SystemInfo != "":
+		label = "llama.cpp"
+	case fallback != "":
+		label = fallback
+	default:
 		label = "reference"
-		if info.SystemInfo != "" || info.Kind == reference.KindDump {
-			label = "llama.cpp"
-		}
 	}
-	return compare.Source{Label: label, Format: info.Format, Path: info.Path, Model: info.ModelPath, ModelSHA256: info.ModelSHA256, ModelFingerprint: info.ModelFingerprint,
-		Kernels: reference.KernelProfile(info.SystemInfo)}
+	s := compare.Source{Label: label, Format: info.Format, Producer: info.Producer, Path: info.Path, Model: info.ModelPath, ModelSHA256: info.ModelSHA256, ModelFingerprint: info.ModelFingerprint}
+	if info.SystemInfo != "" || info.Kind == reference.KindDump {
+		// Without a system_info there is nothing to tell the kernels by
+		// for a source that could carry one.
+		s.Kernels = reference.KernelProfile(info.SystemInfo)
+	}
+	return s
 }
 
 // CompareOptions configure Compare and Run.
@@ -203,3 +215,23 @@ func sameTokens(a, b []int32) bool { return slices.Equal(a, b) }
 // ErrNoTokens is returned when neither the reference nor the caller gives
 // token ids or a prompt.
 var ErrNoTokens = errors.New("no token ids: the reference does not record them; give --prompt or --tokens")
+
+// forwardLabel names layerdiff's forward pass for the report, once:
+// "layerdiff forward pass (ggml numerics, kernels x86-avx2)", with "each op
+// from the reference's inputs" in cross-kernel mode and "with --inject"
+// when activations were perturbed. kernels is "" for numerics that emulate
+// none (f64).
+func forwardLabel(numerics, kernels string, cross, injected bool) string {
+	parts := []string{numerics + " numerics"}
+	if kernels != "" {
+		parts = append(parts, "kernels "+kernels)
+	}
+	if cross {
+		parts = append(parts, "each op from the reference's inputs")
+	}
+	s := "layerdiff forward pass (" + strings.Join(parts, ", ") + ")"
+	if injected {
+		s += " with --inject"
+	}
+	return s
+}

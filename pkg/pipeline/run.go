@@ -211,19 +211,16 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if ident.warning != "" {
 		warn = append([]string{ident.warning}, warn...)
 	}
-	label := "layerdiff forward (" + fo.Numerics + ")"
-	if cross {
-		label = "layerdiff forward (" + fo.Numerics + ", each op from the reference's inputs)"
-	}
-	if len(o.Inject) > 0 {
-		label += " with --inject"
-	}
 	emulated := fo.Kernels
 	if fo.Numerics == forward.NumericsF64 {
 		emulated = "" // the exact computation emulates no kernels
-	} else if cross {
+	}
+	label := forwardLabel(fo.Numerics, emulated, cross, len(o.Inject) > 0)
+	switch {
+	case fo.Numerics == forward.NumericsF64:
+	case cross:
 		warn = append(warn, fmt.Sprintf("reference kernels %s, emulated kernels %s: cross-kernel mode, each op judged from the reference's own inputs against the bounds of docs/tolerance.md", kc.Reference, kc.Emulated))
-	} else if kc.Note != "" {
+	case kc.Note != "":
 		warn = append(warn, kc.Note)
 	}
 	meta := compare.Meta{

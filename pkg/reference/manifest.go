@@ -35,7 +35,11 @@ type Manifest struct {
 	Format           string `json:"format"`            // always FormatName
 	FormatVersion    int    `json:"format_version"`    // FormatVersion
 	LayerdiffVersion string `json:"layerdiff_version"` // version of the producing tool
-	Created          string `json:"created,omitempty"` // RFC 3339 time of the run, informative
+	// Producer optionally names, for a dump written by another program than
+	// layerdiff's dumpers, the engine and the writer: "my-engine 0.3
+	// (layerdiff capture/python 1)". Reports show it as the dump's producer.
+	Producer string `json:"producer,omitempty"`
+	Created  string `json:"created,omitempty"` // RFC 3339 time of the run, informative
 
 	LlamaCppCommit string `json:"llamacpp_commit"` // llama.cpp commit the dumper was built from, e.g. "ec98e2002"
 	LlamaCppSource string `json:"llamacpp_source"` // where that llama.cpp came from, e.g. "github.com/ollama/ollama v0.17.4"

@@ -461,3 +461,23 @@ func TestNamesDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestNameMapCaptureExample: the capture kit's example map parses, and
+// agrees with the built-in meta map wherever both map a name.
+func TestNameMapCaptureExample(t *testing.T) {
+	m, err := ReadNameMap("../../capture/python/examples/numpy_llama.names")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.Map("layers.3.attention.q_rope"); got != "Qcur-3#2" {
+		t.Errorf("q_rope → %q, want Qcur-3#2", got)
+	}
+	meta, _ := BuiltinNameMap(NamesMeta, "")
+	for _, r := range meta.rules {
+		name := strings.Replace(r.from, layerVar, "5", 1)
+		want, _ := meta.Map(name)
+		if got, ok := m.Map(name); ok && got != want {
+			t.Errorf("%s: example map %q, built-in meta %q", name, got, want)
+		}
+	}
+}

@@ -52,6 +52,14 @@ type Info struct {
 	Kind   Kind
 	Path   string
 	Format string // human-readable format description, e.g. "layerdiff-dump v1"
+	// Engine names what computed the values when the source says so:
+	// "llama.cpp ec98e2002", or a dump's producer for another engine; ""
+	// when unknown.
+	Engine string
+	// Producer names the program that wrote the files, when known and not
+	// the engine itself: "layerdiff 0.1.0 (built-in dumper)",
+	// "layerdiff-dump.c 3 (standalone C dumper)", a manifest's producer.
+	Producer string
 
 	Tokens      []int32 // token ids of the run, nil if unknown
 	Prompt      string
@@ -210,6 +218,8 @@ func (d *Dump) Describe() Info {
 		Kind:             KindDump,
 		Path:             d.Dir,
 		Format:           fmt.Sprintf("%s v%d", m.Format, m.FormatVersion),
+		Engine:           m.EngineName(),
+		Producer:         m.ProducerName(),
 		Tokens:           m.Tokens,
 		Prompt:           m.Prompt,
 		ModelPath:        m.Model.Path,

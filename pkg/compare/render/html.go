@@ -49,6 +49,7 @@ func opColors(ops []string) map[string]string {
 
 type htmlData struct {
 	Verdict, VerdictClass, Headline string
+	Qualifier, Coverage             string
 	Ref, Other, Mode, Tokens        string
 	Counts, Tool, Created           string
 	Div                             *compare.Divergence
@@ -241,6 +242,7 @@ func buildPlot(r *compare.Report) plotData {
 func (o Options) HTML(w io.Writer, r *compare.Report) error {
 	d := htmlData{
 		Verdict: strings.ToUpper(string(r.Verdict)), VerdictClass: string(r.Verdict), Headline: headline(r),
+		Qualifier: qualifier(r), Coverage: coverageLine(r),
 		Ref: sourceLine(r.Meta.Reference), Other: otherLine(r), Mode: r.Meta.Mode, Tokens: tokensLine(r),
 		Counts: countsLine(r), Tool: r.Meta.Tool, Created: r.Meta.Created,
 		Div: r.FirstDivergence, Blame: r.Blame, Plot: buildPlot(r), Warnings: r.Warnings,
@@ -252,6 +254,9 @@ func (o Options) HTML(w io.Writer, r *compare.Report) error {
 		}
 		if s.FirstFail >= 0 {
 			l.WorstTensor = r.Tensors[s.FirstFail].Name + " (first fail)"
+		}
+		if e := emptySpan(s); e != "" {
+			l.WorstTensor = e
 		}
 		d.Layers = append(d.Layers, l)
 	}

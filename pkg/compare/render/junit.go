@@ -55,7 +55,9 @@ type junitMessage struct {
 // "name [OP]". Failing tensors carry a <failure> whose message is the
 // first reason and whose body has every reason and the metrics; unmeasured
 // and skipped tensors are <skipped> with the reason. No timestamps or
-// durations are written.
+// durations are written. The first suite's properties carry the verdict
+// line and the coverage; when a minimum coverage was required, a last
+// suite "coverage" holds one testcase that fails when it is not met.
 func (o Options) JUnit(w io.Writer, r *compare.Report) error {
 	doc := junitSuites{Name: "layerdiff"}
 	for i, g := range layerGroups(r) {
@@ -66,6 +68,9 @@ func (o Options) JUnit(w io.Writer, r *compare.Report) error {
 		if i == 0 {
 			s.Properties = &junitPropsList{Props: []junitProp{
 				{Name: "verdict", Value: string(r.Verdict)},
+				{Name: "summary", Value: verdictLine(r)},
+				{Name: "coverage", Value: coverageLine(r)},
+				{Name: "coverage_fraction", Value: compare.FormatFloat(float64(r.CoverageInfo().Fraction), 0)},
 				{Name: "mode", Value: r.Meta.Mode},
 				{Name: "reference", Value: sourceLine(r.Meta.Reference)},
 				{Name: "other", Value: otherLine(r)},
@@ -110,6 +115,21 @@ func (o Options) JUnit(w io.Writer, r *compare.Report) error {
 		doc.Tests += s.Tests
 		doc.Failures += s.Failures
 		doc.Skipped += s.Skipped
+		doc.Suites = append(doc.Suites, s)
+	}
+	if c := r.CoverageInfo(); c.Min > 0 {
+		// The requirement is a test of its own, failing when not met.
+		tc := junitCase{Name: "coverage >= " + minPercent(c), Classname: "layerdiff.coverage", SystemOut: coverageLine(r)}
+		if c.BelowMin {
+			tc.SystemOut = ""
+			tc.Failure = &junitMessage{Message: "coverage " + c.Percent() + " is below the required " + minPercent(c), Type: "coverage", Body: coverageLine(r)}
+		}
+		s := junitSuite{Name: "coverage", Tests: 1, Cases: []junitCase{tc}}
+		if c.BelowMin {
+			s.Failures = 1
+		}
+		doc.Tests++
+		doc.Failures += s.Failures
 		doc.Suites = append(doc.Suites, s)
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {

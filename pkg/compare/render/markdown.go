@@ -51,13 +51,16 @@ func mdWhere(name, op string, layer, token int) string {
 // tensors, dropped nodes and warnings.
 func (o Options) Markdown(w io.Writer, r *compare.Report) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "# layerdiff: **%s**\n\n", strings.ToUpper(string(r.Verdict)))
+	fmt.Fprintf(bw, "# layerdiff: **%s**%s\n\n", strings.ToUpper(string(r.Verdict)), mdEscape(qualifier(r)))
 	if d := r.FirstDivergence; d != nil {
 		fmt.Fprintf(bw, "**First divergence:** %s", mdWhere(d.Name, d.Op, d.Layer, d.Token))
 		if len(d.Reasons) > 0 {
 			fmt.Fprintf(bw, ": %s", mdEscape(strings.Join(d.Reasons, "; ")))
 		}
 		bw.WriteString("\n\n")
+		if c := r.CoverageInfo(); c.BelowMin {
+			fmt.Fprintf(bw, "**Coverage:** %s is below the required %s (--min-coverage).\n\n", c.Percent(), minPercent(c))
+		}
 	} else {
 		fmt.Fprintf(bw, "%s.\n\n", mdEscape(strings.ToUpper(headline(r)[:1])+headline(r)[1:]))
 	}
@@ -80,7 +83,7 @@ func (o Options) Markdown(w io.Writer, r *compare.Report) error {
 	mdHead(bw, []string{"", "reference", "other"}, nil)
 	mdRow(bw, "source", mdEscape(sourceLine(r.Meta.Reference)), mdEscape(otherLine(r)))
 	bw.WriteString("\n")
-	fmt.Fprintf(bw, "Mode %s, tokens %s. Tensors %s.", mdCode(r.Meta.Mode), mdEscape(tokensLine(r)), mdEscape(countsLine(r)))
+	fmt.Fprintf(bw, "Mode %s, tokens %s. Tensors %s. Coverage: %s.", mdCode(r.Meta.Mode), mdEscape(tokensLine(r)), mdEscape(countsLine(r)), mdEscape(coverageLine(r)))
 	if r.Meta.Tool != "" {
 		fmt.Fprintf(bw, " Written by %s.", mdEscape(r.Meta.Tool))
 	}
@@ -99,6 +102,9 @@ func (o Options) Markdown(w io.Writer, r *compare.Report) error {
 		if s.Fail > 0 {
 			fail = "**" + fail + "**"
 			wt = mdCode(r.Tensors[s.FirstFail].Name) + " (first fail)"
+		}
+		if e := emptySpan(s); e != "" {
+			wt = e
 		}
 		mdRow(bw, s.Label, strconv.Itoa(len(s.Rows)), strconv.Itoa(s.Pass), fail, strconv.Itoa(s.Unmeasured), strconv.Itoa(s.Skipped), wn, wt)
 	}

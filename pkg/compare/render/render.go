@@ -177,9 +177,12 @@ type span struct {
 }
 
 // collapse merges runs of at least two consecutive numbered layers into one
-// span: layers without failures, and layers after the first divergence's
-// layer that all fail (the divergence's downstream consequences). The layer
-// holding the first divergence always stands alone.
+// span: layers with measured tensors and no failures, layers after the
+// first divergence's layer that all fail (the divergence's downstream
+// consequences), layers with nothing measured, and layers the filter
+// skipped whole. A layer with nothing measured is never folded into a run
+// of passing layers, and the layer holding the first divergence always
+// stands alone.
 func collapse(r *compare.Report, gs []*group) []span {
 	first := -1
 	if r.FirstDivergence != nil {
@@ -189,6 +192,10 @@ func collapse(r *compare.Report, gs []*group) []span {
 		switch {
 		case g.Layer < 0 || slices.Contains(g.Rows, first):
 			return 0 // never merged
+		case g.Pass+g.Fail == 0 && g.Unmeasured == 0:
+			return 4 // all skipped by the filter
+		case g.Pass+g.Fail == 0:
+			return 3 // nothing measured: never among passing layers
 		case g.Fail == 0:
 			return 1
 		default:
@@ -264,34 +271,48 @@ func otherLine(r *compare.Report) string {
 	return s
 }
 
+// sourceLine describes one side, each fact once: the engine, the file
+// format and the program that wrote it (when not the engine), the path,
+// the model and the kernels: "llama.cpp ec98e2002; format layerdiff-dump
+// v1; written by layerdiff 0.1.0 (built-in dumper); path d; model m.gguf
+// sha256 f99723c71cd5…; kernels x86-avx2". layerdiff's forward pass
+// ("forward") is named by its label alone, which says its numerics and
+// kernels.
 func sourceLine(s compare.Source) string {
 	parts := []string{}
 	if s.Label != "" {
 		parts = append(parts, s.Label)
 	}
-	if s.Format != "" {
-		parts = append(parts, "("+s.Format+")")
+	if s.Format != "" && s.Format != "forward" {
+		parts = append(parts, "format "+s.Format)
+	}
+	if s.Producer != "" && s.Producer != s.Label {
+		parts = append(parts, "written by "+s.Producer)
 	}
 	if s.Path != "" {
-		parts = append(parts, s.Path)
+		parts = append(parts, "path "+s.Path)
 	}
+	model := ""
 	if s.Model != "" {
-		parts = append(parts, "model "+s.Model)
+		model = "model " + s.Model
 	}
 	if s.ModelSHA256 != "" {
 		h := s.ModelSHA256
 		if len(h) > 12 {
 			h = h[:12] + "…"
 		}
-		parts = append(parts, "sha256 "+h)
+		model = strings.TrimSpace(model + " sha256 " + h)
 	}
-	if s.Kernels != "" {
+	if model != "" {
+		parts = append(parts, model)
+	}
+	if s.Kernels != "" && !strings.Contains(s.Label, "kernels "+s.Kernels) {
 		parts = append(parts, "kernels "+s.Kernels)
 	}
 	if len(parts) == 0 {
 		return "(not described)"
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(parts, "; ")
 }
 
 func tokensLine(r *compare.Report) string {
@@ -323,16 +344,101 @@ func countsLine(r *compare.Report) string {
 	return line
 }
 
+// qualifier is what follows the verdict word: " on 6% of the reference's
+// nodes" for a pass on low coverage (compare.LowCoverage), else "".
+func qualifier(r *compare.Report) string {
+	if c := r.CoverageInfo(); r.Verdict == compare.VerdictPass && c.Low() {
+		return " on " + c.Percent() + " of the reference's nodes"
+	}
+	return ""
+}
+
+// verdictLine is the verdict, its qualifier and the headline: "PASS on 6%
+// of the reference's nodes: 49 unmeasured; all 3 compared tensors within
+// tolerance".
+func verdictLine(r *compare.Report) string {
+	return strings.ToUpper(string(r.Verdict)) + qualifier(r) + ": " + headline(r)
+}
+
+// minPercent formats the required coverage.
+func minPercent(c compare.Coverage) string {
+	m := float64(c.Min)
+	return compare.Percent(m, m > 0, m < 1)
+}
+
+// headline says what the verdict rests on: the first divergence, the
+// coverage that fell short of --min-coverage, or how many tensors passed
+// and how much of the reference they cover.
 func headline(r *compare.Report) string {
+	c := r.CoverageInfo()
 	switch {
 	case r.FirstDivergence != nil:
 		d := r.FirstDivergence
-		return "first divergence at " + where(d.Name, d.Op, d.Layer, d.Token)
-	case r.Verdict == compare.VerdictPass:
-		return fmt.Sprintf("all %d compared tensors within tolerance", r.Summary.Pass)
-	default:
+		s := "first divergence at " + where(d.Name, d.Op, d.Layer, d.Token)
+		if c.BelowMin {
+			s += "; coverage " + c.Percent() + " is below the required " + minPercent(c)
+		}
+		return s
+	case r.Verdict == compare.VerdictUnmeasured:
 		return "nothing was compared"
+	case c.BelowMin:
+		detail := fmt.Sprintf("%d of %s unmeasured", c.Unmeasured, plural(c.Nodes, "reference node"))
+		if c.Nodes == 0 {
+			detail = c.Phrase()
+		}
+		return fmt.Sprintf("coverage %s is below the required %s (--min-coverage): %s; %s",
+			c.Percent(), minPercent(c), detail, withinTolerance(r.Summary.Pass))
+	case r.Verdict == compare.VerdictPass && c.Low():
+		return fmt.Sprintf("%d unmeasured; %s", c.Unmeasured, withinTolerance(r.Summary.Pass))
+	case r.Verdict == compare.VerdictPass:
+		return fmt.Sprintf("%s; %s", withinTolerance(r.Summary.Pass), c.Phrase())
+	default:
+		return "no first divergence recorded"
 	}
+}
+
+// withinTolerance says that n compared tensors passed: "all 3 compared
+// tensors within tolerance", "the 1 compared tensor within tolerance".
+func withinTolerance(n int) string {
+	if n == 1 {
+		return "the 1 compared tensor within tolerance"
+	}
+	return fmt.Sprintf("all %d compared tensors within tolerance", n)
+}
+
+// coverageLine is the coverage for the report's header: "3 of 52
+// reference nodes measured (6%), 49 unmeasured; not counted: 17 views;
+// required 50% (--min-coverage): not met".
+func coverageLine(r *compare.Report) string {
+	c := r.CoverageInfo()
+	s := c.Phrase()
+	if c.Unmeasured > 0 {
+		s += fmt.Sprintf(", %d unmeasured", c.Unmeasured)
+	}
+	if u := c.Uncounted(); u != "" {
+		s += "; " + u
+	}
+	if c.Min > 0 {
+		s += "; required " + minPercent(c) + " (--min-coverage): "
+		if c.BelowMin {
+			s += "not met"
+		} else {
+			s += "met"
+		}
+	}
+	return s
+}
+
+// emptySpan says why a table line has no worst tensor: "nothing measured",
+// "skipped by the filter"; "" when something was measured.
+func emptySpan(s span) string {
+	switch {
+	case s.Pass+s.Fail > 0:
+		return ""
+	case s.Unmeasured == 0 && s.Skipped > 0:
+		return "skipped by the filter"
+	}
+	return "nothing measured"
 }
 
 // dropped groups the report's dropped nodes for listing.

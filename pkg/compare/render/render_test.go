@@ -115,7 +115,7 @@ var scenarios = []struct {
 		rep, err := compare.Compare(compare.NewTensorList(ref), compare.NewTensorList(other), compare.Options{
 			Meta: compare.Meta{
 				Reference: compare.Source{Label: "llama.cpp d32676d77", Format: "eval-callback log", Path: "evalcb.log", Model: "S-Q8_0.gguf", ModelSHA256: "5be1d2c0ffee00112233445566778899aabbccddeeff00112233445566778899"},
-				Other:     compare.Source{Label: "layerdiff forward", Format: "forward", Model: "S-Q8_0.gguf", ModelSHA256: "5be1d2c0ffee00112233445566778899aabbccddeeff00112233445566778899"},
+				Other:     compare.Source{Label: "layerdiff forward pass (ggml numerics, kernels x86-avx2)", Format: "forward", Kernels: "x86-avx2", Model: "S-Q8_0.gguf", ModelSHA256: "5be1d2c0ffee00112233445566778899aabbccddeeff00112233445566778899"},
 				Tokens:    []int32{1, 15043, 3186, 29892}, Tool: "layerdiff test",
 			},
 			Filter: func(n compare.Node) bool { return n.Name != "result_norm" },
@@ -175,6 +175,80 @@ var scenarios = []struct {
 		}
 		return rep
 	}},
+}
+
+// sparseOther keeps of other only the tensors named in keep, as an
+// engine that dumps a few activations does.
+func sparseOther(other []*tensor.Tensor, keep ...string) []*tensor.Tensor {
+	var out []*tensor.Tensor
+	for _, x := range other {
+		if slices.Contains(keep, x.Name) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func init() {
+	scenarios = append(scenarios, []struct {
+		name  string
+		build func(t *testing.T) *compare.Report
+	}{
+		// A sparse engine dump: three tensors, all agreeing, against a
+		// four-layer reference. The pass says on how little it stands,
+		// and layers 1–3 are shown with nothing measured.
+		{"sparse", func(t *testing.T) *compare.Report {
+			ref, other := model(4, 4, 3)
+			rep, err := compare.Compare(compare.NewTensorList(ref), compare.NewTensorList(sparseOther(other, "attn_norm-0", "ffn_out-0", "result_output")), compare.Options{
+				Meta: compare.Meta{
+					Reference: compare.Source{Label: "llama.cpp ec98e2002", Format: "layerdiff-dump v1", Producer: "layerdiff-dump.c 3 (standalone C dumper)", Path: "ref", Kernels: "x86-avx2"},
+					Other:     compare.Source{Label: "my-engine 0.3 (layerdiff capture/python 1)", Format: "layerdiff-dump v1", Producer: "my-engine 0.3 (layerdiff capture/python 1)", Path: "engine"},
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rep
+		}},
+		// The same dump held to --min-coverage 50%: a FAIL without a
+		// divergence, the coverage its reason.
+		{"mincov", func(t *testing.T) *compare.Report {
+			ref, other := model(4, 4, 3)
+			rep, err := compare.Compare(compare.NewTensorList(ref), compare.NewTensorList(sparseOther(other, "attn_norm-0", "ffn_out-0", "result_output")), compare.Options{
+				Meta: compare.Meta{
+					Reference: compare.Source{Label: "llama.cpp ec98e2002", Format: "layerdiff-dump v1", Producer: "layerdiff 0.1.0 (built-in dumper)", Path: "ref", Kernels: "x86-avx2"},
+					Other:     compare.Source{Label: "other", Format: "directory of .npy files", Path: "engine"},
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep.RequireCoverage(0.5)
+			return rep
+		}},
+		// Layers 2 and 4 missing on the other side: neither is folded into
+		// the passing layers around it.
+		{"gap", func(t *testing.T) *compare.Report {
+			ref, other := model(5, 5, 2)
+			var kept []*tensor.Tensor
+			for _, x := range other {
+				if l := tensor.Layer(x.Name); l != 2 && l != 4 {
+					kept = append(kept, x)
+				}
+			}
+			rep, err := compare.Compare(compare.NewTensorList(ref), compare.NewTensorList(kept), compare.Options{
+				Meta: compare.Meta{
+					Reference: compare.Source{Label: "llama.cpp ec98e2002", Format: "layerdiff-dump v1", Producer: "layerdiff 0.1.0 (built-in dumper)", Path: "ref", Kernels: "x86-avx2"},
+					Other:     compare.Source{Label: "layerdiff forward pass (ggml numerics, kernels x86-avx2)", Format: "forward", Kernels: "x86-avx2"},
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep.RequireCoverage(0.5)
+			return rep
+		}},
+	}...)
 }
 
 type format struct {
@@ -365,8 +439,40 @@ func TestCollapse(t *testing.T) {
 	for _, s := range collapse(rep, layerGroups(rep)) {
 		labels = append(labels, s.Label)
 	}
-	if want := []string{"input", "0–4", "5", "6–7", "8–10", "output"}; !slices.Equal(labels, want) {
+	// Layer 7 has nothing measured: shown alone, not folded into 6.
+	if want := []string{"input", "0–4", "5", "6", "7", "8–10", "output"}; !slices.Equal(labels, want) {
 		t.Errorf("spans %v, want %v", labels, want)
+	}
+}
+
+// TestCollapseGaps: layers with nothing measured are never merged with
+// passing layers; consecutive ones form a span of their own, as do layers
+// the filter skipped whole, and a layer with one measured tensor among
+// unmeasured ones counts as measured.
+func TestCollapseGaps(t *testing.T) {
+	rep := &compare.Report{}
+	add := func(layer int, st ...compare.Status) {
+		for _, s := range st {
+			rep.Tensors = append(rep.Tensors, compare.Row{Index: len(rep.Tensors), Name: fmt.Sprint(layer), Layer: layer, Status: s, FirstFailToken: -1})
+		}
+	}
+	P, U, S := compare.Pass, compare.Unmeasured, compare.Skipped
+	add(0, P, P)
+	add(1, P, U)
+	add(2, U, U)
+	add(3, U)
+	add(4, P)
+	add(5, S, S)
+	add(6, S)
+	add(7, U, S)
+	add(8, P)
+	var got []string
+	for _, s := range collapse(rep, layerGroups(rep)) {
+		got = append(got, s.Label+":"+emptySpan(s))
+	}
+	want := []string{"0–1:", "2–3:nothing measured", "4:", "5–6:skipped by the filter", "7:nothing measured", "8:"}
+	if !slices.Equal(got, want) {
+		t.Errorf("spans %q, want %q", got, want)
 	}
 }
 
@@ -461,5 +567,39 @@ func TestPlotColorsAndFailures(t *testing.T) {
 	rep.Tensors[7].Status = compare.Pass
 	if p := buildPlot(rep); p.Failed != nil {
 		t.Error("a failure legend entry without a failed tensor")
+	}
+}
+
+// TestOldReports: results saved before the coverage field and the
+// producer-aware header still read back and render in every format, their
+// coverage counted from their rows; the text rendering is a golden file.
+func TestOldReports(t *testing.T) {
+	for _, name := range []string{"fail-before-coverage", "unmeasured-before-coverage"} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join("testdata", "old", name+".json")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte(`"coverage"`)) {
+				t.Fatalf("%s already has a coverage field: not an old report", p)
+			}
+			rep, err := compare.ReadJSON(bytes.NewReader(b), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Coverage == nil || rep.Coverage.Nodes == 0 {
+				t.Fatalf("coverage %+v not counted from the rows", rep.Coverage)
+			}
+			for _, f := range formats() {
+				var buf bytes.Buffer
+				if err := f.fn(&buf, rep); err != nil {
+					t.Fatalf("%s: %v", f.ext, err)
+				}
+				if f.ext == "txt" {
+					golden(t, filepath.Join("testdata", "old", name+".txt"), buf.Bytes())
+				}
+			}
+		})
 	}
 }

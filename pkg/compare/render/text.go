@@ -118,7 +118,7 @@ func (o Options) Text(w io.Writer, r *compare.Report) error {
 	case compare.VerdictUnmeasured:
 		vcol = ansiYellow
 	}
-	fmt.Fprintf(bw, "layerdiff %s: %s\n\n", o.paint(ansiBold+vcol, verdict), headline(r))
+	fmt.Fprintf(bw, "layerdiff %s%s: %s\n\n", o.paint(ansiBold+vcol, verdict), qualifier(r), headline(r))
 	kv := func(k, v string) { fmt.Fprintf(bw, "  %-10s %s\n", k, v) }
 	kv("reference", sourceLine(r.Meta.Reference))
 	kv("other", otherLine(r))
@@ -131,6 +131,7 @@ func (o Options) Text(w io.Writer, r *compare.Report) error {
 		kv("created", r.Meta.Created)
 	}
 	kv("tensors", countsLine(r))
+	kv("coverage", coverageLine(r))
 	if d := r.FirstDivergence; d != nil {
 		for i, reason := range d.Reasons {
 			k := ""
@@ -164,6 +165,9 @@ func (o Options) Text(w io.Writer, r *compare.Report) error {
 		}
 		if d := r.FirstDivergence; d != nil && s.FirstFail == d.Row {
 			wt = r.Tensors[s.FirstFail].Name + " ← first divergence"
+		}
+		if e := emptySpan(s); e != "" {
+			wt = e
 		}
 		failCol := ""
 		if s.Fail > 0 {

@@ -127,6 +127,9 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType quant
 			kqMaskCnv = g.cast(b.kqMask, quant.F16)
 		}
 		kqScale := float32(1 / float32(math.Sqrt(float64(float32(hd)))))
+		if m.variant != nil && m.variant.AttnScale != 0 {
+			kqScale = m.variant.AttnScale
+		}
 		// build_inp_out_ids
 		b.outIDs = g.leaf(quant.I32, T)
 

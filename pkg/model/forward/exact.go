@@ -110,7 +110,8 @@ func (e *executor) mulMatExact(dst *node) error {
 	if b.ne[0] != ne00 {
 		return fmt.Errorf("%s: inner dimensions differ: %d and %d", dst.name, ne00, b.ne[0])
 	}
-	r2, r3 := ne12/a.ne[2], ne13/a.ne[3]
+	r3 := ne13 / a.ne[3]
+	transposed := e.variant != nil && a.weight != nil && a.name == e.variant.TransposedWeight && ne00 == ne01
 	cols := make([][]float32, ne11*ne12*ne13)
 	for i13 := int64(0); i13 < ne13; i13++ {
 		for i12 := int64(0); i12 < ne12; i12++ {
@@ -131,7 +132,17 @@ func (e *executor) mulMatExact(dst *node) error {
 			i02 := (int64(r) / ne01) % a.ne[2]
 			i03 := int64(r) / ne01 / a.ne[2]
 			var x []float32
-			if a.weight != nil {
+			if transposed {
+				if err := e.transposedRow(a, i01, row); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+				x = row
+			} else if a.weight != nil {
 				if err := quant.Dequantize(a.typ, a.weightRow(i01, i02, i03), row); err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -145,7 +156,10 @@ func (e *executor) mulMatExact(dst *node) error {
 				x = a.rowAny(i01, i02, i03, row)
 			}
 			for i13 := i03 * r3; i13 < (i03+1)*r3; i13++ {
-				for i12 := i02 * r2; i12 < (i02+1)*r2; i12++ {
+				for i12 := int64(0); i12 < ne12; i12++ {
+					if e.headKV(i12, ne12, a.ne[2]) != i02 {
+						continue
+					}
 					for i11 := int64(0); i11 < ne11; i11++ {
 						v := dotF64(x, cols[i11+ne11*(i12+ne12*i13)])
 						out.f32[off+dst.elemOffset(i01, i11, i12, i13)] = float32(v)
@@ -244,7 +258,6 @@ func (e *executor) flashAttnExact(dst *node) error {
 	}
 	DV := v.ne[0]
 	N, nHead := q.ne[1], q.ne[2]
-	rk2, rv2 := q.ne[2]/k.ne[2], q.ne[2]/v.ne[2]
 	nkv := k.ne[1]
 	parallelFor(int(N*nHead*q.ne[3]), e.threads, func(lo, hi int) {
 		s := make([]float64, nkv)
@@ -266,7 +279,7 @@ func (e *executor) flashAttnExact(dst *node) error {
 					s[ic] = math.Inf(-1)
 					continue
 				}
-				s[ic] = dotF64(pq, k.rowAny(ic, iq2/rk2, iq3, krow))*scale + mv
+				s[ic] = dotF64(pq, k.rowAny(ic, e.headKV(iq2, nHead, k.ne[2]), iq3, krow))*scale + mv
 				max = math.Max(max, s[ic])
 			}
 			for i := range acc {
@@ -279,7 +292,7 @@ func (e *executor) flashAttnExact(dst *node) error {
 				}
 				w := math.Exp(s[ic] - max)
 				sum += w
-				vr := v.rowAny(ic, iq2/rv2, iq3, vrow)
+				vr := v.rowAny(ic, e.headKV(iq2, nHead, v.ne[2]), iq3, vrow)
 				for i := range acc {
 					acc[i] += w * float64(vr[i])
 				}
@@ -336,6 +349,10 @@ func (e *executor) swigluExact(dst *node) {
 		y := dst.rowF32(i1, i2, i3, nil)
 		for i, v := range x {
 			xv := float64(v)
+			if e.variant != nil && e.variant.Act != "" {
+				y[i] = float32(geluF64(e.variant.Act, xv) * float64(gv[i]))
+				continue
+			}
 			y[i] = float32(xv / (1 + math.Exp(-xv)) * float64(gv[i]))
 		}
 	})

@@ -78,6 +78,8 @@ type Model struct {
 	OutputB    *gguf.TensorInfo // qwen2 output.bias, usually nil
 	TiedOutput bool
 	Layers     []Layer
+
+	variant *Variant // set on the copy withVariant makes
 }
 
 // maxDim bounds every hyperparameter so that products stay far from int

@@ -346,7 +346,7 @@ func TestNodesMatchRun(t *testing.T) {
 				t.Fatalf("Run recorded %d nodes, Nodes lists %d", len(got), len(want))
 			}
 			for i := range got {
-				if got[i] != want[i] {
+				if !reflect.DeepEqual(got[i], want[i]) {
 					t.Fatalf("node %d: Run %+v, Nodes %+v", i, got[i], want[i])
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync"
 
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/tensor"
@@ -55,6 +56,9 @@ type Options struct {
 	// calls; nil evaluates every token in one batch. The sizes must add up
 	// to the number of tokens.
 	UBatches []int
+	// Variant, when set, changes the model's arithmetic as a hypothesis
+	// (NumericsF64 only; see Variant).
+	Variant *Variant
 }
 
 // DefaultOptions are llama.cpp's defaults on the CPU: ggml numerics, flash
@@ -79,6 +83,11 @@ type Node struct {
 	// UBatch is the micro-batch whose graph the node belongs to (0 when
 	// the tokens are one batch); Index counts within that graph.
 	UBatch int
+	// Src are the graph indices (Index, in the same micro-batch) of the
+	// node's sources that are nodes (not weights or inputs), in ggml src
+	// order; SrcNames names every source (weights by their GGUF name).
+	Src      []int
+	SrcNames []string
 }
 
 // Recorder receives the nodes of a run in graph order. Want is asked
@@ -130,6 +139,9 @@ func (m *Model) Run(tokens []int32, opts Options, rec Recorder) (*tensor.Tensor,
 		return nil, err
 	}
 	e := &executor{threads: threads, exact: numerics == NumericsF64, k: k}
+	if !opts.Variant.IsZero() {
+		e.variant = opts.Variant
+	}
 	var logits []float32
 	for _, b := range bs {
 		// Every micro-batch's graph writes the same KV cache.
@@ -208,10 +220,19 @@ func (m *Model) graphs(nTokens int, opts Options) ([]*built, string, error) {
 	if sum != nTokens {
 		return nil, "", fmt.Errorf("forward: micro-batch sizes %v add up to %d, not the %d tokens", sizes, sum, nTokens)
 	}
+	if !opts.Variant.IsZero() {
+		if numerics != NumericsF64 {
+			return nil, "", ErrVariantNumerics
+		}
+		if err := opts.Variant.check(m); err != nil {
+			return nil, "", err
+		}
+	}
+	mv := m.withVariant(opts.Variant)
 	var bs []*built
 	p0 := 0
 	for u, n := range sizes {
-		b, err := m.buildGraph(n, p0, kvSize, opts.FlashAttn, opts.KVType)
+		b, err := mv.buildGraph(n, p0, kvSize, opts.FlashAttn, opts.KVType)
 		if err != nil {
 			return nil, "", fmt.Errorf("forward: %s: %w", m.File.Path, err)
 		}
@@ -227,7 +248,11 @@ func (m *Model) graphs(nTokens int, opts Options) ([]*built, string, error) {
 type executor struct {
 	threads int
 	exact   bool
-	k       kernels // the kernel profile of the ggml numerics
+	k       kernels  // the kernel profile of the ggml numerics
+	variant *Variant // a diagnosis hypothesis (f64 numerics), or nil
+
+	tmu        sync.Mutex
+	transposed []float32 // Variant.TransposedWeight, dequantized
 }
 
 // setInputs fills the input leaves as llama.cpp's set_input functions do
@@ -241,6 +266,9 @@ func (e *executor) setInputs(b *built, tokens []int32) error {
 	copy(b.tokens.buf.i32, tokens)
 	for i := 0; i < T; i++ {
 		b.pos.buf.i32[i] = int32(p0 + i)
+		if e.variant != nil {
+			b.pos.buf.i32[i] += int32(e.variant.PosOffset)
+		}
 		b.kIdxs.buf.i64[i] = int64(p0 + i)
 		b.outIDs.buf.i32[i] = int32(i)
 	}
@@ -364,7 +392,17 @@ func (e *executor) run(b *built, rec Recorder, inj Injector) error {
 
 // info describes n for Recorders.
 func (n *node) info() Node {
-	return Node{Index: n.index, Name: n.name, Op: n.op.String(), Layer: n.layer, Ne: n.ne, Type: n.typ, View: n.op.isViewOp(), TokenDim: n.tokDim}
+	in := Node{Index: n.index, Name: n.name, Op: n.op.String(), Layer: n.layer, Ne: n.ne, Type: n.typ, View: n.op.isViewOp(), TokenDim: n.tokDim}
+	for i, s := range n.src {
+		if s == nil || (i == 1 && n.self) {
+			continue
+		}
+		in.SrcNames = append(in.SrcNames, s.name)
+		if !s.isLeaf {
+			in.Src = append(in.Src, s.index)
+		}
+	}
+	return in
 }
 
 // compute runs one node.
