@@ -39,7 +39,14 @@ func WithNames(src Source, m *NameMap, o NameOptions) (Source, []string, error) 
 	var warn []string
 	var refused []string
 	taken := map[string]string{} // new name -> engine name
-	for _, n := range src.Nodes() {
+	nodes := src.Nodes()
+	kept := map[string]bool{} // keys of the nodes m does not rename
+	for _, n := range nodes {
+		if m.rule(n.Name) == nil {
+			kept[n.Key] = true
+		}
+	}
+	for _, n := range nodes {
 		n.Src = mapNames(m, n.Src)
 		r := m.rule(n.Name)
 		if r == nil {
@@ -56,6 +63,8 @@ func WithNames(src Source, m *NameMap, o NameOptions) (Source, []string, error) 
 		switch {
 		case taken[to] != "":
 			why = fmt.Sprintf("%s maps it to %s too", taken[to], to)
+		case kept[to]:
+			why = fmt.Sprintf("the engine has a tensor named %s already", to)
 		case r.op != "" && n.Op != "" && compare.OpKey(n.Op) != compare.OpKey(r.op):
 			why = fmt.Sprintf("it is a %s, %s is a %s", n.Op, to, r.op)
 		default:
@@ -71,7 +80,9 @@ func WithNames(src Source, m *NameMap, o NameOptions) (Source, []string, error) 
 		if why != "" {
 			refused = append(refused, fmt.Sprintf("%s → %s: %s", n.Name, to, why))
 			mapped = n
-			mapped.Name, mapped.Key, mapped.Op = UnmatchedPrefix+n.Name, UnmatchedPrefix+n.Key, n.Op
+			// No op: alignment's rule 4 (an unnamed node's single
+			// counterpart of the same op) must not pair it either.
+			mapped.Name, mapped.Key, mapped.Op = UnmatchedPrefix+n.Name, UnmatchedPrefix+n.Key, ""
 			w.add(mapped, n.Key)
 			continue
 		}
@@ -232,10 +243,7 @@ func (w *namedSource) LoadInto(key string, buf []float32) (*tensor.Tensor, error
 		return nil, err
 	}
 	n := &w.nodes[w.index[key]]
-	t.Key, t.Name = key, n.Name
-	if n.Op != "" {
-		t.Op = n.Op
-	}
+	t.Key, t.Name, t.Op = key, n.Name, n.Op
 	if hd > 0 {
 		if t.Data == nil {
 			return nil, fmt.Errorf("%s (%s): cannot undo Hugging Face's head order on printed elements only", key, sk)

@@ -221,7 +221,9 @@ func TestWithNames(t *testing.T) {
 		{what: "shape unchecked without a reference", nodes: []NodeInfo{{Name: "norm", Ne: []int64{15, 3}}},
 			want: []want{{"result_norm", "result_norm", "MUL"}}},
 		{what: "the engine's op contradicts", nodes: []NodeInfo{{Name: "norm", Op: "RMS_NORM", Ne: []int64{16, 3}}},
-			want: []want{{"unmatched:norm", "unmatched:norm", "RMS_NORM"}}, warn: "norm → result_norm: it is a RMS_NORM, result_norm is a MUL"},
+			want: []want{{"unmatched:norm", "unmatched:norm", ""}}, warn: "norm → result_norm: it is a RMS_NORM, result_norm is a MUL"},
+		{what: "the engine has the name already", nodes: []NodeInfo{{Name: "norm", Ne: []int64{16, 3}}, {Name: "result_norm", Ne: []int64{16, 3}}},
+			want: []want{{"unmatched:norm", "unmatched:norm", ""}, {"result_norm", "result_norm", ""}}, warn: "norm → result_norm: the engine has a tensor named result_norm already"},
 		{what: "two names for one node", nodes: []NodeInfo{{Name: "norm", Ne: []int64{16, 3}}, {Name: "norm", Key: "norm#2", Ne: []int64{16, 3}}},
 			want: []want{{"result_norm", "result_norm", "MUL"}, {"unmatched:norm#2", "unmatched:norm", ""}}, warn: "norm maps it to result_norm too"},
 	} {
@@ -242,7 +244,7 @@ func TestWithNames(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Load(%q): %v", n.Key, err)
 				}
-				if ld.Key != n.Key || ld.Name != n.Name || (n.Op != "" && ld.Op != n.Op) {
+				if ld.Key != n.Key || ld.Name != n.Name || ld.Op != n.Op {
 					t.Errorf("Load(%q) gives %q %q %q", n.Key, ld.Key, ld.Name, ld.Op)
 				}
 			}
@@ -480,4 +482,18 @@ func TestNameMapCaptureExample(t *testing.T) {
 			t.Errorf("%s: example map %q, built-in meta %q", name, got, want)
 		}
 	}
+}
+
+// FuzzNameAdvice: any engine name gets advice without panicking, and the
+// advice says how many matched.
+func FuzzNameAdvice(f *testing.F) {
+	for _, s := range []string{"model.layers.0.self_attn.q_proj", "layers.12.feed_forward.w2", "blk.3.x", "", "#", "layers.99999999.q"} {
+		f.Add(s)
+	}
+	llama := []string{"inp_embd", "norm-0", "Qcur-0", "Qcur-0#2", "l_out-0", "node_5", "Qcur-0 (reshaped)", "result_norm"}
+	f.Fuzz(func(t *testing.T, e string) {
+		if got := NameAdvice("B", nil, []string{e}, llama); !strings.HasPrefix(got, "names: only 0 of the 1 tensors of B") {
+			t.Fatalf("%q: %q", e, got)
+		}
+	})
 }

@@ -1,6 +1,9 @@
 package tensor
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSplitName(t *testing.T) {
 	for _, tc := range []struct {
@@ -71,4 +74,22 @@ func TestSplitOccurrence(t *testing.T) {
 			t.Errorf("SplitOccurrence(%q) = %q, %d; want %q, %d", tc.in, name, occ, tc.name, tc.occ)
 		}
 	}
+}
+
+// FuzzSplitOccurrence: an occurrence split off puts back together.
+func FuzzSplitOccurrence(f *testing.F) {
+	for _, s := range []string{"Qcur-0#2", "x#0", "#1", "a#b#3", "n#0012"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		name, occ := SplitOccurrence(in)
+		switch {
+		case occ < 0:
+			t.Fatalf("%q: occurrence %d", in, occ)
+		case occ == 0 && name != in:
+			t.Fatalf("%q: no occurrence but name %q", in, name)
+		case occ > 0 && (name == "" || !strings.HasPrefix(in, name+"#")):
+			t.Fatalf("%q: %q, %d", in, name, occ)
+		}
+	})
 }
