@@ -19,7 +19,7 @@ func compareCommand() *cli.Command {
 		Name:      "compare",
 		Usage:     "compare two references (dumps, .npy directories, llama.cpp logs)",
 		ArgsUsage: "A B",
-		Flags:     append(append(compareModelFlags(), policyFlags()...), outputFlags()...),
+		Flags:     append(append(append(compareModelFlags(), policyFlags()...), outputFlags()...), namesFlag("B")),
 		Action: func(c *cli.Context) error {
 			tuneGC()
 			if c.NArg() != 2 {
@@ -33,6 +33,10 @@ func compareCommand() *cli.Command {
 				return err
 			}
 			b, err := reference.Open(c.Args().Get(1))
+			if err != nil {
+				return err
+			}
+			b, nameWarn, err := withNames(c, b, a, c.String("model"))
 			if err != nil {
 				return err
 			}
@@ -53,7 +57,7 @@ func compareCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			co := pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version}
+			co := pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version, Warnings: nameWarn}
 			if c.String("model") != "" {
 				if !chosen {
 					co.Policy = nil // the f64 mode's, for the drift

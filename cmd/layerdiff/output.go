@@ -150,7 +150,7 @@ func emit(c *cli.Context, rep *compare.Report) error {
 		return fmt.Errorf("incomplete comparison: %s", msg)
 	}
 	if rep.Verdict == compare.VerdictUnmeasured {
-		return fmt.Errorf("nothing could be compared: no reference tensor has a measurable counterpart (%d unmeasured)", rep.Summary.Unmeasured)
+		return fmt.Errorf("nothing could be compared: no reference tensor has a measurable counterpart (%d unmeasured)%s", rep.Summary.Unmeasured, namesHint(rep))
 	}
 	if rep.Verdict == compare.VerdictFail {
 		msg := "divergence found"
@@ -162,6 +162,7 @@ func emit(c *cli.Context, rep *compare.Report) error {
 		} else if rep.CoverageInfo().BelowMin {
 			msg = coverageFailure(rep)
 		}
+		msg += namesHint(rep)
 		return &divergenceError{msg: msg}
 	}
 	return nil

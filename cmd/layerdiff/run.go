@@ -28,6 +28,7 @@ func runCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "inject", Usage: "perturb an activation: `NAME:KIND=VALUE` (scale, add, swap, transpose, sign, shift); repeatable"},
 		&cli.BoolFlag{Name: "isolate", Usage: "recompute every op from the reference's inputs, not only up to the first divergence"},
 		&cli.BoolFlag{Name: "timings", Hidden: true, Usage: "print how long each phase took to stderr"},
+		namesFlag("--ref"),
 		&cli.BoolFlag{Name: "hash-model", Usage: "check the model against the reference by the SHA-256 of the whole file (slow on large models) even above 256 MiB, where the fingerprint (metadata and samples of every tensor) is used otherwise"},
 	}
 	return &cli.Command{
@@ -41,6 +42,10 @@ func runCommand() *cli.Command {
 				return err
 			}
 			ref, err := reference.Open(c.String("ref"))
+			if err != nil {
+				return err
+			}
+			ref, nameWarn, err := withNames(c, ref, nil, c.String("model"))
 			if err != nil {
 				return err
 			}
@@ -63,7 +68,7 @@ func runCommand() *cli.Command {
 				return err
 			}
 			o := pipeline.RunOptions{
-				CompareOptions: pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version},
+				CompareOptions: pipeline.CompareOptions{Policy: pol, Filter: filter, Tool: "layerdiff " + version, Warnings: nameWarn},
 				Prompt:         c.String("prompt"), NoBOS: c.Bool("no-bos"),
 				Numerics: c.String("numerics"), Kernels: c.String("kernels"), CrossKernel: cross, FlashAttn: c.String("flash-attn"), KVType: c.String("kv-type"),
 				Threads: c.Int("threads"), Isolate: c.Bool("isolate"), HashModel: c.Bool("hash-model"),

@@ -79,6 +79,11 @@ type nodeInfo struct {
 	view     bool   // shows another node's data
 	permuted bool   // shows it in another element order
 	unnamed  bool   // node_N / leaf_N
+	// occ is the explicit occurrence of a name "X#N" (N ≥ 1), 0 when the
+	// name has none; ident is the name without it, the identity occurrences
+	// are counted over.
+	occ   int
+	ident string
 }
 
 // unnamedIndex reports whether name is ggml's default "node_N"/"leaf_N".
@@ -123,7 +128,8 @@ func describe(nodes []Node, aliases []Alias) []nodeInfo {
 	last := -1
 	for i, n := range nodes {
 		var in nodeInfo
-		name := n.Name
+		name, occ := tensor.SplitOccurrence(n.Name)
+		in.occ, in.ident = occ, name
 		if j := strings.IndexByte(name, ' '); j >= 0 {
 			in.suffix = strings.TrimSpace(name[j:])
 		}
@@ -161,8 +167,8 @@ func describe(nodes []Node, aliases []Alias) []nodeInfo {
 type Match struct {
 	Ref   int `json:"ref"`   // index into the reference nodes
 	Other int `json:"other"` // index into the other nodes, −1 when unmatched
-	// How says which rule matched: "name+op", "name", "view-of-source",
-	// "name-only", "op+layer+shape", or "" when unmatched.
+	// How says which rule matched: "name#N", "name+op", "name",
+	// "view-of-source", "name-only", "op+layer+shape", or "" when unmatched.
 	How  string `json:"how"`
 	Note string `json:"note,omitempty"`
 }
@@ -181,6 +187,11 @@ type Alignment struct {
 // Align pairs reference nodes with the other side's nodes. The rules, in
 // order (docs/tolerance.md, "Alignment"):
 //
+//  0. A node named with an explicit occurrence, "Qcur-0#2" (a plain .npy
+//     directory's Qcur-0#2.npy, a name map's right side), matches the
+//     other side's node that is the N-th of that name in graph order (or
+//     that names the same occurrence), if their shapes correspond; such
+//     nodes take part in no other rule.
 //  1. Same canonical base name (aliases applied, view suffixes dropped),
 //     layer and, when both graphs carry ops, the same OpKey: the k-th such
 //     reference node matches the k-th such other node. When a side lacks
@@ -211,8 +222,13 @@ func Align(ref, other []Node, aliases []Alias) *Alignment {
 	used := make([]bool, len(other))
 	opsKnown := allOps(ref) && allOps(other)
 
+	alignOccurrences(ref, other, ri, oi, al, used)
+
 	// Rule 1.
 	key := func(in nodeInfo) (string, bool) {
+		if in.occ > 0 {
+			return "", false
+		}
 		if opsKnown {
 			return fmt.Sprintf("%s|%d|%s", in.base, in.layer, in.op), true
 		}
@@ -229,7 +245,7 @@ func Align(ref, other []Node, aliases []Alias) *Alignment {
 	}
 	for i, in := range ri {
 		k, ok := key(in)
-		if !ok {
+		if !ok || al.Matches[i].Other >= 0 {
 			continue
 		}
 		if q := queues[k]; len(q) > 0 {
@@ -266,11 +282,11 @@ func Align(ref, other []Node, aliases []Alias) *Alignment {
 
 	// Rule 3.
 	for i, in := range ri {
-		if al.Matches[i].Other >= 0 || in.permuted {
+		if al.Matches[i].Other >= 0 || in.permuted || in.occ > 0 {
 			continue
 		}
 		for j, jn := range oi {
-			if used[j] || jn.permuted || jn.base != in.base || jn.layer != in.layer {
+			if used[j] || jn.permuted || jn.occ > 0 || jn.base != in.base || jn.layer != in.layer {
 				continue
 			}
 			if _, err := PlanTransform(ref[i], other[j], 0); err != nil {
@@ -285,13 +301,13 @@ func Align(ref, other []Node, aliases []Alias) *Alignment {
 
 	// Rule 4.
 	for i, in := range ri {
-		if al.Matches[i].Other >= 0 || in.permuted || in.op == "" {
+		if al.Matches[i].Other >= 0 || in.permuted || in.op == "" || in.occ > 0 {
 			continue
 		}
 		cand := -1
 		n := 0
 		for j, jn := range oi {
-			if used[j] || jn.op != in.op || jn.layer != in.layer || (!in.unnamed && !jn.unnamed) || !tensor.SameShape(ref[i].Ne, other[j].Ne) {
+			if used[j] || jn.occ > 0 || jn.op != in.op || jn.layer != in.layer || (!in.unnamed && !jn.unnamed) || !tensor.SameShape(ref[i].Ne, other[j].Ne) {
 				continue
 			}
 			cand = j

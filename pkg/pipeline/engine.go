@@ -157,6 +157,7 @@ func CompareModel(ref, other reference.Source, modelPath string, o ModelCompareO
 	}
 	rep.Meta.Mode = ModeIsolation
 	rep.Warnings = append(rep.Warnings, ij.summary()...)
+	nameAdvice(rep, "other", oi.Path)
 	return rep, nil
 }
 

@@ -205,9 +205,13 @@ func Compare(a, b reference.Source, o CompareOptions) (*compare.Report, error) {
 		Prompt:    ia.Prompt,
 		Tool:      o.Tool,
 	}
-	return compare.Compare(SideOf(a), SideOf(b), compare.Options{
+	rep, err := compare.Compare(SideOf(a), SideOf(b), compare.Options{
 		Policy: o.Policy, Meta: meta, Filter: o.Filter, Blamer: o.Blamer, Warnings: warn,
 	})
+	if err == nil {
+		nameAdvice(rep, "other", ib.Path)
+	}
+	return rep, err
 }
 
 // times is "once" or "N times".

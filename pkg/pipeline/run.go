@@ -293,6 +293,7 @@ func Run(ref reference.Source, modelPath string, o RunOptions) (*compare.Report,
 	if !cross && fo.Numerics == forward.NumericsGGML {
 		kernelHint(rep, kc)
 	}
+	nameAdvice(rep, "reference", info.Path)
 	if crossInj != nil && crossInj.err != nil {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("cross-kernel mode: a reference tensor could not be read, so its op's successors were computed from layerdiff's value: %v", crossInj.err))
 	}

@@ -16,7 +16,9 @@ import (
 // NPYDir is a directory of .npy files without a manifest, one tensor per
 // file, as a third-party engine might dump them. The tensor name is the file
 // name without ".npy", ne is the reversed numpy shape, and the order is
-// the one documented in docs/dump-format.md (see [SortNames]).
+// the one documented in docs/dump-format.md (see [SortNames]). A name
+// ending in "#N" ("Qcur-0#2.npy") is the N-th node of that name, as in a
+// dump's keys: compare aligns it with the reference's N-th Qcur-0.
 type NPYDir struct {
 	Dir      string
 	nodes    []NodeInfo
@@ -136,6 +138,7 @@ var layerRe = regexp.MustCompile(`(?i)(?:^|[._/-])(?:blk|layers?|blocks?|h)[._-]
 // nameLayer returns the layer of a tensor name, -1 if none: llama.cpp's
 // "base-L" suffix first, then the engine patterns of layerRe.
 func nameLayer(name string) int {
+	name, _ = tensor.SplitOccurrence(name)
 	if _, l := tensor.SplitName(name); l >= 0 {
 		return l
 	}
@@ -172,6 +175,7 @@ var opRanks = []struct {
 }
 
 func opRank(name string) int {
+	name, _ = tensor.SplitOccurrence(name)
 	base, _ := tensor.SplitName(name)
 	b := strings.ToLower(base)
 	for _, r := range opRanks {
