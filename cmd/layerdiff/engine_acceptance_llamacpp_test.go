@@ -108,45 +108,55 @@ func TestEngineAcceptance(t *testing.T) {
 		}
 	})
 
-	for _, tc := range []struct {
+	type bugCase struct {
 		bug, key, op, hint string
-		record             []string
+	}
+	bugs := []bugCase{
+		{"rope-halves", "Qcur-0#2", "ROPE", "rope-mode"},
+		{"pos-offset", "Qcur-0#2", "ROPE", "rope-position"},
+		{"rope-base", "Qcur-0#2", "ROPE", "rope-base"},
+		{"softmax-scale", "kq_soft_max-0", "SOFT_MAX", "softmax-scale"},
+		{"eps-x10", "norm-0", "RMS_NORM", "rms-eps"},
+		{"eps-div10", "norm-0", "RMS_NORM", "rms-eps"},
+		{"gqa-tile", "kq-0", "MUL_MAT", "gqa-mapping"},
+		{"gelu", "ffn_swiglu-0", "SWIGLU", "activation"},
+		{"transposed-weight", "attn_out-0", "MUL_MAT", "weight-transposed"},
+		{"no-bos", "inp_embd", "GET_ROWS", "bos"},
+	}
+	for _, way := range []struct {
+		name          string
+		record, names []string
+		bugs          []bugCase
 	}{
-		{bug: "rope-halves", key: "Qcur-0#2", op: "ROPE", hint: "rope-mode"},
-		{bug: "pos-offset", key: "Qcur-0#2", op: "ROPE", hint: "rope-position"},
-		{bug: "rope-base", key: "Qcur-0#2", op: "ROPE", hint: "rope-base"},
-		{bug: "softmax-scale", key: "kq_soft_max-0", op: "SOFT_MAX", hint: "softmax-scale"},
-		{bug: "eps-x10", key: "norm-0", op: "RMS_NORM", hint: "rms-eps"},
-		{bug: "eps-div10", key: "norm-0", op: "RMS_NORM", hint: "rms-eps"},
-		{bug: "gqa-tile", key: "kq-0", op: "MUL_MAT", hint: "gqa-mapping"},
-		{bug: "gelu", key: "ffn_swiglu-0", op: "SWIGLU", hint: "activation"},
-		{bug: "transposed-weight", key: "attn_out-0", op: "MUL_MAT", hint: "weight-transposed"},
-		{bug: "no-bos", key: "inp_embd", op: "GET_ROWS", hint: "bos"},
-		// a sparse dump: the chain's op is found by the hypothesis
-		{bug: "softmax-scale", key: "kq_soft_max-0", op: "SOFT_MAX", hint: "softmax-scale", record: []string{"--names", "llamacpp", "--sparse"}},
+		// the engine's own names and layouts, through its names file
+		{"own-names", nil, []string{"--names", names}, bugs},
+		// llama.cpp's names, no manifest (no token ids: the BOS is
+		// told from the embedding's rows)
+		{"llamacpp-names", []string{"--names", "llamacpp", "--no-manifest"}, nil, bugs},
+		// sparse: the op is in the unrecorded chain, found by the
+		// hypothesis that reproduces the engine
+		{"sparse", []string{"--sparse"}, []string{"--names", names}, []bugCase{
+			{"softmax-scale", "kq_soft_max-0", "SOFT_MAX", "softmax-scale"},
+			{"eps-div10", "norm-0", "RMS_NORM", "rms-eps"},
+			{"rope-halves", "Qcur-0#2", "ROPE", "rope-mode"},
+		}},
 	} {
-		name := tc.bug
-		if tc.record != nil {
-			name += "-" + strings.Join(tc.record[2:], "")
+		for _, tc := range way.bugs {
+			t.Run(way.name+"/"+tc.bug, func(t *testing.T) {
+				eng := filepath.Join(dir, "bug-"+way.name+"-"+tc.bug)
+				record(t, eng, append(append([]string(nil), way.record...), "--bug", tc.bug)...)
+				rep, r := compareJSON(t, eng, way.names...)
+				b := rep.Blame
+				if r.code != 1 || rep.Verdict != "fail" || b == nil {
+					t.Fatalf("%s not caught (exit %d, verdict %s)\n%s", tc.bug, r.code, rep.Verdict, r)
+				}
+				if b.Key != tc.key || b.Op != tc.op || b.By != "isolation" {
+					t.Errorf("%s: blamed %s (%s) by %s, want %s (%s) by isolation", tc.bug, b.Key, b.Op, b.By, tc.key, tc.op)
+				}
+				if len(b.Hints) == 0 || b.Hints[0].Kind != tc.hint {
+					t.Errorf("%s: hints %+v, want %s first", tc.bug, b.Hints, tc.hint)
+				}
+			})
 		}
-		t.Run(name, func(t *testing.T) {
-			eng := filepath.Join(dir, "bug-"+name)
-			args := []string{"--names", "llamacpp"}
-			if tc.record != nil {
-				args = tc.record
-			}
-			record(t, eng, append(args, "--bug", tc.bug)...)
-			rep, r := compareJSON(t, eng)
-			b := rep.Blame
-			if r.code != 1 || rep.Verdict != "fail" || b == nil {
-				t.Fatalf("%s not caught (exit %d, verdict %s)\n%s", tc.bug, r.code, rep.Verdict, r)
-			}
-			if b.Key != tc.key || b.Op != tc.op || b.By != "isolation" {
-				t.Errorf("%s: blamed %s (%s) by %s, want %s (%s) by isolation", tc.bug, b.Key, b.Op, b.By, tc.key, tc.op)
-			}
-			if len(b.Hints) == 0 || b.Hints[0].Kind != tc.hint {
-				t.Errorf("%s: hints %+v, want %s first", tc.bug, b.Hints, tc.hint)
-			}
-		})
 	}
 }

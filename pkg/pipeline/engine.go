@@ -204,8 +204,9 @@ func engineOptions(side reference.Source, refInfo reference.Info, threads int, e
 
 // sideFlashAttn decides the attention graph of a side's isolation: off
 // when the side has llama.cpp's unfused attention nodes (kq, kq_soft_max,
-// kqv), on when it has FLASH_ATTN_EXT, else as its dump says, else as the
-// reference's, else on (llama.cpp's CPU default).
+// kqv), on when it has FLASH_ATTN_EXT; for llama.cpp itself as its dump
+// says, else as the reference's; for another engine off (the unfused graph
+// names each attention op, so a fault in one is blamed there).
 func sideFlashAttn(side reference.Source, refInfo reference.Info) bool {
 	for _, n := range side.Nodes() {
 		base, _ := tensor.SplitName(n.Name)
@@ -215,6 +216,9 @@ func sideFlashAttn(side reference.Source, refInfo reference.Info) bool {
 		case n.Op == "FLASH_ATTN_EXT" || base == "__fattn__":
 			return true
 		}
+	}
+	if !IsLlamaCpp(side) {
+		return false
 	}
 	if fa := side.Describe().FlashAttn; fa != "" {
 		return fa != "off"

@@ -85,9 +85,12 @@ func (b *engineBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*com
 	ours := b.judge.exact.ours[key]
 	chain := b.judge.exact.chain[key]
 	hs, culprit := b.hypotheses(key, ours, chain)
-	if culprit != nil && culprit.Name != row.Name {
+	if culprit != nil && (culprit.Name != row.Name || culprit.Op != row.Op) {
 		bl.Evidence = append(bl.Evidence, fmt.Sprintf("%s (%s), which the other side did not record, is where the hypothesis below applies: blamed", culprit.Name, culprit.Op))
 		bl.Key, bl.Name, bl.Op, bl.Layer = culprit.Name, culprit.Name, culprit.Op, culprit.Layer
+		if keys := b.judge.exact.keys; culprit.Index >= 0 && culprit.Index < len(keys) {
+			bl.Key = keys[culprit.Index] // Qcur-0#2 for the ROPE
+		}
 	}
 	bl.Hints = append(bl.Hints, hs...)
 	if len(hs) == 0 {

@@ -33,6 +33,7 @@ type isolation struct {
 	ours  map[string]forward.Node
 	chain map[string][]forward.Node
 	nodes []forward.Node // the run's nodes, graph order
+	keys  []string       // their keys (name, name#2, …)
 	opts  forward.Options
 }
 
@@ -75,6 +76,9 @@ func isolate(side reference.Source, m *forward.Model, toks []int32, fo forward.O
 	// reference's, and every row is one of our ops.
 	al := compare.Align(ours.nodes, sideCN, compare.DefaultAliases)
 	iso := &isolation{byKey: map[string]*compare.Row{}, ours: map[string]forward.Node{}, chain: map[string][]forward.Node{}, nodes: nodes, opts: fo}
+	for _, n := range ours.nodes {
+		iso.keys = append(iso.keys, n.Key)
+	}
 	pol := *base
 	pol.Keys = map[string]compare.Override{}
 	lookup := shapeLookup(m.File, nodes)

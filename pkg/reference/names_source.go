@@ -161,10 +161,48 @@ func checkAgainstRef(mapped NodeInfo, ref []NodeInfo) string {
 	}
 	rn := compare.Node{Key: target.Key, Name: target.Name, Op: target.Op, Ne: target.Ne}
 	on := compare.Node{Key: mapped.Key, Name: mapped.Name, Op: mapped.Op, Ne: mapped.Ne}
-	if _, err := compare.PlanTransform(rn, on, 0); err != nil {
+	if _, err := compare.PlanTransform(rn, on, 0); err != nil && !otherTokenCount(rn, on) {
 		return err.Error()
 	}
 	return ""
+}
+
+// otherTokenCount reports whether on corresponds to rn but for one
+// the size of the reference's token dimension (its outermost) — another
+// number of tokens (an engine that dropped the BOS has T−1 rows everywhere): the pairing is right, and the comparison
+// says the tokens differ.
+func otherTokenCount(rn, on compare.Node) bool {
+	has := func(ne []int64, v int64) bool {
+		for _, d := range ne {
+			if d == v {
+				return true
+			}
+		}
+		return false
+	}
+	rt := tensor.Trim(rn.Ne)
+	w := rt[len(rt)-1] // the reference's token count: its outermost dimension
+	if w <= 1 || has(on.Ne, w) {
+		return false
+	}
+	for _, v := range on.Ne {
+		if v <= 1 || has(rn.Ne, v) {
+			continue
+		}
+		{
+			ne := make([]int64, len(on.Ne))
+			for i, d := range on.Ne {
+				if d == v {
+					d = w
+				}
+				ne[i] = d
+			}
+			if _, err := compare.PlanTransform(rn, compare.Node{Key: on.Key, Name: on.Name, Op: on.Op, Ne: ne}, 0); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // permuteHeadDim checks what undoing HF's head order on node n needs.

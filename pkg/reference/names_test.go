@@ -218,6 +218,8 @@ func TestWithNames(t *testing.T) {
 		{what: "shape rules it out", nodes: []NodeInfo{{Name: "norm", Ne: []int64{15, 3}}}, ref: llamaRef(),
 			want: []want{{"unmatched:norm", "unmatched:norm", ""}},
 			warn: "norm → result_norm: shapes {16, 3} and {15, 3} have no element correspondence"},
+		{what: "one token fewer (no BOS) still pairs", nodes: []NodeInfo{{Name: "norm", Ne: []int64{16, 2}}}, ref: llamaRef(),
+			want: []want{{"result_norm", "result_norm", "MUL"}}},
 		{what: "shape unchecked without a reference", nodes: []NodeInfo{{Name: "norm", Ne: []int64{15, 3}}},
 			want: []want{{"result_norm", "result_norm", "MUL"}}},
 		{what: "the engine's op contradicts", nodes: []NodeInfo{{Name: "norm", Op: "RMS_NORM", Ne: []int64{16, 3}}},
