@@ -14,9 +14,8 @@ import (
 )
 
 // engineDocFeatures are the needs= features of docs/engines.md blocks
-// that this build has. Add "compare-names" once compare takes --names FILE
-// and --model, and the whole walk-through runs.
-var engineDocFeatures = map[string]bool{}
+// that this build has.
+var engineDocFeatures = map[string]bool{"compare-names": true}
 
 // TestEnginesDoc runs the ```sh blocks of docs/engines.md, in order, in one
 // scratch directory, with `layerdiff` (this test binary) and a python3 that
@@ -77,7 +76,7 @@ func TestEnginesDoc(t *testing.T) {
 		if err != nil {
 			t.Fatalf("docs/engines.md:%d: %v\n%s\n%s", b.Line, err, b.Text, out.String())
 		}
-		if strings.Contains(b.Text, "--bug rope-halves") && !strings.Contains(out.String(), "first divergence at Qcur-0 (ROPE, layer 0, token 1)") {
+		if strings.Contains(b.Text, "--bug rope-halves") && (!strings.Contains(out.String(), "first divergence at Qcur-0 (ROPE, layer 0, token 1)") || !strings.Contains(out.String(), "[isolation]") || !strings.Contains(out.String(), "rotates halves")) {
 			t.Errorf("docs/engines.md:%d: the page says the first divergence is Qcur-0's ROPE at token 1; got\n%s", b.Line, out.String())
 		}
 		ran++
