@@ -91,14 +91,15 @@ func CompareModel(ref, other reference.Source, modelPath string, o ModelCompareO
 	if !sameTokens(etoks, toks) {
 		tokenFault = fmt.Sprintf("the other side evaluated other tokens than the reference: %v, not %v", etoks, toks)
 	}
-	kc, err := ChooseKernels(o.Kernels, reference.KernelProfile(oi.SystemInfo))
+	// llama.cpp's arithmetic in the other side's kernels when it is
+	// llama.cpp, else in the reference's
+	profileOf := ri.SystemInfo
+	if IsLlamaCpp(other) {
+		profileOf = oi.SystemInfo
+	}
+	kc, err := ChooseKernels(o.Kernels, reference.KernelProfile(profileOf))
 	if err != nil {
 		return nil, err
-	}
-	if !IsLlamaCpp(other) {
-		if kc, err = ChooseKernels(o.Kernels, reference.KernelProfile(ri.SystemInfo)); err != nil {
-			return nil, err
-		}
 	}
 	T := len(toks)
 

@@ -4,7 +4,6 @@ package pipeline
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -180,5 +179,3 @@ func hintTexts(hs []compare.Hint) string {
 	}
 	return strings.Join(s, "\n")
 }
-
-var _ = math.Abs
