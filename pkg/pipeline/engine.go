@@ -407,16 +407,14 @@ func QuantizationHint(rep *compare.Report, engine bool) {
 type placeholders struct {
 	reference.Source
 	nodes []reference.NodeInfo
-	extra map[string]bool
+	extra map[string]reference.NodeInfo // the placeholders, by key
 }
 
 func (p *placeholders) Nodes() []reference.NodeInfo { return p.nodes }
 
 func (p *placeholders) Load(key string) (*tensor.Tensor, error) {
-	for _, n := range p.nodes {
-		if n.Key == key && p.extra[key] {
-			return &tensor.Tensor{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne}, nil
-		}
+	if n, ok := p.extra[key]; ok {
+		return &tensor.Tensor{Key: n.Key, Name: n.Name, Op: n.Op, Ne: n.Ne}, nil
 	}
 	return p.Source.Load(key)
 }
@@ -444,7 +442,7 @@ func withPlaceholders(ref, other reference.Source, iso *isolation) reference.Sou
 		keys[n.Key] = true
 	}
 	after := map[int][]reference.NodeInfo{} // reference index (−1: before all) -> placeholders
-	extra := map[string]bool{}
+	extra := map[string]reference.NodeInfo{}
 	last := -1
 	for j, n := range on {
 		if refOf[j] >= 0 {
@@ -460,10 +458,11 @@ func withPlaceholders(ref, other reference.Source, iso *isolation) reference.Sou
 		for k := 2; keys[key]; k++ {
 			key = fmt.Sprintf("%s (engine %d)", n.Key, k)
 		}
-		keys[key], extra[key] = true, true
 		// listed as having data, so that the row is measured (Load gives
 		// none) and then judged by isolation
-		after[last] = append(after[last], reference.NodeInfo{Key: key, Name: n.Name, Op: ours.Op, Ne: n.Ne, Type: "f32", Data: reference.FullData})
+		ph := reference.NodeInfo{Key: key, Name: n.Name, Op: ours.Op, Ne: n.Ne, Type: "f32", Data: reference.FullData}
+		keys[key], extra[key] = true, ph
+		after[last] = append(after[last], ph)
 	}
 	if len(extra) == 0 {
 		return ref
