@@ -26,18 +26,9 @@ func TestEnginesDoc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	py := ""
-	for _, p := range []string{"python3", "/usr/bin/python3"} {
-		if exec.Command(p, "-c", "import numpy").Run() == nil {
-			py, _ = exec.LookPath(p)
-			break
-		}
-	}
-	if py == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI: no python3 with numpy for docs/engines.md (apt-get install python3-numpy)")
-		}
-		t.Skip("no python3 with numpy (tried python3, /usr/bin/python3)")
+	py, err := exec.LookPath(numpyPython(t))
+	if err != nil {
+		t.Fatal(err)
 	}
 	exe, err := os.Executable()
 	if err != nil {
