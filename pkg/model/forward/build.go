@@ -9,9 +9,11 @@ import (
 )
 
 // The graph of one decode of a prompt, built as llama.cpp ec98e2002 builds
-// it (src/models/llama.cpp, qwen2.cpp, qwen3.cpp and llama-graph.cpp:
-// build_inp_embd, build_norm, build_attn, build_attn_mha, build_ffn,
-// build_inp_out_ids; llama-kv-cache.cpp: get_k, get_v, cpy_k, cpy_v).
+// it: the inputs and the KV cache here, the blocks by each architecture's
+// builder (arch_<name>.go, after src/models/<name>.cpp) with the pieces of
+// llama-graph.cpp (build_inp_embd, build_norm, build_attn, build_attn_mha,
+// build_ffn, build_inp_out_ids; llama-kv-cache.cpp: get_k, get_v, cpy_k,
+// cpy_v) that buildCtx offers.
 
 // built is a graph ready to run plus its inputs.
 type built struct {
@@ -108,10 +110,9 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType quant
 			b.cacheV = append(b.cacheV, v)
 		}
 
-		// build_inp_embd
+		// build_inp_embd's input (the architecture's builder makes the
+		// GET_ROWS: buildCtx.inpEmbd)
 		b.tokens = g.leaf(quant.I32, T)
-		inpL := g.getRows(w(m.TokEmbd), b.tokens)
-		g.cb(inpL, "inp_embd", -1)
 		// build_inp_pos
 		b.pos = g.leaf(quant.I32, T)
 		// build_attn_inp_kv
@@ -138,94 +139,15 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType quant
 			ti, _ := m.File.Tensor("rope_freqs.weight")
 			ropeFreqs = w(ti)
 		}
-		rp := ropeParams{
-			nDims: int32(h.NRot), mode: int32(h.RopeType), nCtxOrig: int32(h.NCtxOrig),
-			freqBase: h.RopeBase, freqScale: h.RopeScale, extFactor: 0, attnFactor: h.AttnFactor,
-			betaFast: 32, betaSlow: 1,
-		}
-
-		buildNorm := func(cur *node, mw *node, il int) *node {
-			cur = g.rmsNorm(cur, h.NormRMSEps)
-			if mw != nil {
-				g.cb(cur, "norm", il)
-				cur = g.mul(cur, mw)
-			}
-			return cur
-		}
-
-		for il := 0; il < h.NLayer; il++ {
-			g.layer = il
-			L := &m.Layers[il]
-			inpSA := inpL
-			cur := buildNorm(inpL, w(L.AttnNorm), il)
-			g.cb(cur, "attn_norm", il)
-
-			Q := g.mulMat(w(L.Wq), cur)
-			g.cb(Q, "Qcur", il)
-			if L.Bq != nil {
-				Q = g.add(Q, w(L.Bq))
-				g.cb(Q, "Qcur", il)
-			}
-			K := g.mulMat(w(L.Wk), cur)
-			g.cb(K, "Kcur", il)
-			if L.Bk != nil {
-				K = g.add(K, w(L.Bk))
-				g.cb(K, "Kcur", il)
-			}
-			V := g.mulMat(w(L.Wv), cur)
-			g.cb(V, "Vcur", il)
-			if L.Bv != nil {
-				V = g.add(V, w(L.Bv))
-				g.cb(V, "Vcur", il)
-			}
-			Q = g.reshape(Q, hd, int64(h.NHead), T)
-			K = g.reshape(K, hd, int64(h.NHeadKV), T)
-			V = g.reshape(V, hd, int64(h.NHeadKV), T)
-			if h.Arch == ArchQwen3 {
-				Q = buildNorm(Q, w(L.QNorm), il)
-				g.cb(Q, "Qcur_normed", il)
-				Q = g.rope(Q, b.pos, nil, rp)
-				K = buildNorm(K, w(L.KNorm), il)
-				g.cb(K, "Kcur_normed", il)
-				K = g.rope(K, b.pos, nil, rp)
-			} else {
-				Q = g.rope(Q, b.pos, ropeFreqs, rp)
-				K = g.rope(K, b.pos, ropeFreqs, rp)
-			}
-			g.cb(Q, "Qcur", il)
-			g.cb(K, "Kcur", il)
-			g.cb(V, "Vcur", il)
-
-			cur = b.buildAttn(w(L.Wo), w(L.Bo), Q, K, V, kqMaskCnv, kqScale, il)
-			if h.Arch == ArchLlama {
-				g.cb(cur, "attn_out", il)
-			}
-			if il == h.NLayer-1 {
-				cur = g.getRows(cur, b.outIDs)
-				inpSA = g.getRows(inpSA, b.outIDs)
-			}
-			ffnInp := g.add(cur, inpSA)
-			g.cb(ffnInp, "ffn_inp", il)
-
-			cur = buildNorm(ffnInp, w(L.FFNNorm), il)
-			g.cb(cur, "ffn_norm", il)
-			cur = b.buildFFN(cur, w(L.FFNUp), w(L.FFNUpB), w(L.FFNGate), w(L.FFNGateB), w(L.FFNDown), w(L.FFNDownB), il)
-			g.cb(cur, "ffn_out", il)
-			cur = g.add(cur, ffnInp)
-			if h.Arch == ArchLlama {
-				g.cb(cur, "ffn_out", il)
-			}
-			g.cb(cur, "l_out", il)
-			inpL = cur
-		}
+		c := &buildCtx{b: b, g: g, m: m, h: h, T: T, hd: hd, w: w,
+			kqMask: kqMaskCnv, kqScale: kqScale, ropeFreqs: ropeFreqs,
+			rope: ropeParams{
+				nDims: int32(h.NRot), mode: int32(h.RopeType), nCtxOrig: int32(h.NCtxOrig),
+				freqBase: h.RopeBase, freqScale: h.RopeScale, extFactor: 0, attnFactor: h.AttnFactor,
+				betaFast: 32, betaSlow: 1,
+			}}
+		cur := m.arch.build(c)
 		g.layer = -1
-		cur := buildNorm(inpL, w(m.OutputNorm), -1)
-		g.cb(cur, "result_norm", -1)
-		cur = g.mulMat(w(m.Output), cur)
-		if m.OutputB != nil {
-			cur = g.add(cur, w(m.OutputB))
-		}
-		g.cb(cur, "result_output", -1)
 		g.expand(cur)
 		out = cur
 		return nil
@@ -238,6 +160,91 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType quant
 }
 
 type buildError struct{ err error }
+
+// buildCtx is what an architecture's builder works with: llm_graph_context
+// with the inputs made, the model's hyperparameters and weights.
+type buildCtx struct {
+	b         *built
+	g         *graph
+	m         *Model
+	h         *Hparams
+	T         int64 // tokens in the micro-batch
+	hd        int64 // head dimension
+	w         func(*gguf.TensorInfo) *node
+	kqMask    *node // the mask as the attention reads it (F16 with flash attention)
+	kqScale   float32
+	rope      ropeParams
+	ropeFreqs *node // rope_freqs.weight, or nil
+}
+
+// weight is the leaf of block L's tensor name (Layer.Tensor), nil if absent.
+func (c *buildCtx) weight(L *Layer, name string) *node { return c.w(L.Tensor(name)) }
+
+// norm is build_norm with LLM_NORM_RMS: the RMS norm, named "norm-il",
+// times the weight mw when there is one.
+func (c *buildCtx) norm(cur, mw *node, il int) *node {
+	cur = c.g.rmsNorm(cur, c.h.NormRMSEps)
+	if mw != nil {
+		c.g.cb(cur, "norm", il)
+		cur = c.g.mul(cur, mw)
+	}
+	return cur
+}
+
+// inpEmbd is build_inp_embd: the rows of token_embd.weight of the tokens.
+func (c *buildCtx) inpEmbd() *node {
+	cur := c.g.getRows(c.w(c.m.TokEmbd), c.b.tokens)
+	c.g.cb(cur, "inp_embd", -1)
+	return cur
+}
+
+// projection is a MUL_MAT by weight w plus an optional bias, both named
+// name-il (build_lora_mm and the bias add of llama.cpp's builders).
+func (c *buildCtx) projection(w, bias, cur *node, name string, il int) *node {
+	cur = c.g.mulMat(w, cur)
+	c.g.cb(cur, name, il)
+	if bias != nil {
+		cur = c.g.add(cur, bias)
+		c.g.cb(cur, name, il)
+	}
+	return cur
+}
+
+// heads reshapes a projection to {head_dim, n, T}.
+func (c *buildCtx) heads(cur *node, n int) *node {
+	return c.g.reshape(cur, c.hd, int64(n), c.T)
+}
+
+// attn is build_attn with the KV cache: Q, K and V stored and attended,
+// then the output projection wo (and bias bo).
+func (c *buildCtx) attn(wo, bo, q, k, v *node, il int) *node {
+	return c.b.buildAttn(wo, bo, q, k, v, c.kqMask, c.kqScale, il)
+}
+
+// outputRows keeps the output tokens' rows of the last layer's tensors
+// (build_inp_out_ids: every token here, but the GET_ROWS nodes are there).
+func (c *buildCtx) outputRows(il int, ts ...**node) {
+	if il != c.h.NLayer-1 {
+		return
+	}
+	for _, t := range ts {
+		*t = c.g.getRows(*t, c.b.outIDs)
+	}
+}
+
+// output is the model's head: result_norm (output_norm) and result_output
+// (output.weight, or token_embd.weight when tied, plus output.bias).
+func (c *buildCtx) output(cur *node) *node {
+	c.g.layer = -1
+	cur = c.norm(cur, c.w(c.m.OutputNorm), -1)
+	c.g.cb(cur, "result_norm", -1)
+	cur = c.g.mulMat(c.w(c.m.Output), cur)
+	if c.m.OutputB != nil {
+		cur = c.g.add(cur, c.w(c.m.OutputB))
+	}
+	c.g.cb(cur, "result_output", -1)
+	return cur
+}
 
 // buildAttn is llm_graph_context::build_attn with a KV cache.
 func (b *built) buildAttn(wo, bo, q, k, v, kqMask *node, kqScale float32, il int) *node {

@@ -19,6 +19,17 @@
 // layer and token position; Collector keeps everything with dump-style keys.
 // An Injector can replace any node's value before later nodes read it.
 //
+// # Architectures
+//
+// Each model family is one file, arch_<name>.go, the way llama.cpp keeps
+// one builder per model in src/models: its RoPE mode, the metadata it reads
+// beyond the common keys, the tensors of a block, and the graph builder
+// (with the shared pieces of buildCtx: norms, projections, attention with
+// the KV cache, the FFN, the output head). The registry in archs.go lists
+// them; Archs reports it. Adding a family is its file, its line in the
+// registry, and (for tests and demos) its fixture in package fixture, laid
+// out the same way.
+//
 // # Numerics
 //
 // NumericsGGML (the default) is the arithmetic of the llama.cpp compiled into

@@ -3,7 +3,6 @@ package forward
 import (
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
@@ -11,13 +10,6 @@ import (
 
 // Arch is a supported model architecture (general.architecture).
 type Arch string
-
-// Supported architectures.
-const (
-	ArchLlama Arch = "llama" // TinyLlama, Llama 2/3/3.1/3.2, Mistral: GQA, RoPE NORM
-	ArchQwen2 Arch = "qwen2" // Q/K/V biases, RoPE NEOX
-	ArchQwen3 Arch = "qwen3" // per-head Q/K RMS norm, RoPE NEOX
-)
 
 // RoPE modes (ggml's GGML_ROPE_TYPE_*).
 const (
@@ -63,6 +55,10 @@ type Layer struct {
 	FFNGate, FFNUp, FFNDown  *gguf.TensorInfo
 	FFNGateB, FFNUpB         *gguf.TensorInfo
 	FFNDownB                 *gguf.TensorInfo
+	// Extra holds every tensor of the block by its name without "blk.N."
+	// ("attn_post_norm.weight"): the fields above and the family-specific
+	// ones (Tensor).
+	Extra map[string]*gguf.TensorInfo
 }
 
 // Model is a loaded model: hyperparameters and the tensor infos of a GGUF
@@ -79,6 +75,7 @@ type Model struct {
 	TiedOutput bool
 	Layers     []Layer
 
+	arch    *architecture
 	variant *Variant // set on the copy withVariant makes
 }
 
@@ -94,14 +91,14 @@ func Load(f *gguf.File) (*Model, error) {
 		return nil, errors.New("forward: Load of a nil file")
 	}
 	arch := f.Arch()
-	m := &Model{File: f}
-	switch Arch(arch) {
-	case ArchLlama, ArchQwen2, ArchQwen3:
-	case "":
+	if arch == "" {
 		return nil, fmt.Errorf("%s: no general.architecture: %w", f.Path, ErrUnsupported)
-	default:
-		return nil, fmt.Errorf("%s: architecture %q: %w (supported: llama, qwen2, qwen3)", f.Path, arch, ErrUnsupported)
 	}
+	a, ok := lookupArch(arch)
+	if !ok {
+		return nil, fmt.Errorf("%s: architecture %q: %w (supported: %s)", f.Path, arch, ErrUnsupported, archList())
+	}
+	m := &Model{File: f, arch: a}
 	if err := m.loadHparams(Arch(arch)); err != nil {
 		return nil, err
 	}
@@ -258,11 +255,9 @@ func (m *Model) loadHparams(arch Arch) error {
 	if err := m.getFloat("rope.scaling.attn_factor", &h.AttnFactor, false); err != nil {
 		return err
 	}
-	switch arch {
-	case ArchLlama:
-		h.RopeType = RopeNorm
-	default:
-		h.RopeType = RopeNeox
+	h.RopeType = m.arch.ropeType
+	if m.arch.hparams != nil {
+		return m.arch.hparams(m)
 	}
 	return nil
 }
@@ -346,103 +341,37 @@ func (m *Model) loadTensors() error {
 	if m.Output == nil {
 		m.Output, m.TiedOutput = m.TokEmbd, true
 	}
-	if h.Arch == ArchQwen2 {
-		if m.OutputB, err = m.f32Tensor("output.bias", false, V); err != nil {
+	if m.arch.globals != nil {
+		if err := m.arch.globals(m); err != nil {
 			return err
 		}
 	}
-	if h.Arch == ArchLlama {
-		rf, err := m.f32Tensor("rope_freqs.weight", false, int64(h.NRot/2))
-		if err != nil {
-			return err
-		}
-		if rf != nil {
-			data, err := m.File.TensorData(rf)
-			if err != nil {
-				return err
-			}
-			h.RopeFreqs = make([]float32, h.NRot/2)
-			for i := range h.RopeFreqs {
-				h.RopeFreqs[i] = math.Float32frombits(le32(data[4*i:]))
-			}
+	if h.NFF <= 0 {
+		// llama.cpp reads n_ff from the tensor when the key is absent
+		if t, ok := m.File.Tensor("blk.0.ffn_up.weight"); ok && len(t.Ne) >= 2 {
+			h.NFF = int(t.Ne[1])
 		}
 	}
-	hd := int64(h.HeadDimK)
-	q := hd * int64(h.NHead)
-	kv := hd * int64(h.NHeadKV)
-	ff := int64(h.NFF)
 	m.Layers = make([]Layer, h.NLayer)
 	for il := range m.Layers {
-		L := &m.Layers[il]
-		p := fmt.Sprintf("blk.%d.", il)
-		type req struct {
-			dst      **gguf.TensorInfo
-			name     string
-			f32      bool
-			required bool
-			ne       []int64
+		if err := m.loadLayer(il, m.arch.tensors(m, il)); err != nil {
+			return err
 		}
-		reqs := []req{
-			{&L.AttnNorm, "attn_norm.weight", true, true, []int64{E}},
-			{&L.Wq, "attn_q.weight", false, true, []int64{E, q}},
-			{&L.Wk, "attn_k.weight", false, true, []int64{E, kv}},
-			{&L.Wv, "attn_v.weight", false, true, []int64{E, kv}},
-			{&L.Wo, "attn_output.weight", false, true, []int64{q, E}},
-			{&L.FFNNorm, "ffn_norm.weight", true, true, []int64{E}},
-		}
-		if ff <= 0 {
-			if t, ok := m.File.Tensor(p + "ffn_up.weight"); ok && len(t.Ne) >= 2 {
-				ff = t.Ne[1]
-				h.NFF = int(ff)
-			}
-		}
-		reqs = append(reqs,
-			req{&L.FFNGate, "ffn_gate.weight", false, true, []int64{E, ff}},
-			req{&L.FFNUp, "ffn_up.weight", false, true, []int64{E, ff}},
-			req{&L.FFNDown, "ffn_down.weight", false, true, []int64{ff, E}},
-		)
-		switch h.Arch {
-		case ArchLlama:
-			reqs = append(reqs,
-				req{&L.Bq, "attn_q.bias", true, false, []int64{q}},
-				req{&L.Bk, "attn_k.bias", true, false, []int64{kv}},
-				req{&L.Bv, "attn_v.bias", true, false, []int64{kv}},
-				req{&L.Bo, "attn_output.bias", true, false, []int64{E}},
-				req{&L.FFNGateB, "ffn_gate.bias", true, false, []int64{ff}},
-				req{&L.FFNDownB, "ffn_down.bias", true, false, []int64{E}},
-				req{&L.FFNUpB, "ffn_up.bias", true, false, []int64{ff}},
-			)
-		case ArchQwen2:
-			reqs = append(reqs,
-				req{&L.Bq, "attn_q.bias", true, false, []int64{q}},
-				req{&L.Bk, "attn_k.bias", true, false, []int64{kv}},
-				req{&L.Bv, "attn_v.bias", true, false, []int64{kv}},
-			)
-		case ArchQwen3:
-			reqs = append(reqs,
-				req{&L.QNorm, "attn_q_norm.weight", true, true, []int64{hd}},
-				req{&L.KNorm, "attn_k_norm.weight", true, true, []int64{hd}},
-			)
-		}
-		for _, r := range reqs {
-			var ti *gguf.TensorInfo
-			if r.f32 {
-				ti, err = m.f32Tensor(p+r.name, r.required, r.ne...)
-			} else {
-				ti, err = m.tensor(p+r.name, r.required, r.ne...)
-			}
-			if err != nil {
-				return err
-			}
-			*r.dst = ti
-		}
-		if m.File.Has(m.key("expert_count")) {
-			if n, err := m.File.Uint(m.key("expert_count")); err == nil && n > 0 {
-				return fmt.Errorf("%s: mixture-of-experts models (%d experts): %w", m.File.Path, n, ErrUnsupported)
-			}
+	}
+	if m.File.Has(m.key("expert_count")) && !m.arch.experts {
+		if n, err := m.File.Uint(m.key("expert_count")); err == nil && n > 0 {
+			return fmt.Errorf("%s: mixture-of-experts models (%d experts): %w", m.File.Path, n, ErrUnsupported)
 		}
 	}
 	return nil
+}
+
+// blockDims returns block il and the dimensions its tensors have: the
+// embedding, the Q and the K/V projection widths, the FFN width.
+func (m *Model) blockDims(il int) (L *Layer, e, q, kv, ff int64) {
+	h := &m.Hparams
+	hd := int64(h.HeadDimK)
+	return &m.Layers[il], int64(h.NEmbd), hd * int64(h.NHead), hd * int64(h.NHeadKV), int64(h.NFF)
 }
 
 func le32(b []byte) uint32 {

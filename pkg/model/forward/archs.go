@@ -1,0 +1,9 @@
+package forward
+
+// architectures is the registry of model families, one file each
+// (arch_<name>.go). Adding a family is its file plus its line here.
+var architectures = []*architecture{
+	llama,
+	qwen2,
+	qwen3,
+}
