@@ -281,11 +281,7 @@ func (b *engineBlamer) diagnoseHints(env *compare.BlameEnv, i int, key string) [
 	}
 	row := env.Rows[i]
 	in := diagnose.Input{Name: row.Name, Op: row.Op, Ne: ot.Ne, Ref: ot.Data, Tokens: b.refTokens, BOS: -1, T: b.T}
-	if b.model != nil {
-		in.Hparams = &b.model.Hparams
-		in.Weights = fileWeights{b.model.File}
-		in.BOS = bosID(b.model.File)
-	}
+	withModel(&in, b.model)
 	in.RefTokens = b.other.Describe().Tokens
 	if in.Op == "" {
 		in.Op = "GET_ROWS"

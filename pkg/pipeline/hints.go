@@ -6,6 +6,7 @@ import (
 
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/diagnose"
+	"github.com/layerdiff/layerdiff/pkg/model/forward"
 	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
@@ -108,10 +109,17 @@ func (b *isolationBlamer) hints(env *compare.BlameEnv, i int, isolated []float32
 		in.InputNames, in.Inputs = refInputs(rs.src, row.Key)
 		in.RefTokens = rs.src.Describe().Tokens
 	}
-	if b.model != nil {
-		in.Hparams = &b.model.Hparams
-		in.Weights = fileWeights{b.model.File}
-		in.BOS = bosID(b.model.File)
-	}
+	withModel(&in, b.model)
 	return diagnose.Hints(in)
+}
+
+// withModel gives a diagnosis the model's hyperparameters, weights and BOS
+// token, when there is a model.
+func withModel(in *diagnose.Input, m *forward.Model) {
+	if m == nil {
+		return
+	}
+	in.Hparams = &m.Hparams
+	in.Weights = fileWeights{m.File}
+	in.BOS = bosID(m.File)
 }
