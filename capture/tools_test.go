@@ -5,49 +5,19 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/layerdiff/layerdiff/internal/testtools"
 	"time"
 )
 
-// need reports a missing tool: a test failure when CI is set (the CI
-// script installs every tool the kits need), else a skip that says so.
-func need(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// python returns a python3 that imports numpy: python3 on PATH, else
-// Debian's /usr/bin/python3.
-func python(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"python3", "/usr/bin/python3"} {
-		if exec.Command(p, "-c", "import numpy").Run() == nil {
-			return p
-		}
-	}
-	need(t, "no python3 with numpy (tried python3, /usr/bin/python3; apt-get install python3-numpy)")
-	return ""
-}
-
-// cargo returns cargo from PATH or ~/.cargo/bin.
-func cargo(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("cargo"); err == nil {
-		return p
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		if p := filepath.Join(h, ".cargo", "bin", "cargo"); exec.Command(p, "--version").Run() == nil {
-			return p
-		}
-	}
-	need(t, "no cargo on PATH or in ~/.cargo/bin (apt-get install cargo)")
-	return ""
-}
+// python and cargo find the kits' tools (a skip without them, a failure
+// under CI, where .ci/run installs them).
+var (
+	python = testtools.NumpyPython
+	cargo  = testtools.Cargo
+)
 
 // run runs a command in dir and returns its combined output; it fails the
 // test on a non-zero exit unless wantErr.

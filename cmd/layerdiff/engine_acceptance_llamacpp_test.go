@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/layerdiff/layerdiff/internal/testtools"
 )
 
 // The acceptance test of issue #15: an engine written without layerdiff's
@@ -19,21 +21,8 @@ import (
 // names without a manifest, and sparsely, the clean engine passes; each
 // planted bug is blamed at its op by isolation, with the hint naming it.
 
-// numpyPython returns a python3 that imports numpy, failing under CI and
-// skipping elsewhere when there is none.
-func numpyPython(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"python3", "/usr/bin/python3"} {
-		if exec.Command(p, "-c", "import numpy").Run() == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI: no python3 with numpy (apt-get install python3-numpy)")
-	}
-	t.Skip("no python3 with numpy (tried python3, /usr/bin/python3)")
-	return ""
-}
+// numpyPython finds a python3 with numpy (testtools.NumpyPython).
+var numpyPython = testtools.NumpyPython
 
 // engineReport is the part of the JSON report the acceptance checks.
 type engineReport struct {
