@@ -169,3 +169,17 @@ func TestLibmGoldenCapture(t *testing.T) {
 // exhaustive reports whether LAYERDIFF_EXHAUSTIVE asks for the full float32
 // ranges (about two minutes) instead of 2^24-value samples.
 func exhaustive() bool { return os.Getenv("LAYERDIFF_EXHAUSTIVE") != "" }
+
+func TestLogfMatchesLibm(t *testing.T) {
+	// YaRN: logf of RoPE scaling factors (≥ 1) and of 1/freq_scale; every
+	// positive float32 when exhaustive, a slice above 1 otherwise, and the
+	// special values.
+	lo, hi := uint32(0), uint32(0x7f800001)
+	if !exhaustive() {
+		lo, hi = math.Float32bits(1), math.Float32bits(1)+1<<22
+	}
+	checkBitsRange(t, "logf", lo, hi, ggmlref.LogfBits, Logf)
+	checkBitsRange(t, "logf", 0, 1<<16, ggmlref.LogfBits, Logf) // subnormals
+	checkBitsRange(t, "logf", 0x7f7fff00, 0x7f800001, ggmlref.LogfBits, Logf)
+	checkBitsRange(t, "logf", 0x80000000, 0x80000100, ggmlref.LogfBits, Logf)
+}
