@@ -231,6 +231,11 @@ func ropeHints(in *Input, x []float32) []compare.Hint {
 	if hp == nil || len(in.Inputs) < 1 || in.Inputs[0] == nil || len(in.Inputs[0].Data) != len(in.Ref) {
 		return nil
 	}
+	if hp.RopeExtFactor != 0 {
+		// the hypotheses rotate without YaRN's ramp: they would describe
+		// a YaRN model's correct rotation as a wrong one
+		return nil
+	}
 	ne := ne4(in.Ne)
 	nDims := hp.NRot
 	if nDims <= 0 || nDims%2 != 0 || int64(nDims) > ne[0] {

@@ -143,8 +143,8 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType quant
 			kqMask: kqMaskCnv, kqScale: kqScale, ropeFreqs: ropeFreqs,
 			rope: ropeParams{
 				nDims: int32(h.NRot), mode: int32(h.RopeType), nCtxOrig: int32(h.NCtxOrig),
-				freqBase: h.RopeBase, freqScale: h.RopeScale, extFactor: 0, attnFactor: h.AttnFactor,
-				betaFast: 32, betaSlow: 1,
+				freqBase: h.RopeBase, freqScale: h.RopeScale, extFactor: h.RopeExtFactor, attnFactor: h.AttnFactor,
+				betaFast: h.YarnBetaFast, betaSlow: h.YarnBetaSlow,
 			}}
 		cur := m.arch.build(c)
 		g.layer = -1

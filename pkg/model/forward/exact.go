@@ -175,14 +175,20 @@ func (e *executor) mulMatExact(dst *node) error {
 }
 
 // ropeExact rotates with theta = freq_scale * pos * base^(-2i/n_dims) /
-// freq_factor[i] in float64.
+// freq_factor[i] in float64 (with YaRN: mixed with the unscaled angle by
+// the ramp, magnitude attn_factor·(1 + 0.1·ln(1/freq_scale))).
 func (e *executor) ropeExact(dst *node) error {
 	a, pos, ff := dst.src[0], dst.src[1], dst.src[2]
 	nDims := int64(dst.ip[1])
 	mode := dst.ip[2]
-	freqBase, freqScale, extFactor, attnFactor := float64(dst.fp[0]), float64(dst.fp[1]), dst.fp[2], float64(dst.fp[3])
+	freqBase, freqScale, extFactor, attnFactor := float64(dst.fp[0]), float64(dst.fp[1]), float64(dst.fp[2]), float64(dst.fp[3])
+	var corr [2]float64
 	if extFactor != 0 {
-		return fmt.Errorf("%s: YaRN rope is not supported", dst.name)
+		// the ramp's ends are whole dimensions (floor, ceil): float32's
+		// rounding of the logs moves them only at exact integers
+		c := yarnCorrDims(int32(nDims), dst.ip[4], dst.fp[0], dst.fp[4], dst.fp[5])
+		corr = [2]float64{float64(c[0]), float64(c[1])}
+		attnFactor *= 1 + 0.1*math.Log(1/freqScale)
 	}
 	if mode != RopeNorm && mode != RopeNeox {
 		return fmt.Errorf("%s: rope mode %d is not supported", dst.name, mode)
@@ -203,7 +209,13 @@ func (e *executor) ropeExact(dst *node) error {
 					if freqs != nil {
 						theta /= float64(freqs[i])
 					}
-					s, c := math.Sincos(freqScale * theta)
+					th := freqScale * theta
+					if extFactor != 0 {
+						y := (float64(i) - corr[0]) / math.Max(0.001, corr[1]-corr[0])
+						mix := (1 - math.Min(1, math.Max(0, y))) * extFactor
+						th = th*(1-mix) + theta*mix
+					}
+					s, c := math.Sincos(th)
 					c *= attnFactor
 					s *= attnFactor
 					var j0, j1 int64

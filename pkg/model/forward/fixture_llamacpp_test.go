@@ -16,6 +16,7 @@ import (
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
+	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
 // fixtureTypes are the weight types of the differential tests, as llama_ftype
@@ -439,4 +440,98 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(fixtureDir)
 	}
 	os.Exit(code)
+}
+
+// TestYaRNMatchesLlamaCpp covers YaRN RoPE scaling (rope.scaling.type
+// "yarn" over an original context of 64, so that the ramp lies inside the
+// head dimensions) on llama (pairs) and qwen2 (halves), F32 and Q8_0, flash
+// attention on and off: every node bit-identical. Factor 13 is one where
+// the magnitude 1 + 0.1·ln(factor) differs fused and unfused.
+func TestYaRNMatchesLlamaCpp(t *testing.T) {
+	for _, c := range []struct {
+		arch   string
+		factor float32
+	}{{"llama", 4}, {"qwen2", 4}, {"llama", 13}} {
+		arch := c.arch
+		src := fixturePath(t, arch, "f32", 0)
+		f, err := gguf.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ts []gguf.WriteTensor
+		for i := range f.Tensors {
+			ti := &f.Tensors[i]
+			data, err := f.TensorData(ti)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts = append(ts, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
+		}
+		kvs := append(append([]gguf.KV(nil), f.KVs...),
+			gguf.NewKV(arch+".rope.scaling.type", "yarn"),
+			gguf.NewKV(arch+".rope.scaling.factor", c.factor),
+			gguf.NewKV(arch+".rope.scaling.original_context_length", uint32(64)))
+		name := fmt.Sprintf("%s-yarn%g", arch, c.factor)
+		path := filepath.Join(filepath.Dir(src), name+"-f32.gguf")
+		err = gguf.WriteFile(path, kvs, ts, 0)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		yf, err := gguf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Load(yf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := m.Hparams; h.RopeExtFactor != 1 || h.RopeScale != 1/c.factor || h.NCtxOrig != 64 {
+			t.Fatalf("%s: YaRN hparams %+v", arch, h)
+		}
+		// the f64 RoPE, isolated on llama.cpp's inputs, is within float32
+		// round-off of llama.cpp's
+		f64toks := []int32{1, 300, 301, 302, 303, 304, 305, 306}
+		ref := llamaNodes(t, refConfig{Path: path, Tokens: f64toks, FA: true, KVType: quant.F16})
+		opts := DefaultOptions()
+		opts.Numerics, opts.Threads, opts.FlashAttn = NumericsF64, 2, true
+		inj := &refInjector{ref: ref}
+		opts.Inject = inj
+		ropes := 0
+		_, err = m.Run(f64toks, opts, RecorderFunc(func(n *Node, _ *tensor.Tensor) error {
+			if n.Op != "ROPE" || inj.got[n.Index] == nil {
+				return nil
+			}
+			ropes++
+			if e := nmse(inj.got[n.Index], ref[n.Index].Data); e > 1e-12 {
+				t.Errorf("%s: f64 %s has nmse %.3g against llama.cpp's", name, n.Name, e)
+			}
+			return nil
+		}))
+		yf.Close()
+		if err != nil || ropes == 0 {
+			t.Fatalf("%s: f64 run: %v (%d ROPE nodes)", name, err, ropes)
+		}
+		q8 := filepath.Join(filepath.Dir(src), name+"-q8_0.gguf")
+		if err := llamacpp.QuantizeModel(path, q8, 7, 2); err != nil {
+			t.Fatal(err)
+		}
+		toks := make([]int32, 40)
+		for i := range toks {
+			toks[i] = int32(1 + 7*i)
+		}
+		for _, p := range []string{path, q8} {
+			for _, fa := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/fa=%v", filepath.Base(p), fa), func(t *testing.T) {
+					opts := llamaOptions(t)
+					opts.FlashAttn = fa
+					opts.Threads = 2
+					r := compareRun(t, p, toks, opts)
+					if r.same != r.nodes {
+						t.Errorf("%d of %d nodes bit-identical; first difference %s", r.same, r.nodes, r.diffs[0])
+					}
+				})
+			}
+		}
+	}
 }

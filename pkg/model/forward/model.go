@@ -40,8 +40,12 @@ type Hparams struct {
 	RopeScale   float32 // 1/{arch}.rope.scaling.factor (linear), default 1
 	RopeScaling string  // {arch}.rope.scaling.type, default "linear"
 	NCtxOrig    int     // {arch}.rope.scaling.original_context_length, default NCtxTrain
-	AttnFactor  float32 // {arch}.rope.scaling.attn_factor, default 1
-	NVocab      int     // rows of token_embd.weight
+	AttnFactor  float32 // RoPE attn_factor: {arch}.rope.scaling.attn_factor (default 1), with YaRN times llama_context's yarn_attn_factor
+	// RopeExtFactor is YaRN's extrapolation mix (1 with rope scaling
+	// "yarn", 0 otherwise); YarnBetaFast and YarnBetaSlow bound its ramp
+	// (32 and 1, llama.cpp's defaults).
+	RopeExtFactor, YarnBetaFast, YarnBetaSlow float32
+	NVocab                                    int // rows of token_embd.weight
 	// RopeFreqs is rope_freqs.weight (Llama 3.1 and later), nil if absent.
 	RopeFreqs []float32
 }
@@ -224,9 +228,9 @@ func (m *Model) loadHparams(arch Arch) error {
 		h.RopeScaling = s
 	}
 	switch h.RopeScaling {
-	case "none", "linear":
+	case "none", "linear", "yarn":
 	default:
-		return fmt.Errorf("%s: rope scaling %q: %w (supported: none, linear, and llama3 frequency factors)", m.File.Path, h.RopeScaling, ErrUnsupported)
+		return fmt.Errorf("%s: rope scaling %q: %w (supported: none, linear, yarn, and llama3 frequency factors)", m.File.Path, h.RopeScaling, ErrUnsupported)
 	}
 	var ropeScale float32
 	if err := m.getFloat("rope.scaling.factor", &ropeScale, false); err != nil {
@@ -254,6 +258,13 @@ func (m *Model) loadHparams(arch Arch) error {
 	h.AttnFactor = 1
 	if err := m.getFloat("rope.scaling.attn_factor", &h.AttnFactor, false); err != nil {
 		return err
+	}
+	h.YarnBetaFast, h.YarnBetaSlow = 32, 1
+	if h.RopeScaling == "yarn" {
+		// llama_context: yarn_ext_factor 1, yarn_attn_factor from the
+		// scale (no model here sets rope.scaling.yarn_log_multiplier)
+		h.RopeExtFactor = 1
+		h.AttnFactor = yarnAttnFactor(h.RopeScale) * h.AttnFactor
 	}
 	h.RopeType = m.arch.ropeType
 	if m.arch.hparams != nil {

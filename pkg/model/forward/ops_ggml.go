@@ -314,24 +314,24 @@ func (e *executor) softMaxGGML(dst *node) {
 }
 
 // ropeGGML is ggml_compute_forward_rope_flt<float> for the NORMAL and NEOX
-// modes without YaRN extrapolation (ext_factor = 0): theta starts at the
-// position and is multiplied by theta_scale = powf(base, -2/n_dims) per
-// pair (ggml_rope_cache_init), divided by the frequency factor, scaled by
-// freq_scale; cos and sin come from libm's sincosf times attn_factor. The
-// rotation is the one GCC generates for rotate_pairs (see ropeRotate).
+// modes: theta starts at the position and is multiplied by theta_scale =
+// powf(base, -2/n_dims) per pair (ggml_rope_cache_init), divided by the
+// frequency factor, scaled by freq_scale and, with YaRN (ext_factor ≠ 0),
+// mixed with the unscaled angle along the ramp (rope_yarn); cos and sin come
+// from libm's sincosf times the magnitude. The rotation is the one GCC
+// generates for rotate_pairs (see ropeRotate).
 func (e *executor) ropeGGML(dst *node) error {
 	a, pos, ff := dst.src[0], dst.src[1], dst.src[2]
 	nDims := int64(dst.ip[1])
 	mode := dst.ip[2]
 	freqBase, freqScale, extFactor, attnFactor := dst.fp[0], dst.fp[1], dst.fp[2], dst.fp[3]
-	if extFactor != 0 {
-		return fmt.Errorf("%s: YaRN rope (ext_factor %g) is not supported", dst.name, extFactor)
-	}
 	if mode != RopeNorm && mode != RopeNeox {
 		return fmt.Errorf("%s: rope mode %d is not supported", dst.name, mode)
 	}
 	ne0 := a.ne[0]
 	thetaScale := Powf(freqBase, -2.0/float32(nDims))
+	corr := yarnCorrDims(int32(nDims), dst.ip[4], freqBase, dst.fp[4], dst.fp[5])
+	mscale := yarnMscale(attnFactor, freqScale, extFactor)
 	var freqs []float32
 	if ff != nil {
 		freqs = ff.rowF32(0, 0, 0, nil)
@@ -346,10 +346,10 @@ func (e *executor) ropeGGML(dst *node) error {
 				if freqs != nil {
 					f = freqs[i0/2]
 				}
-				th := freqScale * (theta / f)
+				th := yarnTheta(theta/f, freqScale, corr, i0, extFactor)
 				s, c := Sincosf(th)
-				cache[i0] = c * attnFactor
-				cache[i0+1] = s * attnFactor
+				cache[i0] = c * mscale
+				cache[i0+1] = s * mscale
 				theta *= thetaScale
 			}
 			for i1 := int64(0); i1 < a.ne[1]; i1++ {
