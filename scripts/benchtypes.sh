@@ -47,14 +47,14 @@ mv "$RESULTS.new" "$RESULTS"
 python3 - "$RESULTS" <<'PY'
 import json, sys
 rs = [json.loads(l) for l in open(sys.argv[1])]
-print("| type | Go median (min-max) s | llama.cpp median (min-max) s | Go / llama.cpp | Go RSS MB |")
-print("|---|---|---|---|---|")
+print("| type | Go median (min-max) s | llama.cpp median (min-max) s | Go / llama.cpp | CPU s Go / llama.cpp | Go RSS MB |")
+print("|---|---|---|---|---|---|")
 by = {}
 for r in rs:
     t = r["model"].rsplit("-", 1)[1].removesuffix(".gguf")
-    by.setdefault(t, {})[r["engine"]] = r
+    by.setdefault(t, {})[r["engine"].split("/")[0]] = r  # benchrun names the Go engine go/KERNELS
 for t, e in by.items():
     g, l = e["go"], e["llamacpp"]
     f = lambda r: f'{r["median_s"]:.3f} ({r["min_s"]:.3f}-{r["max_s"]:.3f})'
-    print(f'| {t} | {f(g)} | {f(l)} | {g["median_s"]/l["median_s"]:.2f} | {g["peak_rss_kb"]//1024} |')
+    print(f'| {t} | {f(g)} | {f(l)} | {g["median_s"]/l["median_s"]:.2f} | {g["cpu_median_s"]:.3f} / {l["cpu_median_s"]:.3f} | {g["peak_rss_kb"]//1024} |')
 PY

@@ -25,6 +25,30 @@ const (
 	k8SubBsums k8Mode = 2 // TQ1_0, TQ2_0: lane -= bsums[2l] + bsums[2l+1]
 )
 
+// signMask7[i] is keven_signs_q2xs[i]: byte j is 0xFF where bit j of
+// ksigns_iq2xs[i] is set (element j negative), else 0; signMask8[b] is
+// the same for the eight sign bits of byte b (IQ3_S).
+var signMask7, signMask8 = func() (m7 [128]uint64, m8 [256]uint64) {
+	for b := range m8 {
+		for j := 0; j < 8; j++ {
+			if b>>uint(j)&1 != 0 {
+				m8[b] |= 0xFF << (8 * uint(j))
+			}
+		}
+	}
+	for i := range m7 {
+		m7[i] = m8[quant.KSignsIQ2XS(uint32(i))]
+	}
+	return m7, m8
+}()
+
+// applySigns negates the bytes of w (eight magnitudes, none 0) where the
+// mask m is 0xFF: (v ^ 0xFF) + 1 = -v in each byte, without carries since
+// no magnitude is 0.
+func applySigns(w, m uint64) uint64 {
+	return (w ^ m) + (m & 0x0101010101010101)
+}
+
 // decodeIQ3XXSBlock writes the 256 signed values of the IQ3_XXS block xb
 // (98 bytes: d f16, qs[64] grid indices, then per 32 values a u32 of four
 // 7-bit sign groups and a 4-bit scale) into q and the eight sub-block
@@ -37,15 +61,9 @@ func decodeIQ3XXSBlock(xb []byte, q *[256]int8, sc *[8]int32) float32 {
 		aux := binary.LittleEndian.Uint32(ss[4*ib:])
 		sc[ib] = 2*int32(aux>>28) + 1
 		for l := 0; l < 4; l++ {
-			signs := quant.KSignsIQ2XS(aux >> (7 * uint(l)))
 			g := uint64(quant.IQ3XXSGrid(qs[8*ib+2*l])) | uint64(quant.IQ3XXSGrid(qs[8*ib+2*l+1]))<<32
-			for j := 0; j < 8; j++ {
-				v := int8(uint8(g >> (8 * uint(j))))
-				if signs>>uint(j)&1 != 0 {
-					v = -v
-				}
-				q[32*ib+8*l+j] = v
-			}
+			v := applySigns(g, signMask7[(aux>>(7*uint(l)))&127])
+			binary.LittleEndian.PutUint64(qBytes(q, 32*ib+8*l), v)
 		}
 	}
 	return ldF16(xb)
@@ -60,16 +78,13 @@ func decodeIQ3SBlock(xb []byte, q *[256]int8, sc *[8]int32) float32 {
 	qs, qh, signs, scales := xb[2:66], xb[66:74], xb[74:106], xb[106:110]
 	for ib := 0; ib < 8; ib++ {
 		sc[ib] = 2*int32((scales[ib/2]>>(4*uint(ib%2)))&0xF) + 1
-		for k := 0; k < 8; k++ {
-			g := quant.IQ3SGrid(int(qs[8*ib+k]) | (int(qh[ib])<<(8-uint(k)))&256)
-			for j := 0; j < 4; j++ {
-				e := 4*k + j
-				v := int8(uint8(g >> (8 * uint(j))))
-				if signs[4*ib+e/8]>>uint(e%8)&1 != 0 {
-					v = -v
-				}
-				q[32*ib+e] = v
-			}
+		h := int(qh[ib])
+		for l := 0; l < 4; l++ {
+			k := 2 * l
+			g := uint64(quant.IQ3SGrid(int(qs[8*ib+k])|(h<<(8-uint(k)))&256)) |
+				uint64(quant.IQ3SGrid(int(qs[8*ib+k+1])|(h<<(7-uint(k)))&256))<<32
+			v := applySigns(g, signMask8[signs[4*ib+l]])
+			binary.LittleEndian.PutUint64(qBytes(q, 32*ib+8*l), v)
 		}
 	}
 	return ldF16(xb)
@@ -119,8 +134,9 @@ func decodeTQ1Block(xb []byte, q *[256]int8) float32 {
 func decodeTQ2Block(xb []byte, q *[256]int8) float32 {
 	for h := 0; h < 2; h++ {
 		for l := 0; l < 4; l++ {
-			for m := 0; m < 32; m++ {
-				q[128*h+32*l+m] = int8((xb[32*h+m] >> (2 * uint(l))) & 3)
+			for m := 0; m < 32; m += 8 { // eight values at a time
+				w := binary.LittleEndian.Uint64(xb[32*h+m:]) >> (2 * uint(l)) & 0x0303030303030303
+				binary.LittleEndian.PutUint64(qBytes(q, 128*h+32*l+m), w)
 			}
 		}
 	}

@@ -172,3 +172,26 @@ func TestIQ3TQNEONRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestIQ3GridsNonZero: applySigns negates bytes without carries only
+// because no grid magnitude is 0.
+func TestIQ3GridsNonZero(t *testing.T) {
+	for i := 0; i < 256; i++ {
+		for j := 0; j < 4; j++ {
+			if quant.IQ3XXSGrid(uint8(i))>>(8*uint(j))&0xFF == 0 {
+				t.Errorf("iq3xxs_grid[%d] byte %d is 0", i, j)
+			}
+		}
+	}
+	for i := 0; i < 512; i++ {
+		for j := 0; j < 4; j++ {
+			if quant.IQ3SGrid(i)>>(8*uint(j))&0xFF == 0 {
+				t.Errorf("iq3s_grid[%d] byte %d is 0", i, j)
+			}
+		}
+	}
+	// bytes 0, 2 and 7 negated: 03 → fd, 01 → ff, 3e → c2
+	if got, want := applySigns(0x3e0c0401_0f010203, signMask8[0b10000101]), uint64(0xc20c0401_0fff02fd); got != want {
+		t.Errorf("applySigns = %#x, want %#x", got, want)
+	}
+}
