@@ -4,8 +4,10 @@ package forward
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
@@ -178,4 +180,41 @@ func TestIQ3TQVecDotTypes(t *testing.T) {
 			t.Errorf("%s: vec_dot_type %s, ggml-cpu %s", typ, got, want)
 		}
 	}
+}
+
+// TestIQ3TQTokenCountsMatchLlamaCpp runs the five types' fixtures with 3
+// and 13 tokens (four-column passes and a remainder of 3 and 1 columns)
+// and a 40-token prompt decoded in calls of 16 (remainders and a KV cache
+// that grows), every node bit-identical to llama.cpp's.
+func TestIQ3TQTokenCountsMatchLlamaCpp(t *testing.T) {
+	toks := make([]int32, 40)
+	for i := range toks {
+		toks[i] = int32(1 + 37*i%500)
+	}
+	for _, ft := range fixtureTypes {
+		if !slices.Contains(iq3tqTypes, mustType(ft.name)) {
+			continue
+		}
+		path := fixturePath(t, "llama", ft.name, ft.ftype)
+		for _, c := range []struct {
+			n        int
+			ubatches []int
+		}{{3, nil}, {13, nil}, {40, []int{16, 16, 8}}} {
+			t.Run(fmt.Sprintf("%s/T=%d", ft.name, c.n), func(t *testing.T) {
+				opts := llamaOptions(t)
+				opts.Threads = 2
+				opts.UBatches = c.ubatches
+				r := compareRun(t, path, toks[:c.n], opts)
+				if r.same != r.nodes {
+					t.Errorf("%d of %d nodes bit-identical; first: %v", r.same, r.nodes, r.diffs)
+				}
+			})
+		}
+	}
+}
+
+// mustType is quant.ParseType for a known name.
+func mustType(name string) quant.Type {
+	t, _ := quant.ParseType(name)
+	return t
 }
