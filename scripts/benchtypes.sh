@@ -10,13 +10,13 @@
 # $REPS timed passes each, and prints a markdown table: median (min-max)
 # seconds and the ratio.
 #
-# Environment: TYPES (all 15)  LAYERS=4  TOKENS=32  THREADS=2  REPS=3
+# Environment: TYPES (all 20)  LAYERS=4  TOKENS=32  THREADS=2  REPS=3
 #              CACHE=out/bench/cache  OUT=out/bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/benchlib.sh
 
-TYPES=${TYPES:-"f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k_m q5_k_m q6_k iq4_nl iq4_xs"}
+TYPES=${TYPES:-"f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k_m q5_k_m q6_k iq4_nl iq4_xs iq3_xxs iq3_s tq1_0 tq2_0 mxfp4"}
 LAYERS=${LAYERS:-4}
 TOKENS=${TOKENS:-32}
 THREADS=${THREADS:-2}
@@ -47,14 +47,14 @@ mv "$RESULTS.new" "$RESULTS"
 python3 - "$RESULTS" <<'PY'
 import json, sys
 rs = [json.loads(l) for l in open(sys.argv[1])]
-print("| type | Go median (min-max) s | llama.cpp median (min-max) s | Go / llama.cpp | Go RSS MB |")
-print("|---|---|---|---|---|")
+print("| type | Go median (min-max) s | llama.cpp median (min-max) s | Go / llama.cpp | CPU s Go / llama.cpp | Go RSS MB |")
+print("|---|---|---|---|---|---|")
 by = {}
 for r in rs:
     t = r["model"].rsplit("-", 1)[1].removesuffix(".gguf")
-    by.setdefault(t, {})[r["engine"]] = r
+    by.setdefault(t, {})[r["engine"].split("/")[0]] = r  # benchrun names the Go engine go/KERNELS
 for t, e in by.items():
     g, l = e["go"], e["llamacpp"]
     f = lambda r: f'{r["median_s"]:.3f} ({r["min_s"]:.3f}-{r["max_s"]:.3f})'
-    print(f'| {t} | {f(g)} | {f(l)} | {g["median_s"]/l["median_s"]:.2f} | {g["peak_rss_kb"]//1024} |')
+    print(f'| {t} | {f(g)} | {f(l)} | {g["median_s"]/l["median_s"]:.2f} | {g["cpu_median_s"]:.3f} / {l["cpu_median_s"]:.3f} | {g["peak_rss_kb"]//1024} |')
 PY

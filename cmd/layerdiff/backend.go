@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"runtime"
+
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // llamaBackend is what the CLI needs from the in-build llama.cpp. Builds
@@ -10,6 +12,9 @@ import (
 // with it.
 type llamaBackend interface {
 	QuantizeModel(in, out string, ftype, threads int) error
+	// QuantizeTensor quantizes nrows rows of nPerRow values to t with
+	// ggml_quantize_chunk, rows split over threads.
+	QuantizeTensor(t quant.Type, src []float32, nrows, nPerRow, threads int) ([]byte, error)
 	Dump(r dumpRequest, progress io.Writer) error
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/urfave/cli/v2"
 )
 
@@ -45,7 +46,8 @@ func fixtureCommand() *cli.Command {
 			}
 			typ := strings.ToLower(c.String("type"))
 			ftype, ok := fixture.Ftype(typ)
-			if !ok {
+			tensorType, byTensor := fixture.TensorType(typ)
+			if !ok && !byTensor {
 				return fmt.Errorf("usage: unknown --type %q (want one of %s)", typ, strings.Join(fixture.TypeNames(), ", "))
 			}
 			out := c.String("out")
@@ -61,6 +63,13 @@ func fixtureCommand() *cli.Command {
 				cfg.Vocab = f
 			}
 			threads := c.Int("threads")
+			if byTensor {
+				// every matrix quantized to the type by ggml_quantize_chunk
+				// (no llama_ftype makes such a model: fixture.TensorType)
+				return fixture.WriteTensorQuantized(cfg, tensorType, out, func(t quant.Type, src []float32, nrows, nPerRow int) ([]byte, error) {
+					return llama.QuantizeTensor(t, src, nrows, nPerRow, threads)
+				})
+			}
 			return fixture.WriteQuantized(cfg, ftype, out, func(in, out string, ftype int) error {
 				return llama.QuantizeModel(in, out, ftype, threads)
 			})

@@ -5,6 +5,8 @@ package main
 import (
 	"errors"
 	"io"
+
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 var errNoLlama = errors.New("this layerdiff was built without llama.cpp; build it with `make build`")
@@ -15,5 +17,9 @@ var llama llamaBackend = noLlama{}
 type noLlama struct{}
 
 func (noLlama) QuantizeModel(in, out string, ftype, threads int) error { return errNoLlama }
+
+func (noLlama) QuantizeTensor(quant.Type, []float32, int, int, int) ([]byte, error) {
+	return nil, errNoLlama
+}
 
 func (noLlama) Dump(dumpRequest, io.Writer) error { return errNoLlama }

@@ -3,9 +3,13 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"io"
+	"sync"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -19,6 +23,29 @@ func (inBuild) QuantizeModel(in, out string, ftype, threads int) error {
 		threads = defaultThreads()
 	}
 	return llamacpp.QuantizeModel(in, out, ftype, threads)
+}
+
+func (inBuild) QuantizeTensor(t quant.Type, src []float32, nrows, nPerRow, threads int) ([]byte, error) {
+	if threads <= 0 {
+		threads = defaultThreads()
+	}
+	// contiguous row ranges on threads goroutines (ggml_quantize_chunk
+	// quantizes each row on its own: the bytes do not depend on the split)
+	threads = max(1, min(threads, nrows))
+	parts := make([][]byte, threads)
+	errs := make([]error, threads)
+	var wg sync.WaitGroup
+	for i := range threads {
+		lo, hi := nrows*i/threads, nrows*(i+1)/threads
+		wg.Go(func() {
+			parts[i], errs[i] = llamacpp.QuantizeChunk(int(t), src[lo*nPerRow:hi*nPerRow], hi-lo, nPerRow)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return bytes.Join(parts, nil), nil
 }
 
 func (inBuild) Dump(r dumpRequest, progress io.Writer) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/layerdiff/layerdiff/pkg/compare"
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -34,10 +35,12 @@ func TestMain(m *testing.M) {
 }
 
 // ftypes maps the weight types of the tests to llama.cpp's llama_ftype (as
-// `layerdiff fixture --type` does).
+// `layerdiff fixture --type` does); -1: every matrix quantized to the
+// named type by ggml_quantize_chunk (fixture.TensorType).
 var ftypes = map[string]int{
 	"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9,
 	"q2_k": 10, "q3_k": 11, "q4_k_m": 15, "q5_k_m": 17, "q6_k": 18, "iq4_nl": 25, "iq4_xs": 30,
+	"iq3_s": 26, "tq1_0": 36, "tq2_0": 37, "iq3_xxs": -1, "mxfp4": -1,
 }
 
 var (
@@ -74,7 +77,13 @@ func fixtureModel(t testing.TB, arch, typ string, ps ...fixture.Perturbation) st
 	out := f32
 	if ftype != 0 {
 		out = stem + ".gguf"
-		if err := llamacpp.QuantizeModel(f32, out, ftype, 2); err != nil {
+		if tt, ok := fixture.TensorType(typ); ok && ftype < 0 {
+			if err := fixture.QuantizeTensors(f32, out, tt, func(t quant.Type, src []float32, nrows, nPerRow int) ([]byte, error) {
+				return llamacpp.QuantizeChunk(int(t), src, nrows, nPerRow)
+			}); err != nil {
+				t.Fatalf("quantizing %s to %s: %v", key, typ, err)
+			}
+		} else if err := llamacpp.QuantizeModel(f32, out, ftype, 2); err != nil {
 			t.Fatalf("quantizing %s to %s: %v", key, typ, err)
 		}
 		os.Remove(f32)

@@ -66,19 +66,16 @@ func q6KRowAcc(x []byte, meta []q6KBlockMeta, y *[4][]byte, ncol int, acc *[4][8
 func k8RowAVX2(nb int, meta *k8BlockMeta, ncol int, y *[4]*byte, acc *[4][8]float32, mins int)
 
 // k8RowAcc is q4KRowAcc for the rows decoded into k8BlockMeta (IQ4_XS,
-// Q2_K, Q3_K, Q5_K; meta holds the whole row); mins runs Q2_K's mins
-// first.
-func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, mins bool, acc *[4][8]float32) bool {
+// Q2_K, Q3_K, Q5_K, IQ3_XXS, IQ3_S, TQ1_0, TQ2_0; meta holds the whole
+// row); mode k8Mins runs Q2_K's mins first, k8SubBsums subtracts the
+// Q8_K block sums from the lanes (TQ1_0, TQ2_0).
+func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, mode k8Mode, acc *[4][8]float32) bool {
 	nb := len(meta)
 	p, ok := q8KColumns(y, ncol, nb)
 	if !ok {
 		return false
 	}
-	m := 0
-	if mins {
-		m = 1
-	}
-	k8RowAVX2(nb, &meta[0], ncol, p, acc, m)
+	k8RowAVX2(nb, &meta[0], ncol, p, acc, int(mode))
 	return true
 }
 
@@ -260,4 +257,29 @@ func summsQ1x8(m, sp []float32, ncols, first int, out *[8]float32) bool {
 	}
 	summs8AVX2(nb, &m[0], &sp[first], 4*ncols, out)
 	return true
+}
+
+// dotQ8_0Acc sets acc to dotQ8_0AVX2's accumulator (before the horizontal
+// sum) for nb blocks of the Q8_0 rows x and y, or returns false (no AVX2,
+// short rows, or a -128 quant in y).
+func dotQ8_0Acc(nb int, x, y []byte, acc *[8]float32) bool {
+	if !hasAVX2 || nb == 0 || len(x) < nb*34 || len(y) < nb*34 {
+		return false
+	}
+	return dotQ8_0AVX2(nb, &x[0], &y[0], f16Table, acc)
+}
+
+// dotQ8_0x4Acc is dotQ8_0Acc for four activation rows, one pass over x.
+func dotQ8_0x4Acc(nb int, x []byte, y *[4][]byte, acc *[4][8]float32) bool {
+	if !hasAVX2 || nb == 0 || len(x) < nb*34 {
+		return false
+	}
+	var p [4]*byte
+	for c := range p {
+		if len(y[c]) < nb*34 {
+			return false
+		}
+		p[c] = &y[c][0]
+	}
+	return dotQ8_0x4AVX2(nb, &x[0], &p, f16Table, acc)
 }

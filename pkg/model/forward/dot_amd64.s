@@ -355,7 +355,10 @@ q6rdone:
 // (ggml_vec_dot_q2_K_q8_K) each block and column first does acc =
 // fma(-y.d*x.dmin, float(lane), acc) with int32 lane l = m[2l]*bsum[2l] +
 // m[2l+1]*bsum[2l+1] (VPMADDWD of the sixteen mins at offset 520 with the
-// Q8_K block sums; -x.dmin at 516).
+// Q8_K block sums; -x.dmin at 516). With mins == 2 (ggml_vec_dot_tq1_0_q8_K,
+// _tq2_0_q8_K: unsigned values 0..2, every scale 1) the int32 lane l loses
+// m[2l]*bsum[2l] + m[2l+1]*bsum[2l+1] (the sixteen mins all 1) before the
+// conversion: ggml's sumi - ysum, madd with ones.
 TEXT ·k8RowAVX2(SB), NOSPLIT, $0-48
 	MOVQ nb+0(FP), CX
 	MOVQ meta+8(FP), R8
@@ -389,8 +392,8 @@ iqrblock:
 iqrcol:
 	MOVQ (R11)(R12*8), DI
 	ADDQ BX, DI
-	TESTQ R13, R13
-	JZ   iqrlanes
+	CMPQ R13, $1
+	JNE  iqrlanes
 	// Q2_K: acc = fma(y.d * -x.dmin, float(mins · bsums pairs), acc) first.
 	VMOVDQU 260(DI), Y1
 	VPMADDWD 520(R8), Y1, Y1
@@ -445,6 +448,13 @@ iqrlanes:
 	VPMADDUBSW Y1, Y14, Y1
 	VPMADDWD 480(R8), Y1, Y1
 	VPADDD Y1, Y0, Y0
+	CMPQ R13, $2
+	JNE  iqrcvt
+	// TQ1_0, TQ2_0: lane -= bsum[2l] + bsum[2l+1] (mins all 1).
+	VMOVDQU 260(DI), Y1
+	VPMADDWD 520(R8), Y1, Y1
+	VPSUBD Y1, Y0, Y0
+iqrcvt:
 	VCVTDQ2PS Y0, Y0
 	VMOVSS (DI), X3
 	VMULSS 512(R8), X3, X4

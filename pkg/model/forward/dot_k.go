@@ -377,8 +377,8 @@ type kRowDots struct {
 	q5m []q5KMins
 }
 
-// decode decodes the weight row x of type t (Q2_K to Q6_K or IQ4_XS, n
-// values) once, for any number of dots calls; it returns false when the
+// decode decodes the weight row x of type t (Q2_K to Q6_K, IQ4_XS, IQ3_XXS,
+// IQ3_S, TQ1_0 or TQ2_0, n values) once, for any number of dots calls; it returns false when the
 // row kernels cannot run (no AVX2, another type, or a short row).
 func (k *kRowDots) decode(t quant.Type, n int, x []byte) bool {
 	nb := n / 256
@@ -406,7 +406,7 @@ func (k *kRowDots) decode(t quant.Type, n int, x []byte) bool {
 		k.q6 = k.q6[:nb]
 		decodeQ6KRow(x, k.q6)
 		return true
-	case quant.IQ4_XS, quant.Q2_K, quant.Q3_K, quant.Q5_K:
+	case quant.IQ4_XS, quant.Q2_K, quant.Q3_K, quant.Q5_K, quant.IQ3_XXS, quant.IQ3_S, quant.TQ1_0, quant.TQ2_0:
 		if len(x) < nb*t.BlockBytes() {
 			return false
 		}
@@ -422,6 +422,8 @@ func (k *kRowDots) decode(t quant.Type, n int, x []byte) bool {
 			decodeQ2KRow(x, k.k8)
 		case quant.Q3_K:
 			decodeQ3KRow(x, k.k8)
+		case quant.IQ3_XXS, quant.IQ3_S, quant.TQ1_0, quant.TQ2_0:
+			decodeIQ3TQRow(t, x, k.k8)
 		default:
 			decodeQ5KRow(x, k.k8, k.q5m)
 		}
@@ -456,14 +458,24 @@ func (k *kRowDots) dots(t quant.Type, x []byte, y *[4][]byte, ncol int, out []fl
 			out[c] = hsum8(&acc[c])
 		}
 		return true
-	case quant.IQ4_XS, quant.Q2_K, quant.Q3_K, quant.Q5_K:
-		if !k8RowAcc(k.k8, y, ncol, t == quant.Q2_K, &acc) {
+	case quant.IQ4_XS, quant.Q2_K, quant.Q3_K, quant.Q5_K, quant.IQ3_XXS, quant.IQ3_S, quant.TQ1_0, quant.TQ2_0:
+		mode := k8Plain
+		switch t {
+		case quant.Q2_K:
+			mode = k8Mins
+		case quant.TQ1_0, quant.TQ2_0:
+			mode = k8SubBsums
+		}
+		if !k8RowAcc(k.k8, y, ncol, mode, &acc) {
 			return false
 		}
 		for c := 0; c < ncol; c++ {
 			out[c] = hsum8(&acc[c])
-			if t == quant.Q5_K {
+			switch t {
+			case quant.Q5_K:
 				out[c] += q5KSumMins(k.q5m, y[c])
+			case quant.IQ3_XXS:
+				out[c] *= 0.25 // *s = 0.25f * hsum_float_8(accumf)
 			}
 		}
 		return true

@@ -34,7 +34,7 @@ func dotQ8_0x8Packed(n int, x []byte, p *q8Packed, first int, out []float32) boo
 
 func swigluPrefix(y, x, g []float32) int { return 0 }
 
-func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, mins bool, acc *[4][8]float32) bool {
+func k8RowAcc(meta []k8BlockMeta, y *[4][]byte, ncol int, mode k8Mode, acc *[4][8]float32) bool {
 	return false
 }
 
@@ -57,3 +57,7 @@ func dpbf16Acc32(a, b []uint16, acc *[16]float32) bool { return false }
 func dpbf16Acc64(np int, a, b []uint16, c1, c2 *[16]float32) bool { return false }
 
 func dpbf16X4(a []uint16, b *[4][]uint16, out []float32) bool { return false }
+
+func dotQ8_0Acc(nb int, x, y []byte, acc *[8]float32) bool { return false }
+
+func dotQ8_0x4Acc(nb int, x []byte, y *[4][]byte, acc *[4][8]float32) bool { return false }

@@ -20,7 +20,9 @@ import (
 )
 
 // fixtureTypes are the weight types of the differential tests, as llama_ftype
-// values for llama.cpp's quantizer.
+// values for llama.cpp's quantizer; ftype -1: every matrix quantized to
+// the named type by ggml_quantize_chunk (fixture.TensorType: no
+// llama_ftype makes such a model).
 var fixtureTypes = []struct {
 	name  string
 	ftype int
@@ -28,6 +30,7 @@ var fixtureTypes = []struct {
 	{"f32", 0}, {"f16", 1}, {"bf16", 32}, {"q8_0", 7}, {"q4_0", 2}, {"q4_1", 3},
 	{"q5_0", 8}, {"q5_1", 9}, {"q4_k_m", 15}, {"q6_k", 18}, {"iq4_nl", 25},
 	{"q2_k", 10}, {"q3_k_m", 12}, {"q5_k_m", 17}, {"iq4_xs", 30},
+	{"iq3_s", 26}, {"tq1_0", 36}, {"tq2_0", 37}, {"iq3_xxs", -1}, {"mxfp4", -1},
 }
 
 var (
@@ -77,7 +80,13 @@ func fixturePathCfg(t testing.TB, name string, cfg fixture.Config, typ string, f
 	}
 	dst := filepath.Join(fixtureDir, fmt.Sprintf("%s-%s.gguf", name, typ))
 	if !fixtureMade[dst] {
-		if err := llamacpp.QuantizeModel(src, dst, ftype, 2); err != nil {
+		if tt, ok := fixture.TensorType(typ); ok && ftype < 0 {
+			if err := fixture.WriteTensorQuantized(cfg, tt, dst, func(t quant.Type, src []float32, nrows, nPerRow int) ([]byte, error) {
+				return llamacpp.QuantizeChunk(int(t), src, nrows, nPerRow)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := llamacpp.QuantizeModel(src, dst, ftype, 2); err != nil {
 			t.Fatal(err)
 		}
 		fixtureMade[dst] = true

@@ -123,6 +123,16 @@ func quantDot(t quant.Type, kern matKernel) (func(n int, x, y []byte) float32, e
 		return dotQ5_K, nil
 	case quant.IQ4_XS:
 		return dotIQ4XS, nil
+	case quant.IQ3_XXS:
+		return dotIQ3XXS, nil
+	case quant.IQ3_S:
+		return dotIQ3S, nil
+	case quant.TQ1_0:
+		return dotTQ1_0, nil
+	case quant.TQ2_0:
+		return dotTQ2_0, nil
+	case quant.MXFP4:
+		return dotMXFP4, nil
 	}
 	return nil, fmt.Errorf("no dot product for weight type %s", t)
 }
@@ -344,6 +354,11 @@ func (e *executor) mulMatGGML(dst *node) error {
 	if asQ8 && a.typ != quant.Q8_0 {
 		qdot = dotQ8_0
 	}
+	// MXFP4: the columns split into even and odd blocks (mxfp4.go).
+	var mxCols *mxfp4Cols
+	if a.typ == quant.MXFP4 {
+		mxCols = splitMXFP4Cols(act.b, int(ne00/32))
+	}
 	// F16, BF16 (tinyBLAS): the columns also as float32 for the
 	// four-column kernel (exact), converted once here, not once per row.
 	var act16f [][]float32
@@ -398,6 +413,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 			q1m = make([]float32, ne00/32)
 		}
 		var sums8 [8]float32
+		var mxr mxfp4Row
 		for r := lo; r < hi; r++ {
 			i01 := int64(r) % ne01
 			i02 := (int64(r) / ne01) % a.ne[2]
@@ -422,9 +438,13 @@ func (e *executor) mulMatGGML(dst *node) error {
 				xb = q8row
 			case a.typ.Quantized():
 				xb = a.weightRow(i01, i02, i03)
-				// Q2_K to Q6_K, IQ4_XS: the scales (and values)
-				// decoded once per row, not per column and block
+				// Q2_K to Q6_K, IQ4_XS, IQ3_XXS, IQ3_S, TQ1_0, TQ2_0:
+				// the scales (and values) decoded once per row, not per
+				// column and block
 				useKRow = krow.decode(a.typ, int(ne00), xb)
+				if mxCols != nil {
+					mxr.decode(xb, int(ne00/32))
+				}
 			case a.weight != nil && a.typ == quant.F32:
 				wr := a.weightRow(i01, i02, i03)
 				if xf = viewF32(wr); xf == nil {
@@ -464,6 +484,18 @@ func (e *executor) mulMatGGML(dst *node) error {
 								ys[c] = act.b[col+c]
 							}
 							if krow.dots(a.typ, xb, &ys, int(nc), quad[:]) {
+								for c := int64(0); c < nc; c++ {
+									out.f32[o0+c*colStride] = quad[c]
+								}
+								i11 += nc - 1
+								continue
+							}
+						}
+						// MXFP4: up to four columns per pass (Q8_0's kernels
+						// on the even and the odd blocks).
+						if mxr.ok {
+							nc := min(ne11-i11, 4)
+							if mxr.dots(mxCols, act.b, int(col), int(nc), quad[:]) {
 								for c := int64(0); c < nc; c++ {
 									out.f32[o0+c*colStride] = quad[c]
 								}
