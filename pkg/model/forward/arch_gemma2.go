@@ -86,8 +86,7 @@ func buildGemma(c *buildCtx, gemma3 bool) *node {
 	for il := 0; il < h.NLayer; il++ {
 		g.layer = il
 		L := &c.m.Layers[il]
-		rope := c.rope
-		rope.freqBase = h.ropeBase(il)
+		rope := c.ropeOf(il)
 		cur := c.norm(inpL, c.w(L.AttnNorm), il)
 		g.cb(cur, "attn_norm", il)
 

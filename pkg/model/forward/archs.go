@@ -7,4 +7,5 @@ var architectures = []*architecture{
 	qwen2,
 	qwen3,
 	gemma2,
+	gemma3,
 }

@@ -52,6 +52,7 @@ type Hparams struct {
 	FinalSoftcap float32 // soft-capping of the output logits; 0: none
 	QueryScale   float32 // Q is scaled by it before attention (kq_scale 1); 0: not
 	RopeBaseSWA  float32 // RoPE base of the SWA layers; 0: RopeBase
+	RopeScaleSWA float32 // RoPE frequency scale of the SWA layers, with RopeBaseSWA
 	// RopeFreqs is rope_freqs.weight (Llama 3.1 and later), nil if absent.
 	RopeFreqs []float32
 }

@@ -39,13 +39,16 @@ func (h *Hparams) IsSWA(il int) bool {
 	return h.NSWA > 0 && il >= 0 && il < len(h.SWALayers) && h.SWALayers[il]
 }
 
-// ropeBase is the RoPE base of layer il (llama_model::get_rope_freq_base):
-// RopeBaseSWA for the SWA layers of a model that has one.
-func (h *Hparams) ropeBase(il int) float32 {
-	if h.IsSWA(il) && h.RopeBaseSWA != 0 {
-		return h.RopeBaseSWA
+// ropeOf is layer il's RoPE parameters (llama_model::get_rope_freq_base
+// and get_rope_freq_scale): the SWA layers of a model with RopeBaseSWA
+// (gemma3) rotate with RopeBaseSWA and RopeScaleSWA, the others with the
+// model's.
+func (c *buildCtx) ropeOf(il int) ropeParams {
+	r := c.rope
+	if c.h.IsSWA(il) && c.h.RopeBaseSWA != 0 {
+		r.freqBase, r.freqScale = c.h.RopeBaseSWA, c.h.RopeScaleSWA
 	}
-	return h.RopeBase
+	return r
 }
 
 // loadSWA reads {arch}.attention.sliding_window (default def) and lays out
