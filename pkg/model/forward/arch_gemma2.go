@@ -108,7 +108,11 @@ func buildGemma(c *buildCtx, gemma3 bool) *node {
 		g.cb(Q, "Qcur", il)
 		g.cb(K, "Kcur", il)
 		g.cb(V, "Vcur", il)
-		Q = g.scale(Q, h.QueryScale)
+		qScale := h.QueryScale
+		if v := c.m.variant; v != nil && v.AttnScale != 0 {
+			qScale = v.AttnScale // the whole Q·K scale (kq_scale is 1)
+		}
+		Q = g.scale(Q, qScale)
 
 		cur = c.b.buildAttn(c.w(L.Wo), nil, Q, K, V, c.maskOf(il), 1, il)
 		c.outputRows(il, &cur, &inpL)
