@@ -10,6 +10,7 @@ import (
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // TestGemma3VariantsMatchLlamaCpp covers the gemma3 graphs the default
@@ -74,6 +75,29 @@ func TestGemma3VariantsMatchLlamaCpp(t *testing.T) {
 					t.Logf("%d of %d nodes bit-identical", r.same, r.nodes)
 				})
 			}
+		}
+	}
+}
+
+// TestGemmaF32CacheMatchesLlamaCpp runs gemma2 and gemma3 with an F32 KV
+// cache: flash attention then reads ggml_cast F16 copies of both caches'
+// views, and without it kq and kqv multiply F32 caches.
+func TestGemmaF32CacheMatchesLlamaCpp(t *testing.T) {
+	toks := []int32{1, 300, 301, 302, 303, 304, 305, 306, 307}
+	for _, arch := range []string{"gemma2", "gemma3"} {
+		path := fixturePath(t, arch, "q8_0", 7)
+		for _, fa := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/fa=%v", arch, fa), func(t *testing.T) {
+				opts := llamaOptions(t)
+				opts.FlashAttn = fa
+				opts.KVType = quant.F32
+				opts.Threads = 2
+				r := compareRun(t, path, toks, opts)
+				if r.same != r.nodes {
+					t.Errorf("%d of %d nodes bit-identical; first difference %s", r.same, r.nodes, r.diffs[0])
+				}
+				t.Logf("%d of %d nodes bit-identical", r.same, r.nodes)
+			})
 		}
 	}
 }
