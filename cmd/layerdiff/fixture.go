@@ -15,7 +15,7 @@ func fixtureCommand() *cli.Command {
 	d := fixture.Default("llama")
 	return &cli.Command{
 		Name:      "fixture",
-		Usage:     "generate a small random-weight llama/qwen2/qwen3 GGUF model",
+		Usage:     "generate a small random-weight GGUF model (" + strings.Join(fixture.Archs, ", ") + ")",
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Value: "llama", Usage: "architecture: " + strings.Join(fixture.Archs, ", ")},
@@ -23,7 +23,7 @@ func fixtureCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (same seed, same file)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output GGUF `FILE`"},
 			&cli.IntFlag{Name: "embd", Value: d.Embd, Usage: "embedding length"},
-			&cli.IntFlag{Name: "layers", Value: d.Layers, Usage: "number of layers"},
+			&cli.IntFlag{Name: "layers", Value: 0, Usage: fmt.Sprintf("number of layers (0: the architecture's default, %d; gemma3 %d)", d.Layers, fixture.Default("gemma3").Layers)},
 			&cli.IntFlag{Name: "heads", Value: d.Heads, Usage: "attention heads"},
 			&cli.IntFlag{Name: "kv-heads", Value: d.KVHeads, Usage: "key/value heads (GQA when fewer than heads)"},
 			&cli.IntFlag{Name: "head-dim", Value: 0, Usage: "head dimension (0: embd/heads)"},
@@ -40,7 +40,7 @@ func fixtureCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			cfg := fixture.Config{
 				Arch: c.String("arch"), Seed: c.Uint64("seed"),
-				Embd: c.Int("embd"), Layers: c.Int("layers"), Heads: c.Int("heads"), KVHeads: c.Int("kv-heads"),
+				Embd: c.Int("embd"), Layers: fixtureLayers(c.Int("layers"), c.String("arch")), Heads: c.Int("heads"), KVHeads: c.Int("kv-heads"),
 				HeadDim: c.Int("head-dim"), FF: c.Int("ff"), VocabSize: c.Int("vocab-size"), Ctx: c.Int("ctx"),
 				RopeBase: float32(c.Float64("rope-base")), RMSEps: float32(c.Float64("rms-eps")), Tied: c.Bool("tied"),
 			}
@@ -75,6 +75,15 @@ func fixtureCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// fixtureLayers is the --layers value, 0 meaning the architecture's
+// default (fixture.Default).
+func fixtureLayers(n int, arch string) int {
+	if n == 0 {
+		return fixture.Default(arch).Layers
+	}
+	return n
 }
 
 // checkOverwrite refuses to replace an existing file or non-empty directory

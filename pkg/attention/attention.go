@@ -70,11 +70,13 @@ type layer struct {
 // be derived (their inputs are missing or have no data). When nothing is
 // derived it returns src itself.
 //
-// The softmax scale is the model's attention.scale when the dump records
-// it, else 1/√d (the dump does not keep FLASH_ATTN_EXT's op params); the
-// mask is the flash-attention op's own mask input when it has data, else
-// the causal mask of one batch from position 0. Models whose attention
-// adds more (logit soft-capping, ALiBi) get kq only.
+// The softmax scale is 1 for gemma2 and gemma3 (their Q is scaled before),
+// else the model's attention.scale when the dump records it, else 1/√d (the
+// dump does not keep FLASH_ATTN_EXT's op params); the mask is the
+// flash-attention op's own mask input when it has data, else the causal
+// mask of one batch from position 0. Models whose attention adds more
+// (logit soft-capping, ALiBi), and sliding-window models whose mask has no
+// data, get kq only.
 func Derive(src reference.Source, want func(name string) bool) (reference.Source, []string) {
 	nodes := src.Nodes()
 	s := &Source{src: src, derived: map[string]*derivedNode{}, stash: map[string][]float32{}}
@@ -117,8 +119,29 @@ func opKey(op string) string {
 	return op
 }
 
+// kqScaleKey is the hparams entry of an architecture whose attention scale
+// is fixed by its builder rather than by a metadata key.
+const kqScaleKey = "layerdiff.kq_scale"
+
+// archDefaults adds what an architecture's llama.cpp builder fixes to the
+// hyperparameters hp of a dump: gemma2 and gemma3 scale Q by
+// f_attention_scale before the attention, whose own scale is then 1
+// (llm_build_gemma2_iswa, llm_build_gemma3), and gemma2 always soft-caps its
+// attention logits (50 unless attn_logit_softcapping says otherwise).
+func archDefaults(arch string, hp map[string]float64) {
+	switch arch {
+	case "gemma2":
+		if _, ok := hp["attn_logit_softcapping"]; !ok {
+			hp["attn_logit_softcapping"] = 50
+		}
+		hp[kqScaleKey] = 1
+	case "gemma3":
+		hp[kqScaleKey] = 1
+	}
+}
+
 // hparams returns the model hyperparameters a dump records, by key without
-// the architecture prefix ("attention.scale").
+// the architecture prefix ("attention.scale"), with archDefaults.
 func hparams(src reference.Source) map[string]float64 {
 	out := map[string]float64{}
 	d, ok := src.(*reference.Dump)
@@ -131,6 +154,7 @@ func hparams(src reference.Source) map[string]float64 {
 			out[strings.TrimPrefix(k, arch+".")] = f
 		}
 	}
+	archDefaults(arch, out)
 	return out
 }
 
@@ -223,6 +247,9 @@ func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]floa
 	if sc, ok := hp["attention.scale"]; ok && sc > 0 {
 		ly.scale = sc
 	}
+	if sc, ok := hp[kqScaleKey]; ok {
+		ly.scale = sc
+	}
 	return ly, nil
 }
 
@@ -230,7 +257,9 @@ func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]floa
 // (suffixed when the source has the name as a key already).
 func (s *Source) addLayer(ly *layer, hp map[string]float64, keys map[string]bool, want func(string) bool) {
 	scaleHow := fmt.Sprintf("scale 1/√%d", ly.d)
-	if sc, ok := hp["attention.scale"]; ok && sc > 0 {
+	if _, ok := hp[kqScaleKey]; ok {
+		scaleHow = "scale 1 (the model scales Q before the attention)"
+	} else if sc, ok := hp["attention.scale"]; ok && sc > 0 {
 		scaleHow = fmt.Sprintf("scale %g (the model's attention.scale)", sc)
 	} else {
 		scaleHow += " (the dump does not record FLASH_ATTN_EXT's op params)"
@@ -242,9 +271,14 @@ func (s *Source) addLayer(ly *layer, hp map[string]float64, keys map[string]bool
 	from := fmt.Sprintf("recomputed from the reference's Q and KV cache views (%s, %s", ly.q, ly.k)
 	bases := []string{KQ}
 	softcap, alibi := hp["attn_logit_softcapping"] > 0, hp["attention.max_alibi_bias"] > 0
-	if !softcap && !alibi {
+	// a sliding window needs the op's own mask: the causal one is wrong
+	swaNoMask := hp["attention.sliding_window"] > 0 && ly.mask == ""
+	switch {
+	case !softcap && !alibi && !swaNoMask:
 		bases = append(bases, KQSoftMax, KQV)
-	} else {
+	case swaNoMask && !softcap && !alibi:
+		s.warn = append(s.warn, fmt.Sprintf("layer %d: only kq-%d derived: the model attends through a sliding window and the op's mask has no data", ly.l, ly.l))
+	default:
 		s.warn = append(s.warn, fmt.Sprintf("layer %d: only kq-%d derived: the model's attention adds logit soft-capping or ALiBi, which the derivation does not reproduce", ly.l, ly.l))
 	}
 	for _, base := range bases {

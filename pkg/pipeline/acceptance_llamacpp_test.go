@@ -65,7 +65,8 @@ func setMeta(key string, v float64) func([]int32) fixture.Perturbation {
 // perturbCases: one weight matrix, one row of a matrix, one norm weight,
 // the RoPE base, the RMS epsilon and one embedding row (of a prompt token),
 // on llama, and the architecture-specific weights of qwen2 (biases) and
-// qwen3 (Q/K norms). The elements and rows chosen are among those an
+// qwen3 (Q/K norms), gemma2 (post-norms, sliding window, soft-capping)
+// and gemma3 (per-layer RoPE base, Q/K norms). The elements and rows chosen are among those an
 // eval-callback log prints (the first and last 3 of each dimension), so the
 // log route sees them in printed values — but for one, seen in the sum only.
 // (A change that moves no printed element and stays within the sum's
@@ -89,6 +90,20 @@ var perturbCases = []perturbCase{
 	{"q bias", "qwen2", "q8_0", "auto", scaleElement("blk.0.attn_q.bias", 2, 1.5), "Qcur-0#2", "Qcur-0", "ADD"},
 	{"rope base neox", "qwen2", "f16", "off", setMeta("rope.freq_base", 10500), "Qcur-0#3", "Qcur-0", "ROPE"},
 	{"k_norm element", "qwen3", "q8_0", "auto", scaleElement("blk.1.attn_k_norm.weight", 0, 1.5), "Kcur_normed-1", "Kcur_normed-1", "MUL"},
+	// gemma2: the post-norms, the sliding window (8 instead of 4: token 8
+	// then sees cells 1 and 2, which a log prints), the soft-cappings
+	{"post_attention_norm element", "gemma2", "q8_0", "auto", scaleElement("blk.0.post_attention_norm.weight", 1, 1.5), "attn_post_norm-0", "attn_post_norm-0", "MUL"},
+	{"post_ffw_norm element", "gemma2", "q8_0", "auto", scaleElement("blk.1.post_ffw_norm.weight", 2, 1.5), "ffn_post_norm#2", "ffn_post_norm", "MUL"},
+	{"sliding window", "gemma2", "q8_0", "off", setMeta("attention.sliding_window", 8), "kq_soft_max-0", "kq_soft_max-0", "SOFT_MAX"},
+	{"attention softcap", "gemma2", "q8_0", "off", setMeta("attn_logit_softcapping", 40), "kq_scaled_1-0", "kq_scaled_1-0", "SCALE"},
+	{"final softcap", "gemma2", "q8_0", "auto", setMeta("final_logit_softcapping", 25), "node_81", "node_81", "SCALE"},
+	// gemma3: the RoPE base reaches only the global layer 5 (the SWA
+	// layers rotate with llama.cpp's fixed 10000), a Q norm, a post-norm,
+	// the sliding window
+	{"rope base global layer", "gemma3", "q8_0", "auto", setMeta("rope.freq_base", 10500), "Qcur-5#2", "Qcur-5", "ROPE"},
+	{"q_norm element", "gemma3", "q8_0", "auto", scaleElement("blk.5.attn_q_norm.weight", 1, 1.5), "Qcur_normed-5", "Qcur_normed-5", "MUL"},
+	{"post_ffw_norm element", "gemma3", "q8_0", "auto", scaleElement("blk.2.post_ffw_norm.weight", 2, 1.5), "ffn_post_norm-2", "ffn_post_norm-2", "MUL"},
+	{"sliding window", "gemma3", "q8_0", "off", setMeta("attention.sliding_window", 8), "kq_soft_max-0", "kq_soft_max-0", "SOFT_MAX"},
 }
 
 // TestAcceptancePerturbed dumps the clean fixture with llama.cpp and checks
@@ -230,7 +245,7 @@ type injectCase struct {
 	key, node, op string
 }
 
-// injectCases cover every op kind of the three architectures' graphs, with
+// injectCases cover every op kind of the architectures' graphs, with
 // flash attention on and off, and every injection kind.
 var injectCases = []injectCase{
 	{"llama", "on", "inp_embd:shift", "inp_embd", "inp_embd", "GET_ROWS"},
@@ -260,6 +275,27 @@ var injectCases = []injectCase{
 	{"qwen3", "on", "norm-0#2:scale=1.001", "norm-0#2", "norm-0", "RMS_NORM"},
 	{"qwen3", "on", "Qcur_normed-0:scale=1.001", "Qcur_normed-0", "Qcur_normed-0", "MUL"},
 	{"qwen3", "on", "ffn_gate-1:scale=1.001", "ffn_gate-1", "ffn_gate-1", "MUL_MAT"},
+	// gemma2: SCALE, TANH, GEGLU, flash attention with soft-capping on an
+	// SWA and a global layer, the post-norms and sa_out
+	{"gemma2", "on", "inp_scaled:scale=1.001", "inp_scaled", "inp_scaled", "SCALE"},
+	{"gemma2", "on", "node_7:scale=1.001", "node_7", "node_7", "SCALE"},
+	{"gemma2", "on", "__fattn__-0:scale=0.99", "__fattn__-0", "__fattn__-0", "FLASH_ATTN_EXT"},
+	{"gemma2", "on", "__fattn__-1:swap", "__fattn__-1", "__fattn__-1", "FLASH_ATTN_EXT"},
+	{"gemma2", "on", "attn_post_norm-0:add=0.001", "attn_post_norm-0", "attn_post_norm-0", "MUL"},
+	{"gemma2", "on", "sa_out-1:scale=1.001", "sa_out-1", "sa_out-1", "ADD"},
+	{"gemma2", "on", "ffn_geglu-0:scale=1.001", "ffn_geglu-0", "ffn_geglu-0", "GEGLU"},
+	{"gemma2", "on", "ffn_post_norm#2:scale=1.001", "ffn_post_norm#2", "ffn_post_norm", "MUL"},
+	{"gemma2", "on", "node_82:scale=1.001", "node_82", "node_82", "TANH"},
+	{"gemma2", "off", "kq_scaled_1-0:scale=1.001", "kq_scaled_1-0", "kq_scaled_1-0", "SCALE"},
+	{"gemma2", "off", "kq_tanh-1:scale=1.001", "kq_tanh-1", "kq_tanh-1", "TANH"},
+	{"gemma2", "off", "kq_scaled_2-0:scale=1.001", "kq_scaled_2-0", "kq_scaled_2-0", "SCALE"},
+	// gemma3: the global layer 5 (its own mask and RoPE base), the Q/K
+	// norms, a post-norm named per layer
+	{"gemma3", "on", "Qcur-5#2:scale=1.001", "Qcur-5#2", "Qcur-5", "ROPE"},
+	{"gemma3", "on", "Kcur_normed-5:scale=1.001", "Kcur_normed-5", "Kcur_normed-5", "MUL"},
+	{"gemma3", "on", "__fattn__-5:scale=0.99", "__fattn__-5", "__fattn__-5", "FLASH_ATTN_EXT"},
+	{"gemma3", "off", "kq_soft_max-5:scale=1.001", "kq_soft_max-5", "kq_soft_max-5", "SOFT_MAX"},
+	{"gemma3", "on", "ffn_post_norm-3:scale=1.001", "ffn_post_norm-3", "ffn_post_norm-3", "MUL"},
 }
 
 // TestAcceptanceInject runs layerdiff with one --inject against llama.cpp's

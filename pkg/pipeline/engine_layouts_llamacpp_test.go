@@ -254,3 +254,43 @@ func TestDerivedAttention(t *testing.T) {
 		}
 	}
 }
+
+// TestDerivedAttentionGemma checks the derivation on the gemma fixtures:
+// gemma3's kq_soft_max and kqv use the attention's own scale 1 (Q is
+// scaled before) and the op's mask, which hides the positions outside the
+// sliding window in the SWA layers (0–4) and not in layer 5; gemma2
+// soft-caps its logits, so only kq is derived, with a warning.
+func TestDerivedAttentionGemma(t *testing.T) {
+	for _, c := range []struct {
+		arch   string
+		bases  int // derived nodes per layer
+		layers int
+	}{{"gemma3", 3, 6}, {"gemma2", 1, 2}} {
+		m := fixtureModel(t, c.arch, "q8_0")
+		on, off := dumpOf(t, m, "on"), dumpOf(t, m, "off")
+		src, warn := attention.Derive(on, nil)
+		if (len(warn) > 0) != (c.bases == 1) {
+			t.Errorf("%s: warnings %q", c.arch, warn)
+		}
+		derived := 0
+		for _, n := range src.Nodes() {
+			base, l := tensor.SplitName(n.Name)
+			if base != attention.KQ && base != attention.KQSoftMax && base != attention.KQV {
+				continue
+			}
+			derived++
+			got, want := load(t, src, n.Key), load(t, off, n.Name)
+			met := compare.Measure(want.Data, got.Data, want.Ne, compare.Tolerance{})
+			limit := 1e-3
+			if l == 0 {
+				limit = 1e-6
+			}
+			if !(float64(met.NMSE) < limit) {
+				t.Errorf("%s %s: derived vs flash attention off: nmse %g, want < %g", c.arch, n.Name, float64(met.NMSE), limit)
+			}
+		}
+		if want := c.bases * c.layers; derived != want {
+			t.Errorf("%s: %d derived nodes, want %d", c.arch, derived, want)
+		}
+	}
+}

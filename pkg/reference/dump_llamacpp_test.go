@@ -92,7 +92,14 @@ func checkDump(t *testing.T, out, model string, toks []int32, fa string) {
 	if stored == 0 {
 		t.Fatal("nothing stored")
 	}
-	for _, name := range []string{"inp_embd", "norm-0", "attn_norm-0", "Qcur-0", "Kcur-0", "Vcur-0", "kqv_out-0", "ffn_inp-0", "ffn_norm-0", "ffn_gate-0", "ffn_up-0", "ffn_swiglu-0", "ffn_out-0", "l_out-0", "l_out-1", "result_norm", "result_output"} {
+	names := []string{"inp_embd", "norm-0", "attn_norm-0", "Qcur-0", "Kcur-0", "Vcur-0", "kqv_out-0", "ffn_norm-0", "ffn_gate-0", "ffn_up-0", "ffn_out-0", "l_out-0", "l_out-1", "result_norm", "result_output"}
+	switch d.Manifest.Model.Architecture {
+	case "gemma2", "gemma3": // the residual is sa_out, the FFN GELU-gated
+		names = append(names, "inp_scaled", "attn_post_norm-0", "sa_out-0", "ffn_geglu-0")
+	default:
+		names = append(names, "ffn_inp-0", "ffn_swiglu-0")
+	}
+	for _, name := range names {
 		if !seen[name] {
 			t.Errorf("no node %q in the dump", name)
 		}

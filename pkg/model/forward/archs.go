@@ -6,4 +6,6 @@ var architectures = []*architecture{
 	llama,
 	qwen2,
 	qwen3,
+	gemma2,
+	gemma3,
 }

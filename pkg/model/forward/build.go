@@ -31,6 +31,12 @@ type built struct {
 	nEmbdKGQA, nEmbdVGQA  int64
 	headK, headV, headsKV int64
 	flashAttn             bool
+	// iSWA (gemma2, gemma3; swa.go): the sliding-window cache's inputs,
+	// nil for a model without SWA layers.
+	kIdxsSWA, vIdxsSWA, kqMaskSWA *node
+	nSWA                          int
+	swaLayers                     []bool
+	attnSoftcap                   float32
 }
 
 // weight returns the leaf of a model tensor, creating it once.
@@ -77,6 +83,7 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType quant
 	used := p0 + nTokens
 	b.nKV = min(kvSize, max(kvPadding, (used+kvPadding-1)/kvPadding*kvPadding))
 	b.vTrans = !flashAttn
+	b.attnSoftcap = h.AttnSoftcap
 	b.nEmbdKGQA = hd * int64(h.NHeadKV)
 	b.nEmbdVGQA = int64(h.HeadDimV) * int64(h.NHeadKV)
 	b.headK, b.headV, b.headsKV = hd, int64(h.HeadDimV), int64(h.NHeadKV)
@@ -127,6 +134,7 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType quant
 		if flashAttn {
 			kqMaskCnv = g.cast(b.kqMask, quant.F16)
 		}
+		kqMaskSWACnv := b.swaInputs(m, T, kqMaskCnv)
 		kqScale := float32(1 / float32(math.Sqrt(float64(float32(hd)))))
 		if m.variant != nil && m.variant.AttnScale != 0 {
 			kqScale = m.variant.AttnScale
@@ -140,7 +148,7 @@ func (m *Model) buildGraph(nTokens, p0, kvSize int, flashAttn bool, kvType quant
 			ropeFreqs = w(ti)
 		}
 		c := &buildCtx{b: b, g: g, m: m, h: h, T: T, hd: hd, w: w,
-			kqMask: kqMaskCnv, kqScale: kqScale, ropeFreqs: ropeFreqs,
+			kqMask: kqMaskCnv, kqMaskSWA: kqMaskSWACnv, kqScale: kqScale, ropeFreqs: ropeFreqs,
 			rope: ropeParams{
 				nDims: int32(h.NRot), mode: int32(h.RopeType), nCtxOrig: int32(h.NCtxOrig),
 				freqBase: h.RopeBase, freqScale: h.RopeScale, extFactor: h.RopeExtFactor, attnFactor: h.AttnFactor,
@@ -172,6 +180,7 @@ type buildCtx struct {
 	hd        int64 // head dimension
 	w         func(*gguf.TensorInfo) *node
 	kqMask    *node // the mask as the attention reads it (F16 with flash attention)
+	kqMaskSWA *node // the sliding-window mask likewise, nil without SWA layers
 	kqScale   float32
 	rope      ropeParams
 	ropeFreqs *node // rope_freqs.weight, or nil
@@ -218,7 +227,7 @@ func (c *buildCtx) heads(cur *node, n int) *node {
 // attn is build_attn with the KV cache: Q, K and V stored and attended,
 // then the output projection wo (and bias bo).
 func (c *buildCtx) attn(wo, bo, q, k, v *node, il int) *node {
-	return c.b.buildAttn(wo, bo, q, k, v, c.kqMask, c.kqScale, il)
+	return c.b.buildAttn(wo, bo, q, k, v, c.maskOf(il), c.kqScale, il)
 }
 
 // outputRows keeps the output tokens' rows of the last layer's tensors
@@ -249,10 +258,16 @@ func (c *buildCtx) output(cur *node) *node {
 // buildAttn is llm_graph_context::build_attn with a KV cache.
 func (b *built) buildAttn(wo, bo, q, k, v, kqMask *node, kqScale float32, il int) *node {
 	g := b.g
-	// these nodes are added together so that they are not reordered
+	// these nodes are added together so that they are not reordered (the
+	// iSWA build_attn expands K before V)
 	g.expand(q)
-	g.expand(v)
-	g.expand(k)
+	if b.kqMaskSWA != nil {
+		g.expand(k)
+		g.expand(v)
+	} else {
+		g.expand(v)
+		g.expand(k)
+	}
 	g.expand(b.cpyK(k, il))
 	g.expand(b.cpyV(v, il))
 	kc := b.getK(il)
@@ -273,7 +288,7 @@ func (b *built) cpyK(kCur *node, il int) *node {
 	g := b.g
 	nEmbdGQA := kCur.ne[0] * kCur.ne[1]
 	kCur = g.view2d(kCur, nEmbdGQA, kCur.ne[2], kCur.nb[2], 0)
-	return g.setRows(b.cacheK[il], kCur, b.kIdxs)
+	return g.setRows(b.cacheK[il], kCur, b.kIdxsOf(il))
 }
 
 // cpyV is llama_kv_cache::cpy_v.
@@ -283,7 +298,7 @@ func (b *built) cpyV(vCur *node, il int) *node {
 	nTokens := vCur.ne[2]
 	if !b.vTrans {
 		vCur = g.view2d(vCur, nEmbdGQA, nTokens, vCur.nb[2], 0)
-		return g.setRows(b.cacheV[il], vCur, b.vIdxs)
+		return g.setRows(b.cacheV[il], vCur, b.vIdxsOf(il))
 	}
 	if typeSize(vCur.typ)*nEmbdGQA == vCur.nb[2] {
 		vCur = g.reshape(vCur, nEmbdGQA, nTokens)
@@ -293,7 +308,7 @@ func (b *built) cpyV(vCur *node, il int) *node {
 	c := b.cacheV[il]
 	vView := g.reshape(c, 1, c.nelements())
 	vCur = g.reshape(vCur, 1, vCur.nelements())
-	return g.setRows(vView, vCur, b.vIdxs)
+	return g.setRows(vView, vCur, b.vIdxsOf(il))
 }
 
 // getK is llama_kv_cache::get_k.
@@ -339,12 +354,15 @@ func (b *built) buildAttnMHA(q, k, v, kqMask *node, kqScale float32, il int) *no
 		if v.typ == quant.F32 {
 			v = g.cast(v, quant.F16)
 		}
-		cur = g.flashAttnExt(q, k, v, kqMask, kqScale, 0, 0)
+		cur = g.flashAttnExt(q, k, v, kqMask, kqScale, 0, b.attnSoftcap)
 		g.cb(cur, "__fattn__", il)
 		cur = g.reshape(cur, cur.ne[0]*cur.ne[1], cur.ne[2]*cur.ne[3])
 	} else {
 		kq := g.mulMat(k, q)
 		g.cb(kq, "kq", il)
+		if b.attnSoftcap != 0 { // gemma2 (hparams.attn_soft_cap)
+			kq = g.softcap(kq, b.attnSoftcap, [3]string{"kq_scaled_1", "kq_tanh", "kq_scaled_2"}, il)
+		}
 		kq = g.softMaxExt(kq, kqMask, kqScale, 0)
 		g.cb(kq, "kq_soft_max", il)
 		if !vTrans {

@@ -1,5 +1,5 @@
-// Package forward runs LLaMA-family models (architectures llama, qwen2 and
-// qwen3) in Go, reproducing llama.cpp's CPU arithmetic bit for bit and naming
+// Package forward runs LLaMA-family models (architectures llama, qwen2,
+// qwen3, gemma2 and gemma3) in Go, reproducing llama.cpp's CPU arithmetic bit for bit and naming
 // every activation as llama.cpp's compute graph does.
 //
 // # Use
@@ -30,6 +30,14 @@
 // registry, and (for tests and demos) its fixture in package fixture, laid
 // out the same way.
 //
+// gemma2 and gemma3 bring llama.cpp's interleaved sliding-window attention
+// (swa.go: llama_kv_cache_iswa's two caches, a second k_idxs, v_idxs and
+// kq_mask input, each layer's cache chosen by llama_hparams::is_swa), logit
+// soft-capping (SCALE, TANH, SCALE nodes, and flash attention's
+// logit_softcap), the GELU-gated FFN (GEGLU, through ggml's fp16 GELU
+// table) and post-attention and post-FFN norms (ops_gemma.go,
+// libm_tanh.go).
+//
 // # Numerics
 //
 // NumericsGGML (the default) is the arithmetic of the llama.cpp compiled into
@@ -37,7 +45,7 @@
 // quantized to each weight's vec_dot_type, the kernel ggml actually runs for
 // each shape (AVX2 vec_dot, llamafile tinyBLAS), their lane structure and
 // fused multiply-adds (including the ones GCC contracts), glibc's expf,
-// sincosf and powf, ggml's vectorised exp and SiLU, the F16 KV cache and the
+// sincosf, powf and tanhf, ggml's vectorised exp and SiLU, the F16 KV cache and the
 // F16 flash-attention accumulator. On the test fixtures every tensor is
 // bit-identical to llama.cpp's (docs/numerics.md lists what was covered and
 // how). NumericsF64 computes every op in float64 from dequantized weights

@@ -39,6 +39,10 @@ func (e *executor) computeExact(n *node) error {
 		e.softMaxExact(n)
 	case opSwiglu:
 		e.swigluExact(n)
+	case opTanh: // gemma
+		e.tanhExact(n)
+	case opGeglu:
+		e.gegluExact(n)
 	default:
 		return fmt.Errorf("op %s is not implemented", n.op)
 	}
@@ -264,9 +268,9 @@ func (e *executor) copyExact(dst *node) error {
 // flashAttnExact is softmax(q·k*scale + mask)·v in float64.
 func (e *executor) flashAttnExact(dst *node) error {
 	q, k, v, mask := dst.src[0], dst.src[1], dst.src[2], dst.src[3]
-	scale := float64(dst.fp[0])
-	if dst.fp[1] != 0 || dst.fp[2] != 0 {
-		return fmt.Errorf("%s: ALiBi and logit softcapping are not supported", dst.name)
+	scale, softcap := float64(dst.fp[0]), float64(dst.fp[2])
+	if dst.fp[1] != 0 {
+		return fmt.Errorf("%s: ALiBi is not supported", dst.name)
 	}
 	DV := v.ne[0]
 	N, nHead := q.ne[1], q.ne[2]
@@ -291,7 +295,7 @@ func (e *executor) flashAttnExact(dst *node) error {
 					s[ic] = math.Inf(-1)
 					continue
 				}
-				s[ic] = dotF64(pq, k.rowAny(ic, e.headKV(iq2, nHead, k.ne[2]), iq3, krow))*scale + mv
+				s[ic] = softcapF64(dotF64(pq, k.rowAny(ic, e.headKV(iq2, nHead, k.ne[2]), iq3, krow))*scale, softcap) + mv
 				max = math.Max(max, s[ic])
 			}
 			for i := range acc {

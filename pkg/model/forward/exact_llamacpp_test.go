@@ -69,7 +69,7 @@ func TestExactVsLlamaCpp(t *testing.T) {
 	var ops []string
 	var lines []string
 	for _, ft := range types {
-		for _, arch := range []string{"llama", "qwen3"} {
+		for _, arch := range []string{"llama", "qwen3", "gemma2", "gemma3"} {
 			path := fixturePath(t, arch, ft.name, ft.ftype)
 			ref := llamaNodes(t, refConfig{Path: path, Tokens: toks, FA: true, KVType: quant.F16})
 			f, err := gguf.Open(path)

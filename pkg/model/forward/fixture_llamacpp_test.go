@@ -314,13 +314,13 @@ func TestOddShapesMatchLlamaCpp(t *testing.T) {
 
 // TestLongPromptMatchesLlamaCpp runs 40 and 300 tokens (300 needs a 512-cell
 // KV cache and attends 512 cells) through the default llama and qwen2
-// fixtures.
+// fixtures, and gemma2's and gemma3's (a 4-token sliding window).
 func TestLongPromptMatchesLlamaCpp(t *testing.T) {
 	var toks []int32
 	for i := 0; i < 300; i++ {
 		toks = append(toks, int32(1+(i*37)%300))
 	}
-	for _, arch := range []string{"llama", "qwen2"} {
+	for _, arch := range []string{"llama", "qwen2", "gemma2", "gemma3"} {
 		for _, typ := range []struct {
 			name  string
 			ftype int
@@ -370,6 +370,10 @@ func TestMicroBatchesMatchLlamaCpp(t *testing.T) {
 		{"qwen2", "q5_1", 9, long[:10], []int{4, 4, 2}},
 		{"qwen3", "q4_0", 2, long[:13], []int{13}},
 		{"llama", "bf16", 32, long[:13], []int{13}},
+		// iSWA: the sliding-window cache fills across calls
+		{"gemma2", "q8_0", 7, long[:10], []int{4, 4, 2}},
+		{"gemma2", "f16", 1, long, []int{128, 128, 44}},
+		{"gemma3", "q4_k_m", 15, long[:10], []int{4, 4, 2}},
 	} {
 		path := fixturePath(t, c.arch, c.typ, c.ftype)
 		for _, fa := range []bool{true, false} {

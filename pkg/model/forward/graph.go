@@ -36,6 +36,9 @@ const (
 	opSoftMax
 	opSwiglu
 	opScale
+	// gemma2, gemma3 (ops_gemma.go)
+	opTanh
+	opGeglu
 )
 
 // opDesc is ggml_op_desc for each op: the op name, or the GLU/unary sub-op.
@@ -58,6 +61,8 @@ var opDesc = [...]string{
 	opSoftMax:      "SOFT_MAX",
 	opSwiglu:       "SWIGLU",
 	opScale:        "SCALE",
+	opTanh:         "TANH",
+	opGeglu:        "GEGLU",
 }
 
 func (o opKind) String() string {
@@ -475,6 +480,9 @@ func (b *built) tokenDims() {
 	}
 	b.tokens.tokDim, b.pos.tokDim, b.outIDs.tokDim = 0, 0, 0
 	b.kqMask.tokDim = 1
+	if b.kqMaskSWA != nil {
+		b.kqMaskSWA.tokDim = 1
+	}
 	for _, n := range b.g.nodes {
 		n.tokDim = -1
 		a := n.src[0]
@@ -483,7 +491,7 @@ func (b *built) tokenDims() {
 			if n.src[1].tokDim == 0 {
 				n.tokDim = 1
 			}
-		case opRMSNorm, opMul, opAdd, opScale, opSwiglu, opRope, opCpy, opSoftMax:
+		case opRMSNorm, opMul, opAdd, opScale, opSwiglu, opRope, opCpy, opSoftMax, opTanh, opGeglu:
 			n.tokDim = a.tokDim
 		case opMulMat:
 			if d := n.src[1].tokDim; d >= 1 {

@@ -46,6 +46,17 @@ type Hparams struct {
 	// (32 and 1, llama.cpp's defaults).
 	RopeExtFactor, YarnBetaFast, YarnBetaSlow float32
 	NVocab                                    int // rows of token_embd.weight
+	// gemma2, gemma3 (swa.go): interleaved sliding-window attention and
+	// logit soft-capping, llama_hparams' n_swa, swa_layers,
+	// f_attn_logit_softcapping, f_final_logit_softcapping,
+	// f_attention_scale and rope_freq_base_train_swa.
+	NSWA         int     // {arch}.attention.sliding_window; 0: no SWA layers
+	SWALayers    []bool  // SWALayers[il]: layer il attends through the window
+	AttnSoftcap  float32 // soft-capping of the attention logits; 0: none
+	FinalSoftcap float32 // soft-capping of the output logits; 0: none
+	QueryScale   float32 // Q is scaled by it before attention (kq_scale 1); 0: not
+	RopeBaseSWA  float32 // RoPE base of the SWA layers; 0: RopeBase
+	RopeScaleSWA float32 // RoPE frequency scale of the SWA layers, with RopeBaseSWA
 	// RopeFreqs is rope_freqs.weight (Llama 3.1 and later), nil if absent.
 	RopeFreqs []float32
 }

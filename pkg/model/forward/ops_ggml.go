@@ -420,8 +420,11 @@ func (e *executor) flashAttnGGML(dst *node) error {
 		return fmt.Errorf("%s: flash attention with %s K and %s V is not supported", dst.name, k.typ, v.typ)
 	}
 	scale, maxBias, softcap := dst.fp[0], dst.fp[1], dst.fp[2]
-	if maxBias != 0 || softcap != 0 {
-		return fmt.Errorf("%s: ALiBi and logit softcapping are not supported", dst.name)
+	if maxBias != 0 {
+		return fmt.Errorf("%s: ALiBi is not supported", dst.name)
+	}
+	if softcap != 0 { // gemma2: s = softcap*tanhf(s*(scale/softcap))
+		scale /= softcap
 	}
 	DK, DV := k.ne[0], v.ne[0]
 	N := q.ne[1]
@@ -478,6 +481,9 @@ func (e *executor) flashAttnGGML(dst *node) error {
 				}
 				s := e.k.vecDotF16(k.rowF16(ic, ik2, iq3), qq)
 				s = s * scale
+				if softcap != 0 {
+					s = softcap * Tanhf(s)
+				}
 				s += mv
 				Mold := M
 				ms, vs := float32(1), float32(1)

@@ -296,6 +296,7 @@ func (e *executor) setInputs(b *built, tokens []int32) error {
 			mask[i*b.nKV+j] = v
 		}
 	}
+	e.setSWAInputs(b, T)
 	for _, c := range b.cacheK {
 		e.alloc(c)
 	}
@@ -437,6 +438,10 @@ func (e *executor) compute(n *node) error {
 		e.softMaxGGML(n)
 	case opSwiglu:
 		e.swigluGGML(n)
+	case opTanh: // gemma
+		e.tanhGGML(n)
+	case opGeglu:
+		e.gegluGGML(n)
 	default:
 		return fmt.Errorf("op %s is not implemented", n.op)
 	}

@@ -26,7 +26,8 @@ type Variant struct {
 	RopeBase float32
 	// PosOffset is added to every RoPE position (not to the KV cells).
 	PosOffset int
-	// AttnScale, when not 0, scales Q·K instead of 1/√head_dim.
+	// AttnScale, when not 0, scales Q·K instead of 1/√head_dim (gemma2,
+	// gemma3: replaces the Q scale f_attention_scale).
 	AttnScale float32
 	// GQATile maps query head h to KV head h mod n_kv (numpy's tile)
 	// instead of ggml's h / (n_head/n_kv) (repeat_interleave).
@@ -89,6 +90,9 @@ func (v *Variant) check(m *Model) error {
 	case "", "gelu", "gelu-erf":
 	default:
 		return fmt.Errorf("forward: variant activation %q (want gelu or gelu-erf)", v.Act)
+	}
+	if v.Act != "" && (m.arch == gemma2 || m.arch == gemma3) {
+		return fmt.Errorf("forward: variant activation %q: %s's FFN is GELU-gated already", v.Act, m.arch.name)
 	}
 	for _, f := range []float32{v.RMSEps, v.RopeBase, v.AttnScale} {
 		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) || f < 0 {

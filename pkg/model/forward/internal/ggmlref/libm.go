@@ -1,7 +1,7 @@
 //go:build llamacpp
 
 // Package ggmlref calls the C library functions that llama.cpp's ggml calls
-// (the system libm's expf, sincosf and powf) on many inputs at once, so that
+// (the system libm's expf, sincosf, powf and tanhf) on many inputs at once, so that
 // the forward package can test its Go ports against them bit for bit. It is
 // only built with the llamacpp tag.
 package ggmlref
@@ -22,6 +22,9 @@ static void ld_powf(const float *x, const float *y, float *z, int64_t n) { for (
 // stores the result bits.
 static void ld_expf_bits(uint32_t lo, uint32_t n, uint32_t *out) {
     for (uint32_t i = 0; i < n; i++) { union { uint32_t u; float f; } a, b; a.u = lo + i; b.f = expf(a.f); out[i] = b.u; }
+}
+static void ld_tanhf_bits(uint32_t lo, uint32_t n, uint32_t *out) {
+    for (uint32_t i = 0; i < n; i++) { union { uint32_t u; float f; } a, b; a.u = lo + i; b.f = tanhf(a.f); out[i] = b.u; }
 }
 static void ld_sincosf_bits(uint32_t lo, uint32_t n, uint32_t *s, uint32_t *c) {
     for (uint32_t i = 0; i < n; i++) { union { uint32_t u; float f; } a, b, d; a.u = lo + i; sincosf(a.f, &b.f, &d.f); s[i] = b.u; c[i] = d.u; }
@@ -63,6 +66,14 @@ func Powf(x, y []float32) []float32 {
 func ExpfBits(lo uint32, out []uint32) {
 	if len(out) > 0 {
 		C.ld_expf_bits(C.uint32_t(lo), C.uint32_t(len(out)), (*C.uint32_t)(unsafe.Pointer(&out[0])))
+	}
+}
+
+// TanhfBits evaluates libm's tanhf on the len(out) floats whose bit patterns
+// start at lo, as bit patterns.
+func TanhfBits(lo uint32, out []uint32) {
+	if len(out) > 0 {
+		C.ld_tanhf_bits(C.uint32_t(lo), C.uint32_t(len(out)), (*C.uint32_t)(unsafe.Pointer(&out[0])))
 	}
 }
 
