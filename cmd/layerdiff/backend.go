@@ -3,13 +3,17 @@ package main
 import (
 	"io"
 	"runtime"
+
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 )
 
 // llamaBackend is what the CLI needs from the in-build llama.cpp. Builds
 // without the llamacpp tag get an implementation that explains how to build
 // with it.
 type llamaBackend interface {
-	QuantizeModel(in, out string, ftype, threads int) error
+	// Quantize quantizes in to out by recipe q (llama_model_quantize, with
+	// an importance matrix for the types that need one).
+	Quantize(in, out string, q fixture.Quant, threads int) error
 	Dump(r dumpRequest, progress io.Writer) error
 }
 

@@ -44,7 +44,7 @@ func fixtureCommand() *cli.Command {
 				RopeBase: float32(c.Float64("rope-base")), RMSEps: float32(c.Float64("rms-eps")), Tied: c.Bool("tied"),
 			}
 			typ := strings.ToLower(c.String("type"))
-			ftype, ok := fixture.Ftype(typ)
+			q, ok := fixture.QuantOf(typ)
 			if !ok {
 				return fmt.Errorf("usage: unknown --type %q (want one of %s)", typ, strings.Join(fixture.TypeNames(), ", "))
 			}
@@ -61,8 +61,8 @@ func fixtureCommand() *cli.Command {
 				cfg.Vocab = f
 			}
 			threads := c.Int("threads")
-			return fixture.WriteQuantized(cfg, ftype, out, func(in, out string, ftype int) error {
-				return llama.QuantizeModel(in, out, ftype, threads)
+			return fixture.WriteQuantized(cfg, q, out, func(in, out string, q fixture.Quant) error {
+				return llama.Quantize(in, out, q, threads)
 			})
 		},
 	}

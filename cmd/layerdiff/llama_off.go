@@ -5,6 +5,8 @@ package main
 import (
 	"errors"
 	"io"
+
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 )
 
 var errNoLlama = errors.New("this layerdiff was built without llama.cpp; build it with `make build`")
@@ -14,6 +16,6 @@ var llama llamaBackend = noLlama{}
 
 type noLlama struct{}
 
-func (noLlama) QuantizeModel(in, out string, ftype, threads int) error { return errNoLlama }
+func (noLlama) Quantize(string, string, fixture.Quant, int) error { return errNoLlama }
 
 func (noLlama) Dump(dumpRequest, io.Writer) error { return errNoLlama }

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
 
@@ -14,11 +15,13 @@ var llama llamaBackend = inBuild{}
 
 type inBuild struct{}
 
-func (inBuild) QuantizeModel(in, out string, ftype, threads int) error {
+func (inBuild) Quantize(in, out string, q fixture.Quant, threads int) error {
 	if threads <= 0 {
 		threads = defaultThreads()
 	}
-	return llamacpp.QuantizeModel(in, out, ftype, threads)
+	return llamacpp.Quantize(in, out, llamacpp.QuantizeParams{
+		Ftype: q.Ftype, Threads: threads, Pure: q.Pure, TokenEmbdType: q.TokenEmbd, OutputType: q.Output,
+	})
 }
 
 func (inBuild) Dump(r dumpRequest, progress io.Writer) error {

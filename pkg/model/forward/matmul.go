@@ -123,6 +123,8 @@ func quantDot(t quant.Type, kern matKernel) (func(n int, x, y []byte) float32, e
 		return dotQ5_K, nil
 	case quant.IQ4_XS:
 		return dotIQ4XS, nil
+	case quant.IQ2_XXS, quant.IQ2_XS, quant.IQ2_S, quant.IQ1_S, quant.IQ1_M:
+		return iqDot(t), nil
 	}
 	return nil, fmt.Errorf("no dot product for weight type %s", t)
 }
@@ -422,7 +424,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 				xb = q8row
 			case a.typ.Quantized():
 				xb = a.weightRow(i01, i02, i03)
-				// Q2_K to Q6_K, IQ4_XS: the scales (and values)
+				// Q2_K to Q6_K, IQ4_XS, IQ2/IQ1: the scales (and values)
 				// decoded once per row, not per column and block
 				useKRow = krow.decode(a.typ, int(ne00), xb)
 			case a.weight != nil && a.typ == quant.F32:
