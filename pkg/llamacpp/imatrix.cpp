@@ -98,7 +98,7 @@ extern "C" int ld_imatrix_collect(struct llama_model *model, const llama_token *
         batch.pos[i] = i;
         batch.n_seq_id[i] = 1;
         batch.seq_id[i][0] = 0;
-        batch.logits[i] = i == n_tokens - 1;
+        batch.logits[i] = 1; // every position an output, as llama-imatrix asks (so the last layer sees every token)
     }
     int rc = llama_decode(ctx, batch);
     llama_batch_free(batch);

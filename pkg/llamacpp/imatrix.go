@@ -83,14 +83,27 @@ func ComputeImatrixFile(path string, threads int) (Imatrix, error) {
 		return nil, fmt.Errorf("imatrix: %w", err)
 	}
 	defer m.Close()
+	toks, err := imatrixTokens(m)
+	if err != nil {
+		return nil, fmt.Errorf("imatrix %s: %w", path, err)
+	}
+	im, err := ComputeImatrix(m, toks, threads)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return im, nil
+}
+
+// imatrixTokens is ComputeImatrixFile's prompt for m.
+func imatrixTokens(m *Model) ([]int32, error) {
 	text := imatrixPrompt
 	toks, err := m.Tokenize(text, true, false)
-	for err == nil && len(toks) < 64 {
+	for err == nil && len(toks) > 0 && len(toks) < 64 {
 		text += " " + imatrixPrompt
 		toks, err = m.Tokenize(text, true, false)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("imatrix %s: %w", path, err)
+		return nil, err
 	}
 	if n, ok := m.Meta(metaKey(m, "context_length")); ok {
 		var ctx int
@@ -99,13 +112,9 @@ func ComputeImatrixFile(path string, threads int) (Imatrix, error) {
 		}
 	}
 	if len(toks) < minImatrixTokens {
-		return nil, fmt.Errorf("imatrix %s: the prompt is only %d tokens, want at least %d", path, len(toks), minImatrixTokens)
+		return nil, fmt.Errorf("the prompt is only %d tokens, want at least %d", len(toks), minImatrixTokens)
 	}
-	im, err := ComputeImatrix(m, toks, threads)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return im, nil
+	return toks, nil
 }
 
 // metaKey is "<general.architecture>.<key>".

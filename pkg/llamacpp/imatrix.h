@@ -17,7 +17,8 @@ typedef struct ld_imatrix ld_imatrix;
 ld_imatrix *ld_imatrix_new(void);
 void ld_imatrix_free(ld_imatrix *im);
 
-// ld_imatrix_collect evaluates tokens (one batch) on model and adds, for
+// ld_imatrix_collect evaluates tokens (one batch, every position an output,
+// as llama-imatrix asks) on model and adds, for
 // every MUL_MAT whose weight is named "blk.*", the squares of src1's values
 // per column to the sums and the rows to the counts. Returns llama_decode's
 // result, or -1 when no context could be made.

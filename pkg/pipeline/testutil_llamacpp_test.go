@@ -33,13 +33,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ftypes maps the weight types of the tests to llama.cpp's llama_ftype (as
-// `layerdiff fixture --type` does).
-var ftypes = map[string]int{
-	"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9,
-	"q2_k": 10, "q3_k": 11, "q4_k_m": 15, "q5_k_m": 17, "q6_k": 18, "iq4_nl": 25, "iq4_xs": 30,
-}
-
 var (
 	cacheMu sync.Mutex
 	made    = map[string]string{}
@@ -51,7 +44,7 @@ var (
 // Models are made once per test binary.
 func fixtureModel(t testing.TB, arch, typ string, ps ...fixture.Perturbation) string {
 	t.Helper()
-	ftype, ok := ftypes[typ]
+	q, ok := fixture.QuantOf(typ) // as `layerdiff fixture --type` does
 	if !ok {
 		t.Fatalf("unknown type %q", typ)
 	}
@@ -72,9 +65,10 @@ func fixtureModel(t testing.TB, arch, typ string, ps ...fixture.Perturbation) st
 		t.Fatal(err)
 	}
 	out := f32
-	if ftype != 0 {
+	if q.Ftype != 0 {
 		out = stem + ".gguf"
-		if err := llamacpp.QuantizeModel(f32, out, ftype, 2); err != nil {
+		p := llamacpp.QuantizeParams{Ftype: q.Ftype, Threads: 2, Pure: q.Pure, TokenEmbdType: q.TokenEmbd, OutputType: q.Output}
+		if err := llamacpp.Quantize(f32, out, p); err != nil {
 			t.Fatalf("quantizing %s to %s: %v", key, typ, err)
 		}
 		os.Remove(f32)
