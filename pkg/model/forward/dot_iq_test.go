@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
@@ -174,6 +175,16 @@ func TestDotIQRowDeclines(t *testing.T) {
 		}
 		if k.dots(typ, x, &[4][]byte{make([]byte, 291)}, 1, make([]float32, 1)) {
 			t.Errorf("%s: dots accepted a short activation column", typ)
+		}
+	}
+}
+
+// TestDotIQNEONRefuses: the arm64-neon profile has no emulation of ggml's
+// ARM IQ2/IQ1 kernels, and says so instead of computing the x86 bits.
+func TestDotIQNEONRefuses(t *testing.T) {
+	for _, typ := range iqTypes {
+		if _, err := neonDot(typ, kernVecDot); err == nil || !strings.Contains(err.Error(), "has no "+typ.String()+" dot product") {
+			t.Errorf("%s: neonDot error %v", typ, err)
 		}
 	}
 }
