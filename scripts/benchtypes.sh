@@ -10,13 +10,13 @@
 # $REPS timed passes each, and prints a markdown table: median (min-max)
 # seconds and the ratio.
 #
-# Environment: TYPES (all 15)  LAYERS=4  TOKENS=32  THREADS=2  REPS=3
+# Environment: TYPES (all 20)  LAYERS=4  TOKENS=32  THREADS=2  REPS=3
 #              CACHE=out/bench/cache  OUT=out/bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/benchlib.sh
 
-TYPES=${TYPES:-"f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k_m q5_k_m q6_k iq4_nl iq4_xs"}
+TYPES=${TYPES:-"f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k_m q5_k_m q6_k iq4_nl iq4_xs iq2_xxs iq2_xs iq2_s iq1_s iq1_m"}
 LAYERS=${LAYERS:-4}
 TOKENS=${TOKENS:-32}
 THREADS=${THREADS:-2}
