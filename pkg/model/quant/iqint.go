@@ -3,6 +3,7 @@ package quant
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 )
 
 // IQBlock is one 256-value super-block of IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S or
@@ -58,16 +59,30 @@ func DecodeIQBlock(t Type, b []byte, blk *IQBlock) error {
 	return nil
 }
 
-// iqSigned8 writes the eight grid magnitudes g (little-endian bytes) with
-// the signs of the bits of s (kmask_iq2xs) to q.
-func iqSigned8(q []int8, g uint64, s uint8) {
-	for j := 0; j < 8; j++ {
-		v := int8(uint8(g >> (8 * uint(j))))
-		if s&kmaskIQ2XS[j] != 0 {
-			v = -v
+// iqSignMask[s] has byte j 0xFF where bit j of s is set (kmask_iq2xs[j]).
+var iqSignMask = func() (m [256]uint64) {
+	for s := range m {
+		for j := 0; j < 8; j++ {
+			if s&int(kmaskIQ2XS[j]) != 0 {
+				m[s] |= 0xFF << (8 * uint(j))
+			}
 		}
-		q[j] = v
 	}
+	return m
+}()
+
+// qBytes8 is q[0:8] as bytes.
+func qBytes8(q []int8) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&q[0])), 8)
+}
+
+// iqSigned8 writes the eight grid magnitudes g (little-endian bytes, each
+// 1..127) with the signs of the bits of s (kmask_iq2xs) to q: per byte
+// (g XOR m) + (m AND 1) is -g where the mask m is 0xFF and g elsewhere,
+// with no carry between bytes since no magnitude is 0.
+func iqSigned8(q []int8, g uint64, s uint8) {
+	m := iqSignMask[s]
+	binary.LittleEndian.PutUint64(qBytes8(q), (g^m)+(m&0x0101010101010101))
 }
 
 func decodeIQ2XXS(b []byte, blk *IQBlock) {
@@ -115,9 +130,16 @@ func decodeIQ2S(b []byte, blk *IQBlock) {
 
 // iqGrid8 writes the eight int8 values of an iq1s_grid entry to q.
 func iqGrid8(q []int8, g uint64) {
-	for j := 0; j < 8; j++ {
-		q[j] = int8(uint8(g >> (8 * uint(j))))
+	binary.LittleEndian.PutUint64(qBytes8(q), g)
+}
+
+// iqDelta8 writes eight delta signs (+1, or -1 when neg) to q.
+func iqDelta8(q []int8, neg bool) {
+	v := uint64(0x0101010101010101)
+	if neg {
+		v = 0xFFFFFFFFFFFFFFFF
 	}
+	binary.LittleEndian.PutUint64(qBytes8(q), v)
 }
 
 func decodeIQ1S(b []byte, blk *IQBlock) {
@@ -127,15 +149,9 @@ func decodeIQ1S(b []byte, blk *IQBlock) {
 		qh := binary.LittleEndian.Uint16(b[34+2*ib:])
 		ls := int16(2*((qh>>12)&7) + 1)
 		blk.Scale[2*ib], blk.Scale[2*ib+1] = ls, ls
-		delta := int8(1)
-		if qh&0x8000 != 0 {
-			delta = -1
-		}
 		for l := 0; l < 4; l++ {
 			iqGrid8(blk.Q[32*ib+8*l:], iq1sGrid[int(qs[4*ib+l])|int((qh>>(3*uint(l)))&7)<<8])
-		}
-		for j := 32 * ib; j < 32*ib+32; j++ {
-			blk.Delta[j] = delta
+			iqDelta8(blk.Delta[32*ib+8*l:], qh&0x8000 != 0)
 		}
 	}
 }
@@ -160,13 +176,7 @@ func decodeIQ1M(b []byte, blk *IQBlock) {
 		}
 		for l, bit := range [4]uint8{qh[0] & 0x08, qh[0] & 0x80, qh[1] & 0x08, qh[1] & 0x80} {
 			iqGrid8(blk.Q[32*ib+8*l:], iq1sGrid[idx[l]])
-			delta := int8(1)
-			if bit != 0 {
-				delta = -1
-			}
-			for j := 32*ib + 8*l; j < 32*ib+8*l+8; j++ {
-				blk.Delta[j] = delta
-			}
+			iqDelta8(blk.Delta[32*ib+8*l:], bit != 0)
 		}
 	}
 }

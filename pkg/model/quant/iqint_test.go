@@ -117,3 +117,31 @@ func FuzzDecodeIQBlock(f *testing.F) {
 		}
 	})
 }
+
+// TestIQ2GridsHaveNoZero pins what iqSigned8's carry-free negation
+// assumes: every IQ2 grid magnitude is 1..127.
+func TestIQ2GridsHaveNoZero(t *testing.T) {
+	for name, grid := range map[string][]uint64{"iq2xxs": iq2xxsGrid[:], "iq2xs": iq2xsGrid[:], "iq2s": iq2sGrid[:]} {
+		for i, g := range grid {
+			for j := 0; j < 8; j++ {
+				if b := uint8(g >> (8 * uint(j))); b == 0 || b > 127 {
+					t.Fatalf("%s[%d] byte %d = %d", name, i, j, b)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkDecodeIQBlock decodes one super-block of each type.
+func BenchmarkDecodeIQBlock(b *testing.B) {
+	for _, c := range iqIntTypes {
+		b.Run(c.t.String(), func(b *testing.B) {
+			data := make([]byte, c.t.BlockBytes())
+			rand.New(rand.NewSource(1)).Read(data)
+			var blk IQBlock
+			for i := 0; i < b.N; i++ {
+				_ = DecodeIQBlock(c.t, data, &blk)
+			}
+		})
+	}
+}
