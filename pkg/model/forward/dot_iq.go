@@ -32,7 +32,8 @@ import (
 // (0.125 times a float is exact, so whether the last product is fused
 // into the addition does not change the result.) The lanes come from
 // quant.DecodeIQBlock; the row kernels of mulMatGGML decode a weight row
-// into k8BlockMeta once and run k8RowAVX2, the portable dotIQ the same
+// into k8BlockMeta once and run k8RowAVX2 (IQ1_M: k8Row2AVX2, both sets of
+// lanes from one load of the activations), the portable dotIQ the same
 // arithmetic in Go.
 
 // iqDelta is IQ1S_DELTA and IQ1M_DELTA.
@@ -151,23 +152,26 @@ func decodeIQRow(t quant.Type, x []byte, meta, delta []k8BlockMeta, d1 []iq1SDel
 }
 
 // iqRowDots finishes kRowDots.dots for an IQ2/IQ1 row: the lanes of the
-// first ncol columns through k8RowAcc, then each type's tail (see the top
-// of this file). It returns false having written nothing when the row
+// first ncol columns through k8RowAcc (IQ1_M: k8Row2Acc, its grid and
+// delta lanes in one pass), then each type's tail (see the top of this
+// file). It returns false having written nothing when the row
 // kernel cannot run.
 func (k *kRowDots) iqRowDots(t quant.Type, y *[4][]byte, ncol int, out []float32) bool {
 	var acc [4][8]float32
-	if !k8RowAcc(k.k8, y, ncol, false, &acc) {
-		return false
-	}
-	switch t {
-	case quant.IQ1_M:
+	if t == quant.IQ1_M {
 		var acc2 [4][8]float32
-		if !k8RowAcc(k.iqd, y, ncol, false, &acc2) {
+		if !k8Row2Acc(k.k8, k.iqd, y, ncol, &acc, &acc2) {
 			return false
 		}
 		for c := 0; c < ncol; c++ {
 			out[c] = hsum8(&acc[c]) + iqDelta*hsum8(&acc2[c])
 		}
+		return true
+	}
+	if !k8RowAcc(k.k8, y, ncol, false, &acc) {
+		return false
+	}
+	switch t {
 	case quant.IQ1_S:
 		for c := 0; c < ncol; c++ {
 			var accum1 float32

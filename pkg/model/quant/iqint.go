@@ -26,22 +26,35 @@ type IQBlock struct {
 }
 
 // IntegerBlock reports whether DecodeIQBlock supports t.
-func IntegerBlock(t Type) bool {
+func IntegerBlock(t Type) bool { return iqBlockBytes(t) > 0 }
+
+// iqBlockBytes is t.BlockBytes() for the IQBlock types, 0 for the others
+// (a switch: DecodeIQBlock runs once per super-block).
+func iqBlockBytes(t Type) int {
 	switch t {
-	case IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M:
-		return true
+	case IQ2_XXS:
+		return 66
+	case IQ2_XS:
+		return 74
+	case IQ2_S:
+		return 82
+	case IQ1_S:
+		return 50
+	case IQ1_M:
+		return 56
 	}
-	return false
+	return 0
 }
 
 // DecodeIQBlock decodes the first super-block of b (type t, see
 // IntegerBlock) into blk. It reads the same bits as dequantize_row_* and
 // the x86 vec_dot kernels (the sign and index bit layouts are theirs).
 func DecodeIQBlock(t Type, b []byte, blk *IQBlock) error {
-	if !IntegerBlock(t) {
+	n := iqBlockBytes(t)
+	if n == 0 {
 		return fmt.Errorf("decode %s: not an IQ2/IQ1 type", t)
 	}
-	if n := t.BlockBytes(); len(b) < n {
+	if len(b) < n {
 		return fmt.Errorf("decode %s: %d bytes, want a block of %d", t, len(b), n)
 	}
 	switch t {

@@ -89,6 +89,9 @@ func TestDecodeIQBlockErrors(t *testing.T) {
 		if IntegerBlock(c.t) != (c.t == IQ2_XXS || c.t == IQ2_XS || c.t == IQ2_S || c.t == IQ1_S || c.t == IQ1_M) {
 			t.Errorf("IntegerBlock(%s) = %v", c.t, IntegerBlock(c.t))
 		}
+		if n := iqBlockBytes(c.t); n != 0 && n != c.t.BlockBytes() {
+			t.Errorf("%s: iqBlockBytes %d, BlockBytes %d", c.t, n, c.t.BlockBytes())
+		}
 	}
 }
 
