@@ -52,7 +52,7 @@ print("|---|---|---|---|---|")
 by = {}
 for r in rs:
     t = r["model"].rsplit("-", 1)[1].removesuffix(".gguf")
-    by.setdefault(t, {})[r["engine"]] = r
+    by.setdefault(t, {})[r["engine"].split("/")[0]] = r  # "go/x86-avx2": the Go pass and its kernel profile
 for t, e in by.items():
     g, l = e["go"], e["llamacpp"]
     f = lambda r: f'{r["median_s"]:.3f} ({r["min_s"]:.3f}-{r["max_s"]:.3f})'
