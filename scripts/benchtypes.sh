@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/benchlib.sh
 
-TYPES=${TYPES:-"f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k_m q5_k_m q6_k iq4_nl iq4_xs iq3_xxs iq3_s tq1_0 tq2_0 mxfp4"}
+TYPES=${TYPES:-"f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k_m q5_k_m q6_k iq4_nl iq4_xs iq3_xxs iq3_s tq1_0 tq2_0 mxfp4 iq2_xxs iq2_xs iq2_s iq1_s iq1_m"}
 LAYERS=${LAYERS:-4}
 TOKENS=${TOKENS:-32}
 THREADS=${THREADS:-2}

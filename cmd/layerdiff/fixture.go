@@ -45,7 +45,7 @@ func fixtureCommand() *cli.Command {
 				RopeBase: float32(c.Float64("rope-base")), RMSEps: float32(c.Float64("rms-eps")), Tied: c.Bool("tied"),
 			}
 			typ := strings.ToLower(c.String("type"))
-			ftype, ok := fixture.Ftype(typ)
+			q, ok := fixture.QuantOf(typ)
 			tensorType, byTensor := fixture.TensorType(typ)
 			if !ok && !byTensor {
 				return fmt.Errorf("usage: unknown --type %q (want one of %s)", typ, strings.Join(fixture.TypeNames(), ", "))
@@ -70,8 +70,8 @@ func fixtureCommand() *cli.Command {
 					return llama.QuantizeTensor(t, src, nrows, nPerRow, threads)
 				})
 			}
-			return fixture.WriteQuantized(cfg, ftype, out, func(in, out string, ftype int) error {
-				return llama.QuantizeModel(in, out, ftype, threads)
+			return fixture.WriteQuantized(cfg, q, out, func(in, out string, q fixture.Quant) error {
+				return llama.Quantize(in, out, q, threads)
 			})
 		},
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
@@ -16,7 +17,7 @@ var llama llamaBackend = noLlama{}
 
 type noLlama struct{}
 
-func (noLlama) QuantizeModel(in, out string, ftype, threads int) error { return errNoLlama }
+func (noLlama) Quantize(string, string, fixture.Quant, int) error { return errNoLlama }
 
 func (noLlama) QuantizeTensor(quant.Type, []float32, int, int, int) ([]byte, error) {
 	return nil, errNoLlama

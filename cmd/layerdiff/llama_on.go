@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
 )
@@ -18,11 +19,13 @@ var llama llamaBackend = inBuild{}
 
 type inBuild struct{}
 
-func (inBuild) QuantizeModel(in, out string, ftype, threads int) error {
+func (inBuild) Quantize(in, out string, q fixture.Quant, threads int) error {
 	if threads <= 0 {
 		threads = defaultThreads()
 	}
-	return llamacpp.QuantizeModel(in, out, ftype, threads)
+	return llamacpp.Quantize(in, out, llamacpp.QuantizeParams{
+		Ftype: q.Ftype, Threads: threads, Pure: q.Pure, TokenEmbdType: q.TokenEmbd, OutputType: q.Output,
+	})
 }
 
 func (inBuild) QuantizeTensor(t quant.Type, src []float32, nrows, nPerRow, threads int) ([]byte, error) {

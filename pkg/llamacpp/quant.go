@@ -90,17 +90,8 @@ func ToFloat(t int, data []byte, n int) ([]float32, error) {
 }
 
 // QuantizeModel runs llama_model_quantize (what llama-quantize does) with the
-// given llama_ftype.
+// given llama_ftype: Quantize with the ftype's own tensor mix and, for the
+// ftypes that need one (NeedsImatrix), an importance matrix computed from in.
 func QuantizeModel(in, out string, ftype int, threads int) error {
-	Init()
-	p := C.llama_model_quantize_default_params()
-	p.ftype = C.enum_llama_ftype(ftype)
-	p.nthread = C.int32_t(threads)
-	cin, cout := C.CString(in), C.CString(out)
-	defer C.free(unsafe.Pointer(cin))
-	defer C.free(unsafe.Pointer(cout))
-	if rc := C.llama_model_quantize(cin, cout, &p); rc != 0 {
-		return fmt.Errorf("llama_model_quantize %s -> %s (ftype %d) failed with %d", in, out, ftype, int(rc))
-	}
-	return nil
+	return Quantize(in, out, QuantizeParams{Ftype: ftype, Threads: threads})
 }

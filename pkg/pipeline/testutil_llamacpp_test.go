@@ -34,15 +34,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ftypes maps the weight types of the tests to llama.cpp's llama_ftype (as
-// `layerdiff fixture --type` does); -1: every matrix quantized to the
-// named type by ggml_quantize_chunk (fixture.TensorType).
-var ftypes = map[string]int{
-	"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9,
-	"q2_k": 10, "q3_k": 11, "q4_k_m": 15, "q5_k_m": 17, "q6_k": 18, "iq4_nl": 25, "iq4_xs": 30,
-	"iq3_s": 26, "tq1_0": 36, "tq2_0": 37, "iq3_xxs": -1, "mxfp4": -1,
-}
-
 var (
 	cacheMu sync.Mutex
 	made    = map[string]string{}
@@ -54,8 +45,9 @@ var (
 // Models are made once per test binary.
 func fixtureModel(t testing.TB, arch, typ string, ps ...fixture.Perturbation) string {
 	t.Helper()
-	ftype, ok := ftypes[typ]
-	if !ok {
+	q, ok := fixture.QuantOf(typ) // as `layerdiff fixture --type` does
+	tt, byTensor := fixture.TensorType(typ)
+	if !ok && !byTensor {
 		t.Fatalf("unknown type %q", typ)
 	}
 	var desc []string
@@ -75,15 +67,16 @@ func fixtureModel(t testing.TB, arch, typ string, ps ...fixture.Perturbation) st
 		t.Fatal(err)
 	}
 	out := f32
-	if ftype != 0 {
+	if q.Ftype != 0 || byTensor {
 		out = stem + ".gguf"
-		if tt, ok := fixture.TensorType(typ); ok && ftype < 0 {
+		p := llamacpp.QuantizeParams{Ftype: q.Ftype, Threads: 2, Pure: q.Pure, TokenEmbdType: q.TokenEmbd, OutputType: q.Output}
+		if byTensor {
 			if err := fixture.QuantizeTensors(f32, out, tt, func(t quant.Type, src []float32, nrows, nPerRow int) ([]byte, error) {
 				return llamacpp.QuantizeChunk(int(t), src, nrows, nPerRow)
 			}); err != nil {
 				t.Fatalf("quantizing %s to %s: %v", key, typ, err)
 			}
-		} else if err := llamacpp.QuantizeModel(f32, out, ftype, 2); err != nil {
+		} else if err := llamacpp.Quantize(f32, out, p); err != nil {
 			t.Fatalf("quantizing %s to %s: %v", key, typ, err)
 		}
 		os.Remove(f32)

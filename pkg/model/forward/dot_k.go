@@ -371,14 +371,17 @@ func q5KSumMins(mins []q5KMins, y []byte) float32 {
 // kRowDots holds a goroutine's decoded weight row for the K-quant and
 // IQ4_XS row kernels of mulMatGGML.
 type kRowDots struct {
-	q4  []q4KBlockMeta
-	q6  []q6KBlockMeta
-	k8  []k8BlockMeta // IQ4_XS, Q2_K, Q3_K, Q5_K
-	q5m []q5KMins
+	q4   []q4KBlockMeta
+	q6   []q6KBlockMeta
+	k8   []k8BlockMeta // IQ4_XS, Q2_K, Q3_K, Q5_K, IQ2_*, IQ1_*
+	q5m  []q5KMins
+	iqd  []k8BlockMeta // IQ1_M: the delta signs (dot_iq.go)
+	iq1s []iq1SDelta   // IQ1_S: the delta coefficients
 }
 
 // decode decodes the weight row x of type t (Q2_K to Q6_K, IQ4_XS, IQ3_XXS,
-// IQ3_S, TQ1_0 or TQ2_0, n values) once, for any number of dots calls; it returns false when the
+// IQ3_S, TQ1_0, TQ2_0 or an IQ2/IQ1 type, n values) once, for any number of
+// dots calls; it returns false when the
 // row kernels cannot run (no AVX2, another type, or a short row).
 func (k *kRowDots) decode(t quant.Type, n int, x []byte) bool {
 	nb := n / 256
@@ -428,11 +431,13 @@ func (k *kRowDots) decode(t quant.Type, n int, x []byte) bool {
 			decodeQ5KRow(x, k.k8, k.q5m)
 		}
 		return true
+	case quant.IQ2_XXS, quant.IQ2_XS, quant.IQ2_S, quant.IQ1_S, quant.IQ1_M:
+		return k.decodeIQ(t, nb, x)
 	}
 	return false
 }
 
-// dots sets out[c] = dot(x, y[c]) (dotQ2_K to dotQ6_K or dotIQ4XS, the
+// dots sets out[c] = dot(x, y[c]) (dotQ2_K to dotQ6_K, dotIQ4XS or dotIQ, the
 // same bits) for the first ncol (1..4) activation rows, x the row last decoded
 // for t, or returns false having written nothing.
 func (k *kRowDots) dots(t quant.Type, x []byte, y *[4][]byte, ncol int, out []float32) bool {
@@ -479,6 +484,8 @@ func (k *kRowDots) dots(t quant.Type, x []byte, y *[4][]byte, ncol int, out []fl
 			}
 		}
 		return true
+	case quant.IQ2_XXS, quant.IQ2_XS, quant.IQ2_S, quant.IQ1_S, quant.IQ1_M:
+		return k.iqRowDots(t, y, ncol, out)
 	}
 	return false
 }

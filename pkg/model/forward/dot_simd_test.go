@@ -225,7 +225,7 @@ func TestDotQ8_0x8PackedMatchesGo(t *testing.T) {
 	}
 }
 
-// TestKRowDotsMatchGo checks the Q3_K to Q6_K and IQ4_XS row kernels, which decode
+// TestKRowDotsMatchGo checks the Q2_K to Q6_K, IQ4_XS and IQ2/IQ1 row kernels, which decode
 // the weight row's scales once and take one to four activation columns per
 // pass, against the portable dot of each column (random quants, scales,
 // mins and block sums; Q8_K quants of -128, which no quantizer writes,
@@ -247,6 +247,11 @@ func TestKRowDotsMatchGo(t *testing.T) {
 		{quant.Q3_K, 110, []int{108}, func(n int, x, y []byte, _ bool) float32 { return dotQ3_K(n, x, y) }},
 		{quant.Q2_K, 84, []int{80, 82}, func(n int, x, y []byte, _ bool) float32 { return dotQ2_K(n, x, y) }},
 		{quant.Q5_K, 176, []int{0, 2}, func(n int, x, y []byte, _ bool) float32 { return dotQ5_K(n, x, y) }},
+		{quant.IQ2_XXS, 66, []int{0}, iqDotTest(quant.IQ2_XXS)},
+		{quant.IQ2_XS, 74, []int{0}, iqDotTest(quant.IQ2_XS)},
+		{quant.IQ2_S, 82, []int{0}, iqDotTest(quant.IQ2_S)},
+		{quant.IQ1_S, 50, []int{0}, iqDotTest(quant.IQ1_S)},
+		{quant.IQ1_M, 56, nil, iqDotTest(quant.IQ1_M)}, // d is spread over the scales' top nibbles
 	} {
 		var k kRowDots
 		for _, nb := range []int{1, 3, 8, 22, 70} {

@@ -20,9 +20,11 @@ import (
 )
 
 // fixtureTypes are the weight types of the differential tests, as llama_ftype
-// values for llama.cpp's quantizer; ftype -1: every matrix quantized to
-// the named type by ggml_quantize_chunk (fixture.TensorType: no
-// llama_ftype makes such a model).
+// values for llama.cpp's quantizer (with `layerdiff fixture`'s recipe,
+// fixture.QuantOf, where the name is one of its types with that ftype:
+// iq2_s is the pure IQ2_M ftype); ftype -1: every matrix quantized to the
+// named type by ggml_quantize_chunk (fixture.TensorType: no llama_ftype
+// makes such a model).
 var fixtureTypes = []struct {
 	name  string
 	ftype int
@@ -31,6 +33,15 @@ var fixtureTypes = []struct {
 	{"q5_0", 8}, {"q5_1", 9}, {"q4_k_m", 15}, {"q6_k", 18}, {"iq4_nl", 25},
 	{"q2_k", 10}, {"q3_k_m", 12}, {"q5_k_m", 17}, {"iq4_xs", 30},
 	{"iq3_s", 26}, {"tq1_0", 36}, {"tq2_0", 37}, {"iq3_xxs", -1}, {"mxfp4", -1},
+	{"iq2_xxs", 19}, {"iq2_xs", 20}, {"iq2_s", 29}, {"iq1_s", 24}, {"iq1_m", 31},
+}
+
+// iqBitExact are the types TestFixturesMatchLlamaCpp requires bit-identical
+// on every node (not only NMSE <= 1e-10): their kernels have one
+// arithmetic on every x86 profile (dot_iq.go, dot_iq3tq.go, mxfp4.go).
+var iqBitExact = map[string]bool{
+	"iq2_xxs": true, "iq2_xs": true, "iq2_s": true, "iq1_s": true, "iq1_m": true,
+	"iq3_xxs": true, "iq3_s": true, "tq1_0": true, "tq2_0": true, "mxfp4": true,
 }
 
 var (
@@ -80,13 +91,17 @@ func fixturePathCfg(t testing.TB, name string, cfg fixture.Config, typ string, f
 	}
 	dst := filepath.Join(fixtureDir, fmt.Sprintf("%s-%s.gguf", name, typ))
 	if !fixtureMade[dst] {
+		p := llamacpp.QuantizeParams{Ftype: ftype, Threads: 2}
+		if q, ok := fixture.QuantOf(typ); ok && q.Ftype == ftype {
+			p.Pure, p.TokenEmbdType, p.OutputType = q.Pure, q.TokenEmbd, q.Output
+		}
 		if tt, ok := fixture.TensorType(typ); ok && ftype < 0 {
 			if err := fixture.WriteTensorQuantized(cfg, tt, dst, func(t quant.Type, src []float32, nrows, nPerRow int) ([]byte, error) {
 				return llamacpp.QuantizeChunk(int(t), src, nrows, nPerRow)
 			}); err != nil {
 				t.Fatal(err)
 			}
-		} else if err := llamacpp.QuantizeModel(src, dst, ftype, 2); err != nil {
+		} else if err := llamacpp.Quantize(src, dst, p); err != nil {
 			t.Fatal(err)
 		}
 		fixtureMade[dst] = true
@@ -229,6 +244,9 @@ func TestFixturesMatchLlamaCpp(t *testing.T) {
 							if _, ok := worst[op]; !ok {
 								worst[op] = 0
 							}
+						}
+						if iqBitExact[ft.name] && r.same != r.nodes {
+							t.Errorf("%d of %d nodes bit-identical; first difference %s", r.same, r.nodes, r.diffs[0])
 						}
 						line := fmt.Sprintf("%-34s %3d/%3d bit-identical", name, r.same, r.nodes)
 						if len(r.diffs) > 0 {

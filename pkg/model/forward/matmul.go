@@ -133,6 +133,8 @@ func quantDot(t quant.Type, kern matKernel) (func(n int, x, y []byte) float32, e
 		return dotTQ2_0, nil
 	case quant.MXFP4:
 		return dotMXFP4, nil
+	case quant.IQ2_XXS, quant.IQ2_XS, quant.IQ2_S, quant.IQ1_S, quant.IQ1_M:
+		return iqDot(t), nil
 	}
 	return nil, fmt.Errorf("no dot product for weight type %s", t)
 }
@@ -438,7 +440,7 @@ func (e *executor) mulMatGGML(dst *node) error {
 				xb = q8row
 			case a.typ.Quantized():
 				xb = a.weightRow(i01, i02, i03)
-				// Q2_K to Q6_K, IQ4_XS, IQ3_XXS, IQ3_S, TQ1_0, TQ2_0:
+				// Q2_K to Q6_K, IQ4_XS, IQ3_XXS, IQ3_S, TQ1_0, TQ2_0, IQ2/IQ1:
 				// the scales (and values) decoded once per row, not per
 				// column and block
 				useKRow = krow.decode(a.typ, int(ne00), xb)

@@ -139,15 +139,16 @@ func TestLoadUnsupported(t *testing.T) {
 		}
 		w := gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data}
 		if ti.Name == "blk.0.attn_q.weight" {
-			w.Type = quant.IQ2_XXS
-			w.Data = make([]byte, ti.Ne[1]*ti.Ne[0]/256*int64(quant.IQ2_XXS.BlockBytes()))
+			// Q8_K: an activation type, never a weight (no vec_dot in ggml)
+			w.Type = quant.Q8_K
+			w.Data = make([]byte, ti.Ne[1]*ti.Ne[0]/256*int64(quant.Q8_K.BlockBytes()))
 		}
 		ts = append(ts, w)
 	}
 	f2 := writeGGUF(t, f.KVs, ts)
 	_, err := Load(f2)
-	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "blk.0.attn_q.weight") || !strings.Contains(err.Error(), "iq2_xxs") {
-		t.Errorf("iq2_xxs weight: %v", err)
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "blk.0.attn_q.weight") || !strings.Contains(err.Error(), "q8_K") {
+		t.Errorf("q8_K weight: %v", err)
 	}
 	// YaRN scaling
 	kvs := append(append([]gguf.KV(nil), f.KVs...), gguf.NewKV("llama.rope.scaling.type", "yarn"))
