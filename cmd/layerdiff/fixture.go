@@ -14,7 +14,7 @@ func fixtureCommand() *cli.Command {
 	d := fixture.Default("llama")
 	return &cli.Command{
 		Name:      "fixture",
-		Usage:     "generate a small random-weight llama/qwen2/qwen3 GGUF model",
+		Usage:     "generate a small random-weight llama/qwen2/qwen3/phi3 GGUF model",
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Value: "llama", Usage: "architecture: " + strings.Join(fixture.Archs, ", ")},

@@ -6,4 +6,5 @@ var architectures = []*architecture{
 	llama,
 	qwen2,
 	qwen3,
+	phi3,
 }

@@ -2,12 +2,15 @@ package forward
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
@@ -15,12 +18,12 @@ import (
 // node names, ops and shapes, in order, with llama.cpp's (testdata, written
 // from real llama.cpp by TestGraphGoldensFromLlamaCpp).
 func TestGraphMatchesGolden(t *testing.T) {
-	for _, arch := range []string{"llama", "qwen2", "qwen3"} {
+	for _, arch := range fixture.Archs {
 		for _, fa := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/fa=%v", arch, fa), func(t *testing.T) {
 				file := filepath.Join("testdata", goldenName(arch, fa))
 				want := readGolden(t, file)
-				m := tinyModel(t, defaultTiny(arch))
+				m := fixtureModel(t, fixture.Default(arch))
 				opts := DefaultOptions()
 				opts.FlashAttn = fa
 				var c Collector
@@ -42,6 +45,28 @@ func TestGraphMatchesGolden(t *testing.T) {
 			})
 		}
 	}
+}
+
+// fixtureModel loads the fixture c, built in memory (F32).
+func fixtureModel(t testing.TB, c fixture.Config) *Model {
+	t.Helper()
+	kvs, ts, err := fixture.Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := gguf.Write(&buf, kvs, ts, 32); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Parse(bytes.NewReader(buf.Bytes()), int64(buf.Len()), c.Arch+"-fixture.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func readGolden(t *testing.T, file string) []string {
