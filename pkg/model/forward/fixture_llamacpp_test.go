@@ -95,7 +95,7 @@ type cmpResult struct {
 // compareRun runs m with opts and compares every node with llama.cpp's.
 func compareRun(t *testing.T, path string, toks []int32, opts Options) cmpResult {
 	t.Helper()
-	cfg := refConfig{Path: path, Tokens: toks, FA: opts.FlashAttn, KVType: opts.KVType}
+	cfg := refConfig{Path: path, Tokens: toks, FA: opts.FlashAttn, KVType: opts.KVType, NCtx: opts.NCtx}
 	if len(opts.UBatches) > 0 {
 		cfg.NBatch = opts.UBatches[0] // llama.cpp's decode calls: n_batch tokens each, the rest last
 	}
