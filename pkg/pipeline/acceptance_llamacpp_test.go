@@ -89,6 +89,14 @@ var perturbCases = []perturbCase{
 	{"q bias", "qwen2", "q8_0", "auto", scaleElement("blk.0.attn_q.bias", 2, 1.5), "Qcur-0#2", "Qcur-0", "ADD"},
 	{"rope base neox", "qwen2", "f16", "off", setMeta("rope.freq_base", 10500), "Qcur-0#3", "Qcur-0", "ROPE"},
 	{"k_norm element", "qwen3", "q8_0", "auto", scaleElement("blk.1.attn_k_norm.weight", 0, 1.5), "Kcur_normed-1", "Kcur_normed-1", "MUL"},
+	// phi3: a row of the fused QKV (Q's third output), an element of the
+	// fused gate-up's last row (the up half), an element of the short
+	// rope factors (the fixture's n_ctx 256 selects them) and the rope
+	// attn_factor
+	{"attn_qkv row", "phi3", "q8_0", "auto", scaleRow("blk.0.attn_qkv.weight", 2, 1.2), "wqkv-0", "wqkv-0", "MUL_MAT"},
+	{"fused ffn_up element", "phi3", "q8_0", "auto", scaleElement("blk.1.ffn_up.weight", 1023*256+5, 1.5), "ffn_up-1", "ffn_up-1", "MUL_MAT"},
+	{"rope_factors_short element", "phi3", "q8_0", "off", scaleElement("rope_factors_short.weight", 1, 1.5), "Qcur-0", "Qcur-0", "ROPE"},
+	{"rope attn_factor", "phi3", "f16", "auto", setMeta("rope.scaling.attn_factor", 1.25), "Qcur-0", "Qcur-0", "ROPE"},
 }
 
 // TestAcceptancePerturbed dumps the clean fixture with llama.cpp and checks
@@ -259,6 +267,15 @@ var injectCases = []injectCase{
 	{"qwen3", "on", "norm-0#2:scale=1.001", "norm-0#2", "norm-0", "RMS_NORM"},
 	{"qwen3", "on", "Qcur_normed-0:scale=1.001", "Qcur_normed-0", "Qcur_normed-0", "MUL"},
 	{"qwen3", "on", "ffn_gate-1:scale=1.001", "ffn_gate-1", "ffn_gate-1", "MUL_MAT"},
+	// phi3: the fused QKV, the factored ROPE, the SCALE of Q, the
+	// one-tensor SWIGLU of the fused gate-up, the unnamed residual ADD
+	{"phi3", "on", "wqkv-0:scale=1.001", "wqkv-0", "wqkv-0", "MUL_MAT"},
+	{"phi3", "on", "Kcur-1:scale=1.001", "Kcur-1", "Kcur-1", "ROPE"},
+	{"phi3", "on", "Qcur-0#2:scale=1.001", "Qcur-0#2", "Qcur-0", "SCALE"},
+	{"phi3", "off", "Qcur-1#2:add=0.001", "Qcur-1#2", "Qcur-1", "SCALE"},
+	{"phi3", "on", "ffn_swiglu-1:scale=1.001", "ffn_swiglu-1", "ffn_swiglu-1", "SWIGLU"},
+	{"phi3", "off", "ffn_up-0:swap", "ffn_up-0", "ffn_up-0", "MUL_MAT"},
+	{"phi3", "off", "node_28:scale=1.001", "node_28", "node_28", "ADD"},
 }
 
 // TestAcceptanceInject runs layerdiff with one --inject against llama.cpp's
