@@ -65,7 +65,7 @@ var phi3 = &architecture{
 // model has neither.
 func phi3RopeFactors(c *buildCtx) *node {
 	name := "rope_factors_short.weight"
-	if c.b.kvSize > c.h.NCtxOrig {
+	if c.b.kvSize > phi3OrigCtx(c.m) {
 		name = "rope_factors_long.weight"
 	}
 	ti, ok := c.m.File.Tensor(name)
@@ -73,6 +73,19 @@ func phi3RopeFactors(c *buildCtx) *node {
 		return nil
 	}
 	return c.w(ti)
+}
+
+// phi3OrigCtx is hparams.n_ctx_orig_yarn as get_rope_factors reads it:
+// rope.scaling.original_context_length as stored, even 0 (which ollama's
+// converter writes for the 4k models, which have no factors: any context
+// then selects the long ones), else the training context. Hparams.NCtxOrig
+// is the context's n_ctx_orig_yarn instead, the training context for 0.
+func phi3OrigCtx(m *Model) int {
+	v := m.Hparams.NCtxTrain
+	if err := m.getUint("rope.scaling.original_context_length", &v, false); err != nil {
+		return m.Hparams.NCtxOrig // Load read the key already
+	}
+	return v
 }
 
 // buildPhi3 is llm_build_phi3: the fused QKV projection split by views,

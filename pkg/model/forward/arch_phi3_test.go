@@ -27,6 +27,9 @@ func TestPhi3RopeFactorChoice(t *testing.T) {
 		{m, 256, "rope_factors_short.weight"},
 		{m, 512, "rope_factors_long.weight"},
 		{noFactors, 512, ""},
+		// original_context_length 0: get_rope_factors compares with 0
+		{phi3WithOrigCtx(t, 0), 256, "rope_factors_long.weight"},
+		{phi3WithOrigCtx(t, 1024), 512, "rope_factors_short.weight"},
 	} {
 		opts := DefaultOptions()
 		opts.NCtx = tc.nctx
@@ -52,6 +55,29 @@ func TestPhi3RopeFactorChoice(t *testing.T) {
 			t.Errorf("n_ctx %d: %d ROPE nodes, want 4", tc.nctx, ropes)
 		}
 	}
+}
+
+// phi3WithOrigCtx loads the phi3 fixture with
+// rope.scaling.original_context_length n.
+func phi3WithOrigCtx(t *testing.T, n uint32) *Model {
+	t.Helper()
+	m, err := loadPhi3(t, func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
+		return setKV(kvs, "phi3.rope.scaling.original_context_length", n), ts
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// setKV replaces the value of key in kvs.
+func setKV(kvs []gguf.KV, key string, v any) []gguf.KV {
+	for i := range kvs {
+		if kvs[i].Key == key {
+			kvs[i] = gguf.NewKV(key, v)
+		}
+	}
+	return kvs
 }
 
 // phi3Without loads the phi3 fixture without the tensors or keys drop.
@@ -120,11 +146,7 @@ func TestPhi3LoadErrors(t *testing.T) {
 			return kvs, ts
 		}, `"rope_factors_short.weight" has shape [16], want [32]`, false},
 		{"head dim", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
-			for i := range kvs {
-				if kvs[i].Key == "phi3.attention.head_count" {
-					kvs[i] = gguf.NewKV("phi3.attention.head_count", uint32(8))
-				}
-			}
+			kvs = setKV(kvs, "phi3.attention.head_count", uint32(8))
 			return append(kvs, gguf.NewKV("phi3.attention.key_length", uint32(64)), gguf.NewKV("phi3.attention.value_length", uint32(64))), ts
 		}, "phi3 head dimension 64 * 8 heads != embedding length 256", true},
 	} {

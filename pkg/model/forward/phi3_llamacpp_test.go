@@ -4,7 +4,11 @@ package forward
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
+
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 )
 
 // TestPhi3RopeFactorsMatchLlamaCpp runs the phi3 fixture (original context
@@ -33,5 +37,33 @@ func TestPhi3RopeFactorsMatchLlamaCpp(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestPhi3OrigCtxZeroMatchesLlamaCpp: with
+// rope.scaling.original_context_length 0 (ollama's converter writes it for
+// the 4k models) llama.cpp's get_rope_factors compares the context with 0
+// and takes the long factors, though the rope op's n_ctx_orig is then the
+// training context.
+func TestPhi3OrigCtxZeroMatchesLlamaCpp(t *testing.T) {
+	kvs, ts, err := fixture.Build(fixture.Default("phi3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvs = setKV(kvs, "phi3.rope.scaling.original_context_length", uint32(0))
+	path := filepath.Join(t.TempDir(), "phi3-orig0.gguf")
+	if err := gguf.WriteFile(path, kvs, ts, 32); err != nil {
+		t.Fatal(err)
+	}
+	for _, fa := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fa=%v", fa), func(t *testing.T) {
+			opts := llamaOptions(t)
+			opts.FlashAttn = fa
+			opts.Threads = 2
+			r := compareRun(t, path, []int32{1, 300, 301, 302}, opts)
+			if r.same != r.nodes {
+				t.Errorf("%d of %d nodes bit-identical; first: %v", r.same, r.nodes, r.diffs[0])
+			}
+		})
 	}
 }
