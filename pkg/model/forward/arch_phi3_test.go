@@ -2,13 +2,17 @@ package forward
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
 // TestPhi3RopeFactorChoice checks that the ROPE nodes read
@@ -159,5 +163,68 @@ func TestPhi3LoadErrors(t *testing.T) {
 				t.Errorf("Load: %v: errors.Is(ErrUnsupported) = %v, want %v", err, !tc.unsupported, tc.unsupported)
 			}
 		})
+	}
+}
+
+// TestPhi3KernelProfiles runs the phi3 fixture with F32, F16 and Q8_0
+// matrices in every kernel profile: each runs (none refuses a phi3 op) and
+// its logits stay within a last-bits distance of the f64 numerics'.
+func TestPhi3KernelProfiles(t *testing.T) {
+	toks := []int32{1, 300, 301, 302, 303}
+	for _, typ := range []quant.Type{quant.F32, quant.F16, quant.Q8_0} {
+		m, err := loadPhi3(t, func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
+			for i := range ts {
+				if len(ts[i].Ne) != 2 || typ == quant.F32 {
+					continue
+				}
+				v := make([]float32, len(ts[i].Data)/4)
+				for k := range v {
+					v[k] = math.Float32frombits(binary.LittleEndian.Uint32(ts[i].Data[4*k:]))
+				}
+				dst := make([]byte, len(v)/typ.BlockSize()*typ.BlockBytes())
+				if err := quant.QuantizeRow(typ, v, dst, quant.QuantRef); err != nil {
+					t.Fatal(err)
+				}
+				ts[i].Type, ts[i].Data = typ, dst
+			}
+			return kvs, ts
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := DefaultOptions()
+		opts.Numerics = NumericsF64
+		want, err := m.Run(toks, opts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range KernelProfiles() {
+			for _, fa := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/%s/fa=%v", typ, p, fa), func(t *testing.T) {
+					opts := DefaultOptions()
+					opts.Kernels = p
+					opts.FlashAttn = fa
+					got, err := m.Run(toks, opts, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var num, den float64
+					for i, w := range want.Data {
+						d := float64(got.Data[i]) - float64(w)
+						num += d * d
+						den += float64(w) * float64(w)
+					}
+					// the F16 KV cache (and F16 activations): ~1e-6; Q8_0
+					// activations: ~2e-4
+					bound := 1e-4
+					if typ == quant.Q8_0 {
+						bound = 1e-3
+					}
+					if nmse := num / den; !(nmse < bound) {
+						t.Errorf("logits NMSE %.3g from the f64 numerics", nmse)
+					}
+				})
+			}
+		}
 	}
 }
