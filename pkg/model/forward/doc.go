@@ -1,6 +1,6 @@
-// Package forward runs LLaMA-family models (architectures llama, qwen2 and
-// qwen3) in Go, reproducing llama.cpp's CPU arithmetic bit for bit and naming
-// every activation as llama.cpp's compute graph does.
+// Package forward runs LLaMA-family models (architectures llama, qwen2,
+// qwen3 and phi3) in Go, reproducing llama.cpp's CPU arithmetic bit for bit
+// and naming every activation as llama.cpp's compute graph does.
 //
 // # Use
 //
@@ -29,6 +29,14 @@
 // them; Archs reports it. Adding a family is its file, its line in the
 // registry, and (for tests and demos) its fixture in package fixture, laid
 // out the same way.
+//
+// phi3 (Phi-3 and Phi-3.5 mini and medium, arch_phi3.go) splits its fused
+// attn_qkv output with views, scales Q by 1/√head_dim before an attention
+// of scale 1, feeds its fused gate-up ffn_up (2·n_ff rows, the gate first)
+// to the one-tensor ggml_swiglu, and ropes with rope_factors_short or,
+// when the KV cache has more cells than rope.scaling.original_context_length,
+// rope_factors_long (llama_model::get_rope_factors). Its sliding window is
+// ignored, as llama.cpp ignores it.
 //
 // # Numerics
 //

@@ -179,8 +179,8 @@ func compareRun(t *testing.T, path string, toks []int32, opts Options) cmpResult
 	return res
 }
 
-// TestFixturesMatchLlamaCpp compares every node of every fixture (llama,
-// qwen2, qwen3 × weight types × flash attention on/off × 1 and 8 tokens)
+// TestFixturesMatchLlamaCpp compares every node of every fixture (the
+// architectures of fixture.Archs × weight types × flash attention on/off × 1 and 8 tokens)
 // with llama.cpp: same names, ops and shapes, NMSE <= 1e-10, and counts the
 // bit-identical tensors.
 func TestFixturesMatchLlamaCpp(t *testing.T) {
