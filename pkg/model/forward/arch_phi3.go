@@ -1,9 +1,6 @@
 package forward
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // ArchPhi3 is phi3: Phi-3 / Phi-3.5 mini (fused QKV and gate-up
 // projections, RoPE NEOX, the 128k models' long and short frequency
@@ -97,7 +94,9 @@ func buildPhi3(c *buildCtx) *node {
 	nEmbd := int64(h.NEmbd)
 	nGQA := c.hd * int64(h.NHeadKV)
 	ropeFactors := phi3RopeFactors(c)
-	qScale := 1 / float32(math.Sqrt(float64(float32(c.hd)))) // 1.0f/sqrtf(float(n_embd_head))
+	// 1.0f/sqrtf(float(n_embd_head)), the scale build_attn gets elsewhere
+	// (and a Variant's AttnScale)
+	qScale := c.kqScale
 	inpL := c.inpEmbd()
 	for il := 0; il < h.NLayer; il++ {
 		g.layer = il
