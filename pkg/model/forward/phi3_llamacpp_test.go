@@ -67,3 +67,39 @@ func TestPhi3OrigCtxZeroMatchesLlamaCpp(t *testing.T) {
 		})
 	}
 }
+
+// TestPhi3LongAndMicroBatchesMatchLlamaCpp: 300 tokens (a 512-cell cache,
+// more than the fixture's original context: the long factors), in one
+// batch and in llama_decode calls of 128, and 10 tokens in calls of 4, all
+// bit-identical to llama.cpp.
+func TestPhi3LongAndMicroBatchesMatchLlamaCpp(t *testing.T) {
+	var long []int32
+	for i := 0; i < 300; i++ {
+		long = append(long, int32(1+(i*37)%300))
+	}
+	for _, c := range []struct {
+		typ      string
+		ftype    int
+		toks     []int32
+		ubatches []int
+	}{
+		{"q8_0", 7, long, nil},
+		{"q4_k_m", 15, long, []int{128, 128, 44}},
+		{"f16", 1, long[:10], []int{4, 4, 2}},
+	} {
+		path := fixturePath(t, "phi3", c.typ, c.ftype)
+		for _, fa := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/T=%d/fa=%v/%v", c.typ, len(c.toks), fa, c.ubatches), func(t *testing.T) {
+				opts := llamaOptions(t)
+				opts.FlashAttn = fa
+				opts.Threads = 2
+				opts.UBatches = c.ubatches
+				r := compareRun(t, path, c.toks, opts)
+				if r.same != r.nodes {
+					t.Errorf("%d of %d nodes bit-identical; first difference %s", r.same, r.nodes, r.diffs[0])
+				}
+				t.Logf("%d of %d nodes bit-identical", r.same, r.nodes)
+			})
+		}
+	}
+}
