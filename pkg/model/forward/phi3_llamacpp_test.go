@@ -5,10 +5,13 @@ package forward
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/layerdiff/layerdiff/pkg/llamacpp"
 	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/model/gguf"
+	"github.com/layerdiff/layerdiff/pkg/model/tokenizer"
 )
 
 // TestPhi3RopeFactorsMatchLlamaCpp runs the phi3 fixture (original context
@@ -101,5 +104,64 @@ func TestPhi3LongAndMicroBatchesMatchLlamaCpp(t *testing.T) {
 				t.Logf("%d of %d nodes bit-identical", r.same, r.nodes)
 			})
 		}
+	}
+}
+
+// TestPhi3RealVocabMatchesLlamaCpp builds the phi3 fixture with the Phi-3
+// vocabulary (shared/vocab/ggml-vocab-phi-3.gguf, 32064 tokens; the model
+// is then named "phi3", so both tokenizers give the special tokens
+// RSTRIP): a chat prompt tokenizes to the same ids in Go and in llama.cpp,
+// and every node of its run is bit-identical to llama.cpp's.
+func TestPhi3RealVocabMatchesLlamaCpp(t *testing.T) {
+	vf, err := gguf.Open(filepath.Join(sharedDirOrSkip(t), "vocab", "ggml-vocab-phi-3.gguf"))
+	if err != nil {
+		t.Skipf("no Phi-3 vocabulary: %v", err)
+	}
+	defer vf.Close()
+	cfg := fixture.Default("phi3")
+	cfg.Vocab = vf
+	path := fixturePathCfg(t, "phi3-vocab", cfg, "q8_0", 7)
+
+	const prompt = "<|user|>\nHello world, this is <|end|>\n<|assistant|>"
+	lm, err := llamacpp.LoadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := lm.Tokenize(prompt, true, true)
+	lm.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v, err := tokenizer.VocabFromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.NewTokenizer(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tok.Encode(prompt, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("tokens %v, llama.cpp %v", got, want)
+	}
+	t.Logf("%q: %v", prompt, got)
+	for _, fa := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fa=%v", fa), func(t *testing.T) {
+			opts := llamaOptions(t)
+			opts.FlashAttn = fa
+			opts.Threads = 2
+			r := compareRun(t, path, want, opts)
+			if r.same != r.nodes {
+				t.Errorf("%d of %d nodes bit-identical; first: %v", r.same, r.nodes, r.diffs[0])
+			}
+		})
 	}
 }
