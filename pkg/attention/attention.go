@@ -59,6 +59,7 @@ type layer struct {
 	fattn            string            // the flash-attention node's key
 	q, k, v, mask    string            // keys in the wrapped source; mask "" when causal
 	scale            float64           // softmax scale
+	scaleHow         string            // how scale was chosen (kqScale)
 	keys             map[string]string // derived node keys by base name
 	d, dv, nkv, t, h int64
 	hkv              int64
@@ -70,8 +71,10 @@ type layer struct {
 // be derived (their inputs are missing or have no data). When nothing is
 // derived it returns src itself.
 //
-// The softmax scale is the model's attention.scale when the dump records
-// it, else 1/√d (the dump does not keep FLASH_ATTN_EXT's op params); the
+// The softmax scale is the architecture's when its builder fixes one (phi3:
+// 1, its Q being scaled before), else the model's attention.scale when the
+// dump records it, else 1/√d (the dump does not keep FLASH_ATTN_EXT's op
+// params); the
 // mask is the flash-attention op's own mask input when it has data, else
 // the causal mask of one batch from position 0. Models whose attention
 // adds more (logit soft-capping, ALiBi) get kq only.
@@ -83,9 +86,10 @@ func Derive(src reference.Source, want func(name string) bool) (reference.Source
 		keys[n.Key] = true
 	}
 	hp := hparams(src)
+	arch := archOf(src)
 	for i, n := range nodes {
 		if opKey(n.Op) == "FLASH_ATTN_EXT" {
-			ly, err := s.planLayer(nodes, i, hp)
+			ly, err := s.planLayer(nodes, i, hp, arch)
 			if err != nil {
 				s.warn = append(s.warn, fmt.Sprintf("%s: %s (%s): attention nodes not derived: %v", src.Describe().Path, n.Name, n.Op, err))
 			} else {
@@ -164,7 +168,7 @@ func (s *Source) nodeInfo(key string, dn *derivedNode) reference.NodeInfo {
 
 // planLayer finds the inputs of the flash-attention node nodes[i]: its
 // sources by name, each the closest earlier node of that name.
-func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]float64) (*layer, error) {
+func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]float64, arch string) (*layer, error) {
 	fa := nodes[i]
 	if len(fa.Src) < 3 {
 		return nil, errors.New("its sources (Q, K, V) are not recorded")
@@ -219,22 +223,14 @@ func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]floa
 			}
 		}
 	}
-	ly.scale = 1 / math.Sqrt(float64(ly.d))
-	if sc, ok := hp["attention.scale"]; ok && sc > 0 {
-		ly.scale = sc
-	}
+	ly.scale, ly.scaleHow = kqScale(ly.d, hp, arch)
 	return ly, nil
 }
 
 // addLayer adds the wanted derived nodes of a layer, keyed by their names
 // (suffixed when the source has the name as a key already).
 func (s *Source) addLayer(ly *layer, hp map[string]float64, keys map[string]bool, want func(string) bool) {
-	scaleHow := fmt.Sprintf("scale 1/√%d", ly.d)
-	if sc, ok := hp["attention.scale"]; ok && sc > 0 {
-		scaleHow = fmt.Sprintf("scale %g (the model's attention.scale)", sc)
-	} else {
-		scaleHow += " (the dump does not record FLASH_ATTN_EXT's op params)"
-	}
+	scaleHow := ly.scaleHow
 	maskHow := "the flash-attention op's mask " + ly.mask
 	if ly.mask == "" {
 		maskHow = "a causal mask of one batch from position 0 (the op's mask has no data)"
