@@ -2,9 +2,9 @@ package forward
 
 import "fmt"
 
-// ArchPhi3 is phi3: Phi-3 / Phi-3.5 mini (fused QKV and gate-up
-// projections, RoPE NEOX, the 128k models' long and short frequency
-// factors).
+// ArchPhi3 is phi3: Phi-3 mini and medium, Phi-3.5 mini (fused QKV and
+// gate-up projections, RoPE NEOX, the 128k models' long and short
+// frequency factors).
 const ArchPhi3 Arch = "phi3"
 
 // phi3 is llama.cpp's src/models/phi3.cpp (llm_build_phi3<false>). The
@@ -23,11 +23,9 @@ var phi3 = &architecture{
 			return fmt.Errorf("%s: phi3 head dimension %d * %d heads != embedding length %d: %w", m.File.Path, h.HeadDimK, h.NHead, h.NEmbd, ErrUnsupported)
 		}
 		if h.NFF <= 0 {
-			// llama.cpp's n_ff then comes from ffn_up's rows, which are
-			// 2·n_ff here
-			if t, ok := m.File.Tensor("blk.0.ffn_up.weight"); ok && len(t.Ne) >= 2 {
-				h.NFF = int(t.Ne[1] / 2)
-			}
+			// llama.cpp's n_ff stays 0 and ffn_down {0, n_embd} fails to
+			// load
+			return fmt.Errorf("%s: missing metadata key %s (llama.cpp does not load phi3 without it)", m.File.Path, m.key("feed_forward_length"))
 		}
 		return nil
 	},
@@ -74,9 +72,10 @@ func phi3RopeFactors(c *buildCtx) *node {
 
 // phi3OrigCtx is hparams.n_ctx_orig_yarn as get_rope_factors reads it:
 // rope.scaling.original_context_length as stored, even 0 (which ollama's
-// converter writes for the 4k models, which have no factors: any context
-// then selects the long ones), else the training context. Hparams.NCtxOrig
-// is the context's n_ctx_orig_yarn instead, the training context for 0.
+// converter writes when the HF config has no
+// original_max_position_embeddings: any context then selects the long
+// factors), else the training context. Hparams.NCtxOrig is the context's
+// n_ctx_orig_yarn instead, the training context for 0.
 func phi3OrigCtx(m *Model) int {
 	v := m.Hparams.NCtxTrain
 	if err := m.getUint("rope.scaling.original_context_length", &v, false); err != nil {

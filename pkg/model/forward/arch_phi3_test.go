@@ -149,6 +149,9 @@ func TestPhi3LoadErrors(t *testing.T) {
 			}
 			return kvs, ts
 		}, `"rope_factors_short.weight" has shape [16], want [32]`, false},
+		{"no feed_forward_length", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
+			return slices.DeleteFunc(kvs, func(kv gguf.KV) bool { return kv.Key == "phi3.feed_forward_length" }), ts
+		}, "missing metadata key phi3.feed_forward_length", false},
 		{"head dim", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 			kvs = setKV(kvs, "phi3.attention.head_count", uint32(8))
 			return append(kvs, gguf.NewKV("phi3.attention.key_length", uint32(64)), gguf.NewKV("phi3.attention.value_length", uint32(64))), ts

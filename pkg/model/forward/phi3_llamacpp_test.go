@@ -165,3 +165,30 @@ func TestPhi3RealVocabMatchesLlamaCpp(t *testing.T) {
 		})
 	}
 }
+
+// TestPhi3NoFFLengthLlamaCppRefuses: without phi3.feed_forward_length
+// llama.cpp does not load the model (n_ff 0: ffn_down's shape), as Load
+// refuses it.
+func TestPhi3NoFFLengthLlamaCppRefuses(t *testing.T) {
+	kvs, ts, err := fixture.Build(fixture.Default("phi3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvs = slices.DeleteFunc(kvs, func(kv gguf.KV) bool { return kv.Key == "phi3.feed_forward_length" })
+	path := filepath.Join(t.TempDir(), "phi3-noff.gguf")
+	if err := gguf.WriteFile(path, kvs, ts, 32); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := llamacpp.LoadModel(path); err == nil {
+		m.Close()
+		t.Fatal("llama.cpp loads phi3 without feed_forward_length")
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := Load(f); err == nil {
+		t.Fatal("Load accepts phi3 without feed_forward_length")
+	}
+}
