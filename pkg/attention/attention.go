@@ -59,6 +59,7 @@ type layer struct {
 	fattn            string            // the flash-attention node's key
 	q, k, v, mask    string            // keys in the wrapped source; mask "" when causal
 	scale            float64           // softmax scale
+	scaleHow         string            // how scale was chosen (kqScale)
 	keys             map[string]string // derived node keys by base name
 	d, dv, nkv, t, h int64
 	hkv              int64
@@ -70,13 +71,13 @@ type layer struct {
 // be derived (their inputs are missing or have no data). When nothing is
 // derived it returns src itself.
 //
-// The softmax scale is 1 for gemma2 and gemma3 (their Q is scaled before),
-// else the model's attention.scale when the dump records it, else 1/√d (the
-// dump does not keep FLASH_ATTN_EXT's op params); the mask is the
-// flash-attention op's own mask input when it has data, else the causal
-// mask of one batch from position 0. Models whose attention adds more
-// (logit soft-capping, ALiBi), and sliding-window models whose mask has no
-// data, get kq only.
+// The softmax scale is the architecture's when its builder fixes one (phi3,
+// gemma2, gemma3: 1, their Q being scaled before), else the model's
+// attention.scale when the dump records it, else 1/√d (the dump does not
+// keep FLASH_ATTN_EXT's op params); the mask is the flash-attention op's own
+// mask input when it has data, else the causal mask of one batch from
+// position 0. Models whose attention adds more (logit soft-capping, ALiBi),
+// and sliding-window models whose mask has no data, get kq only.
 func Derive(src reference.Source, want func(name string) bool) (reference.Source, []string) {
 	nodes := src.Nodes()
 	s := &Source{src: src, derived: map[string]*derivedNode{}, stash: map[string][]float32{}}
@@ -85,9 +86,10 @@ func Derive(src reference.Source, want func(name string) bool) (reference.Source
 		keys[n.Key] = true
 	}
 	hp := hparams(src)
+	arch := archOf(src)
 	for i, n := range nodes {
 		if opKey(n.Op) == "FLASH_ATTN_EXT" {
-			ly, err := s.planLayer(nodes, i, hp)
+			ly, err := s.planLayer(nodes, i, hp, arch)
 			if err != nil {
 				s.warn = append(s.warn, fmt.Sprintf("%s: %s (%s): attention nodes not derived: %v", src.Describe().Path, n.Name, n.Op, err))
 			} else {
@@ -119,24 +121,15 @@ func opKey(op string) string {
 	return op
 }
 
-// kqScaleKey is the hparams entry of an architecture whose attention scale
-// is fixed by its builder rather than by a metadata key.
-const kqScaleKey = "layerdiff.kq_scale"
-
 // archDefaults adds what an architecture's llama.cpp builder fixes to the
-// hyperparameters hp of a dump: gemma2 and gemma3 scale Q by
-// f_attention_scale before the attention, whose own scale is then 1
-// (llm_build_gemma2_iswa, llm_build_gemma3), and gemma2 always soft-caps its
-// attention logits (50 unless attn_logit_softcapping says otherwise).
+// hyperparameters hp of a dump: gemma2 always soft-caps its attention
+// logits (50 unless attn_logit_softcapping says otherwise). (The attention
+// scales builders fix are archKQScale.)
 func archDefaults(arch string, hp map[string]float64) {
-	switch arch {
-	case "gemma2":
+	if arch == "gemma2" {
 		if _, ok := hp["attn_logit_softcapping"]; !ok {
 			hp["attn_logit_softcapping"] = 50
 		}
-		hp[kqScaleKey] = 1
-	case "gemma3":
-		hp[kqScaleKey] = 1
 	}
 }
 
@@ -188,7 +181,7 @@ func (s *Source) nodeInfo(key string, dn *derivedNode) reference.NodeInfo {
 
 // planLayer finds the inputs of the flash-attention node nodes[i]: its
 // sources by name, each the closest earlier node of that name.
-func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]float64) (*layer, error) {
+func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]float64, arch string) (*layer, error) {
 	fa := nodes[i]
 	if len(fa.Src) < 3 {
 		return nil, errors.New("its sources (Q, K, V) are not recorded")
@@ -243,27 +236,14 @@ func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]floa
 			}
 		}
 	}
-	ly.scale = 1 / math.Sqrt(float64(ly.d))
-	if sc, ok := hp["attention.scale"]; ok && sc > 0 {
-		ly.scale = sc
-	}
-	if sc, ok := hp[kqScaleKey]; ok {
-		ly.scale = sc
-	}
+	ly.scale, ly.scaleHow = kqScale(ly.d, hp, arch)
 	return ly, nil
 }
 
 // addLayer adds the wanted derived nodes of a layer, keyed by their names
 // (suffixed when the source has the name as a key already).
 func (s *Source) addLayer(ly *layer, hp map[string]float64, keys map[string]bool, want func(string) bool) {
-	scaleHow := fmt.Sprintf("scale 1/√%d", ly.d)
-	if _, ok := hp[kqScaleKey]; ok {
-		scaleHow = "scale 1 (the model scales Q before the attention)"
-	} else if sc, ok := hp["attention.scale"]; ok && sc > 0 {
-		scaleHow = fmt.Sprintf("scale %g (the model's attention.scale)", sc)
-	} else {
-		scaleHow += " (the dump does not record FLASH_ATTN_EXT's op params)"
-	}
+	scaleHow := ly.scaleHow
 	maskHow := "the flash-attention op's mask " + ly.mask
 	if ly.mask == "" {
 		maskHow = "a causal mask of one batch from position 0 (the op's mask has no data)"

@@ -104,6 +104,14 @@ var perturbCases = []perturbCase{
 	{"q_norm element", "gemma3", "q8_0", "auto", scaleElement("blk.5.attn_q_norm.weight", 1, 1.5), "Qcur_normed-5", "Qcur_normed-5", "MUL"},
 	{"post_ffw_norm element", "gemma3", "q8_0", "auto", scaleElement("blk.2.post_ffw_norm.weight", 2, 1.5), "ffn_post_norm-2", "ffn_post_norm-2", "MUL"},
 	{"sliding window", "gemma3", "q8_0", "off", setMeta("attention.sliding_window", 8), "kq_soft_max-0", "kq_soft_max-0", "SOFT_MAX"},
+	// phi3: a row of the fused QKV (Q's third output), an element of the
+	// fused gate-up's last row (the up half), an element of the short
+	// rope factors (the fixture's n_ctx 256 selects them) and the rope
+	// attn_factor
+	{"attn_qkv row", "phi3", "q8_0", "auto", scaleRow("blk.0.attn_qkv.weight", 2, 1.2), "wqkv-0", "wqkv-0", "MUL_MAT"},
+	{"fused ffn_up element", "phi3", "q8_0", "auto", scaleElement("blk.1.ffn_up.weight", 1023*256+5, 1.5), "ffn_up-1", "ffn_up-1", "MUL_MAT"},
+	{"rope_factors_short element", "phi3", "q8_0", "off", scaleElement("rope_factors_short.weight", 1, 1.5), "Qcur-0", "Qcur-0", "ROPE"},
+	{"rope attn_factor", "phi3", "f16", "auto", setMeta("rope.scaling.attn_factor", 1.25), "Qcur-0", "Qcur-0", "ROPE"},
 }
 
 // TestAcceptancePerturbed dumps the clean fixture with llama.cpp and checks
@@ -297,6 +305,15 @@ var injectCases = []injectCase{
 	{"gemma3", "on", "__fattn__-5:scale=0.99", "__fattn__-5", "__fattn__-5", "FLASH_ATTN_EXT"},
 	{"gemma3", "off", "kq_soft_max-5:scale=1.001", "kq_soft_max-5", "kq_soft_max-5", "SOFT_MAX"},
 	{"gemma3", "on", "ffn_post_norm-3:scale=1.001", "ffn_post_norm-3", "ffn_post_norm-3", "MUL"},
+	// phi3: the fused QKV, the factored ROPE, the SCALE of Q, the
+	// one-tensor SWIGLU of the fused gate-up, the unnamed residual ADD
+	{"phi3", "on", "wqkv-0:scale=1.001", "wqkv-0", "wqkv-0", "MUL_MAT"},
+	{"phi3", "on", "Kcur-1:scale=1.001", "Kcur-1", "Kcur-1", "ROPE"},
+	{"phi3", "on", "Qcur-0#2:scale=1.001", "Qcur-0#2", "Qcur-0", "SCALE"},
+	{"phi3", "off", "Qcur-1#2:add=0.001", "Qcur-1#2", "Qcur-1", "SCALE"},
+	{"phi3", "on", "ffn_swiglu-1:scale=1.001", "ffn_swiglu-1", "ffn_swiglu-1", "SWIGLU"},
+	{"phi3", "off", "ffn_up-0:swap", "ffn_up-0", "ffn_up-0", "MUL_MAT"},
+	{"phi3", "off", "node_28:scale=1.001", "node_28", "node_28", "ADD"},
 }
 
 // TestAcceptanceInject runs layerdiff with one --inject against llama.cpp's

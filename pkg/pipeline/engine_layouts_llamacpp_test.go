@@ -182,7 +182,8 @@ func (s f16Q) Load(key string) (*tensor.Tensor, error) {
 // to T×T) are measured against the flash-attention dump, marked derived,
 // and pass.
 func TestDerivedAttention(t *testing.T) {
-	for _, arch := range []string{"llama", "qwen2"} {
+	// phi3: Q scaled before an attention of scale 1
+	for _, arch := range []string{"llama", "qwen2", "phi3"} {
 		m := fixtureModel(t, arch, "q8_0")
 		on, off := dumpOf(t, m, "on"), dumpOf(t, m, "off")
 		src, warn := attention.Derive(on, nil)

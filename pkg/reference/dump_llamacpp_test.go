@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/layerdiff/layerdiff/pkg/llamacpp"
@@ -55,7 +56,7 @@ func TestDumpRoundTrip(t *testing.T) {
 						if want := map[string]string{"on": "on", "off": "off"}[fa]; man.FlashAttn != want {
 							t.Errorf("flash attention resolved %q, want %q", man.FlashAttn, want)
 						}
-						checkDump(t, out, path, toks, fa)
+						checkDump(t, arch, out, path, toks, fa)
 					})
 				}
 			}
@@ -63,7 +64,7 @@ func TestDumpRoundTrip(t *testing.T) {
 	}
 }
 
-func checkDump(t *testing.T, out, model string, toks []int32, fa string) {
+func checkDump(t *testing.T, arch, out, model string, toks []int32, fa string) {
 	t.Helper()
 	d, err := reference.OpenDump(out)
 	if err != nil {
@@ -96,6 +97,9 @@ func checkDump(t *testing.T, out, model string, toks []int32, fa string) {
 	switch d.Manifest.Model.Architecture {
 	case "gemma2", "gemma3": // the residual is sa_out, the FFN GELU-gated
 		names = append(names, "inp_scaled", "attn_post_norm-0", "sa_out-0", "ffn_geglu-0")
+	case "phi3": // the fused QKV and gate-up: no ffn_gate, and no ffn_inp name
+		names = slices.DeleteFunc(names, func(n string) bool { return n == "ffn_gate-0" })
+		names = append(names, "wqkv-0", "ffn_swiglu-0")
 	default:
 		names = append(names, "ffn_inp-0", "ffn_swiglu-0")
 	}

@@ -232,10 +232,10 @@ const (
 )
 
 // HFArchs are the architectures the built-in "hf" map knows.
-var HFArchs = []string{"llama", "qwen2", "qwen3"}
+var HFArchs = []string{"llama", "qwen2", "qwen3", "phi3"}
 
-// BuiltinNameMap returns a built-in map: NamesHF for arch llama, qwen2 or
-// qwen3 (the map depends on it: qwen2's q/k/v projections carry a bias, so
+// BuiltinNameMap returns a built-in map: NamesHF for arch llama, qwen2,
+// qwen3 or phi3 (the map depends on it: qwen2's q/k/v projections carry a bias, so
 // their hook output is llama.cpp's ADD, and llama's Q and K come in
 // rotate-half order), or NamesMeta (any arch).
 func BuiltinNameMap(name, arch string) (*NameMap, error) {
@@ -286,6 +286,8 @@ func hfRules(arch string) ([]nameRule, bool) {
 		for _, r := range []*nameRule{&q, &k, &v} {
 			r.to, r.op = r.to+"#2", "ADD"
 		}
+	case "phi3":
+		return hfRulesPhi3(), true
 	case "qwen3":
 		extra = []nameRule{
 			{from: "model.layers.{L}.self_attn.q_norm", to: "Qcur_normed-{L}", op: "MUL"},

@@ -420,7 +420,7 @@ func TestNamesDoc(t *testing.T) {
 			cells[i] = strings.Trim(strings.TrimSpace(cells[i]), "`")
 		}
 		switch {
-		case !strings.HasPrefix(line, "| `") && !strings.HasPrefix(line, "| qwen"):
+		case !strings.HasPrefix(line, "| `") && !slices.Contains(HFArchs, cells[0]):
 			// Not a table row of names (headers, separators, prose).
 		case len(cells) == 3:
 			which := "hf/llama"
@@ -428,7 +428,7 @@ func TestNamesDoc(t *testing.T) {
 				which = "meta/"
 			}
 			tables[which] = append(tables[which], cells[0]+" = "+cells[1]+" ("+cells[2]+")")
-		case len(cells) == 4 && (cells[0] == "qwen2" || cells[0] == "qwen3"):
+		case len(cells) == 4 && slices.Contains(HFArchs, cells[0]):
 			tables["hf/"+cells[0]+"+"] = append(tables["hf/"+cells[0]+"+"], cells[1]+" = "+cells[2]+" ("+cells[3]+")")
 		}
 	}
@@ -440,7 +440,7 @@ func TestNamesDoc(t *testing.T) {
 		return out
 	}
 	for _, tc := range []struct{ table, spec, arch string }{
-		{"hf/llama", NamesHF, "llama"}, {"meta/", NamesMeta, ""}, {"hf/qwen2+", NamesHF, "qwen2"}, {"hf/qwen3+", NamesHF, "qwen3"},
+		{"hf/llama", NamesHF, "llama"}, {"meta/", NamesMeta, ""}, {"hf/qwen2+", NamesHF, "qwen2"}, {"hf/qwen3+", NamesHF, "qwen3"}, {"hf/phi3+", NamesHF, "phi3"},
 	} {
 		m, err := BuiltinNameMap(tc.spec, tc.arch)
 		if err != nil {

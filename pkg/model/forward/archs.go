@@ -8,4 +8,5 @@ var architectures = []*architecture{
 	qwen3,
 	gemma2,
 	gemma3,
+	phi3,
 }

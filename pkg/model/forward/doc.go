@@ -1,6 +1,7 @@
 // Package forward runs LLaMA-family models (architectures llama, qwen2,
-// qwen3, gemma2 and gemma3) in Go, reproducing llama.cpp's CPU arithmetic bit for bit and naming
-// every activation as llama.cpp's compute graph does.
+// qwen3, gemma2, gemma3 and phi3) in Go, reproducing llama.cpp's CPU
+// arithmetic bit for bit and naming every activation as llama.cpp's compute
+// graph does.
 //
 // # Use
 //
@@ -37,6 +38,14 @@
 // logit_softcap), the GELU-gated FFN (GEGLU, through ggml's fp16 GELU
 // table) and post-attention and post-FFN norms (ops_gemma.go,
 // libm_tanh.go).
+//
+// phi3 (Phi-3 and Phi-3.5 mini and medium, arch_phi3.go) splits its fused
+// attn_qkv output with views, scales Q by 1/√head_dim before an attention
+// of scale 1, feeds its fused gate-up ffn_up (2·n_ff rows, the gate first)
+// to the one-tensor ggml_swiglu, and ropes with rope_factors_short or,
+// when the KV cache has more cells than rope.scaling.original_context_length,
+// rope_factors_long (llama_model::get_rope_factors). Its sliding window is
+// ignored, as llama.cpp ignores it.
 //
 // # Numerics
 //

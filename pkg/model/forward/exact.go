@@ -358,10 +358,8 @@ func (e *executor) softMaxExact(dst *node) {
 }
 
 func (e *executor) swigluExact(dst *node) {
-	a, g := dst.src[0], dst.src[1]
 	forEachRow(dst, func(i1, i2, i3 int64) {
-		x := a.rowF32(i1, i2, i3, nil)
-		gv := g.rowF32(i1, i2, i3, nil)
+		x, gv := gluRows(dst, i1, i2, i3)
 		y := dst.rowF32(i1, i2, i3, nil)
 		for i, v := range x {
 			xv := float64(v)

@@ -120,7 +120,7 @@ type cmpResult struct {
 // compareRun runs m with opts and compares every node with llama.cpp's.
 func compareRun(t *testing.T, path string, toks []int32, opts Options) cmpResult {
 	t.Helper()
-	cfg := refConfig{Path: path, Tokens: toks, FA: opts.FlashAttn, KVType: opts.KVType}
+	cfg := refConfig{Path: path, Tokens: toks, FA: opts.FlashAttn, KVType: opts.KVType, NCtx: opts.NCtx}
 	if len(opts.UBatches) > 0 {
 		cfg.NBatch = opts.UBatches[0] // llama.cpp's decode calls: n_batch tokens each, the rest last
 	}
@@ -204,8 +204,8 @@ func compareRun(t *testing.T, path string, toks []int32, opts Options) cmpResult
 	return res
 }
 
-// TestFixturesMatchLlamaCpp compares every node of every fixture (llama,
-// qwen2, qwen3 × weight types × flash attention on/off × 1 and 8 tokens)
+// TestFixturesMatchLlamaCpp compares every node of every fixture (the
+// architectures of fixture.Archs × weight types × flash attention on/off × 1 and 8 tokens)
 // with llama.cpp: same names, ops and shapes, NMSE <= 1e-10, and counts the
 // bit-identical tensors.
 func TestFixturesMatchLlamaCpp(t *testing.T) {

@@ -35,7 +35,7 @@ func loadEdited(t *testing.T, arch string, edit func(kvs []gguf.KV, ts []gguf.Wr
 	return Load(f)
 }
 
-func setKV(key string, v any) func([]gguf.KV, []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
+func withKV(key string, v any) func([]gguf.KV, []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 	return func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 		for i := range kvs {
 			if kvs[i].Key == key {
@@ -64,9 +64,9 @@ func TestGemmaHparams(t *testing.T) {
 			}), ts
 		}, []bool{true, false}, 4096, 50, 30, 0, 0},
 		{"gemma3", nil, []bool{true, true, true, true, true, false}, 4, 0, 0, 10000, 1},
-		{"gemma3", setKV("gemma3.final_logit_softcapping", float32(30)), []bool{true, true, true, true, true, false}, 4, 0, 30, 10000, 1},
+		{"gemma3", withKV("gemma3.final_logit_softcapping", float32(30)), []bool{true, true, true, true, true, false}, 4, 0, 30, 10000, 1},
 		// no window: no SWA layers, no SWA RoPE
-		{"gemma3", setKV("gemma3.attention.sliding_window", uint32(0)), []bool(nil), 0, 0, 0, 0, 0},
+		{"gemma3", withKV("gemma3.attention.sliding_window", uint32(0)), []bool(nil), 0, 0, 0, 0, 0},
 	} {
 		m, err := loadEdited(t, c.arch, c.edit)
 		if err != nil {
@@ -107,8 +107,8 @@ func TestGemmaLoadErrors(t *testing.T) {
 		edit       func([]gguf.KV, []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor)
 		want       string
 	}{
-		{"no window", "gemma2", setKV("gemma2.attention.sliding_window", uint32(0)), "sliding_window is 0"},
-		{"no attention soft-capping", "gemma2", setKV("gemma2.attn_logit_softcapping", float32(0)), "soft-capping"},
+		{"no window", "gemma2", withKV("gemma2.attention.sliding_window", uint32(0)), "sliding_window is 0"},
+		{"no attention soft-capping", "gemma2", withKV("gemma2.attn_logit_softcapping", float32(0)), "soft-capping"},
 		{"untied output", "gemma2", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 			return kvs, append(ts, gguf.WriteTensor{Name: "output.weight", Ne: []int64{256, 512}, Type: quant.F32, Data: make([]byte, 4*256*512)})
 		}, "tied output"},

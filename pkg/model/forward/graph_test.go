@@ -47,6 +47,28 @@ func TestGraphMatchesGolden(t *testing.T) {
 	}
 }
 
+// fixtureModel loads the fixture c, built in memory (F32).
+func fixtureModel(t testing.TB, c fixture.Config) *Model {
+	t.Helper()
+	kvs, ts, err := fixture.Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := gguf.Write(&buf, kvs, ts, 32); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Parse(bytes.NewReader(buf.Bytes()), int64(buf.Len()), c.Arch+"-fixture.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func readGolden(t *testing.T, file string) []string {
 	t.Helper()
 	f, err := os.Open(file)
@@ -135,26 +157,4 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
-}
-
-// fixtureModel builds the fixture c in memory and loads it.
-func fixtureModel(t testing.TB, c fixture.Config) *Model {
-	t.Helper()
-	kvs, ts, err := fixture.Build(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := gguf.Write(&buf, kvs, ts, 32); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Parse(bytes.NewReader(buf.Bytes()), int64(buf.Len()), c.Arch+"-fixture.gguf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }

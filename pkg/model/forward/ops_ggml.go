@@ -196,11 +196,9 @@ func (e *executor) setRowsGGML(dst *node) error {
 // swigluGGML is ggml_vec_swiglu_f32 (AVX2): silu(x)*g with ggml_v_silu on
 // chunks of 8 and ggml_silu_f32 (libm expf) on the tail.
 func (e *executor) swigluGGML(dst *node) {
-	a, g := dst.src[0], dst.src[1]
 	e.forRows(dst, func() func(i1, i2, i3 int64) {
 		return func(i1, i2, i3 int64) {
-			x := a.rowF32(i1, i2, i3, nil)
-			gv := g.rowF32(i1, i2, i3, nil)
+			x, gv := gluRows(dst, i1, i2, i3)
 			y := dst.rowF32(i1, i2, i3, nil)
 			if e.k.neon {
 				swigluNEON(y, x, gv)
