@@ -32,7 +32,7 @@ func TestLoadHparams(t *testing.T) {
 	h := m.Hparams
 	want := Hparams{Arch: ArchQwen3, NCtxTrain: 512, NEmbd: 256, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 512,
 		HeadDimK: 32, HeadDimV: 32, NRot: 32, NormRMSEps: 1e-5, RopeType: RopeNeox, RopeBase: 10000, RopeScale: 1,
-		RopeScaling: "linear", NCtxOrig: 512, AttnFactor: 1, NVocab: 512}
+		RopeScaling: "linear", NCtxOrig: 512, AttnFactor: 1, YarnBetaFast: 32, YarnBetaSlow: 1, NVocab: 512}
 	if h.RopeFreqs != nil {
 		t.Errorf("RopeFreqs = %v", h.RopeFreqs)
 	}
@@ -150,16 +150,16 @@ func TestLoadUnsupported(t *testing.T) {
 	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "blk.0.attn_q.weight") || !strings.Contains(err.Error(), "q8_K") {
 		t.Errorf("q8_K weight: %v", err)
 	}
-	// YaRN scaling
-	kvs := append(append([]gguf.KV(nil), f.KVs...), gguf.NewKV("llama.rope.scaling.type", "yarn"))
+	// LongRoPE scaling outside phi3's factors
+	kvs := append(append([]gguf.KV(nil), f.KVs...), gguf.NewKV("llama.rope.scaling.type", "longrope"))
 	var plain []gguf.WriteTensor
 	for i := range f.Tensors {
 		ti := &f.Tensors[i]
 		data, _ := f.TensorData(ti)
 		plain = append(plain, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
 	}
-	if _, err := Load(writeGGUF(t, kvs, plain)); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "yarn") {
-		t.Errorf("yarn: %v", err)
+	if _, err := Load(writeGGUF(t, kvs, plain)); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "longrope") {
+		t.Errorf("longrope: %v", err)
 	}
 }
 
