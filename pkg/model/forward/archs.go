@@ -6,4 +6,5 @@ var architectures = []*architecture{
 	llama,
 	qwen2,
 	qwen3,
+	qwen3moe, // issue #16: mixtures of experts
 }

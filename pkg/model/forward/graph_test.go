@@ -8,19 +8,47 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
+	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
+
+// fixtureModel loads the F32 fixture c, generated in a temporary
+// directory.
+func fixtureModel(t testing.TB, c fixture.Config) *Model {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), c.Arch+".gguf")
+	if err := fixture.Generate(c, path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	m, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
 
 // TestGraphMatchesGolden builds each architecture's graph and compares the
 // node names, ops and shapes, in order, with llama.cpp's (testdata, written
 // from real llama.cpp by TestGraphGoldensFromLlamaCpp).
 func TestGraphMatchesGolden(t *testing.T) {
-	for _, arch := range []string{"llama", "qwen2", "qwen3"} {
+	for _, arch := range fixture.Archs {
 		for _, fa := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/fa=%v", arch, fa), func(t *testing.T) {
 				file := filepath.Join("testdata", goldenName(arch, fa))
 				want := readGolden(t, file)
-				m := tinyModel(t, defaultTiny(arch))
+				var m *Model
+				switch arch {
+				case "llama", "qwen2", "qwen3":
+					m = tinyModel(t, defaultTiny(arch))
+				default: // the mixtures of experts: the fixture itself (pure Go)
+					m = fixtureModel(t, fixture.Default(arch))
+				}
 				opts := DefaultOptions()
 				opts.FlashAttn = fa
 				var c Collector

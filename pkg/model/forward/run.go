@@ -437,6 +437,17 @@ func (e *executor) compute(n *node) error {
 		e.softMaxGGML(n)
 	case opSwiglu:
 		e.swigluGGML(n)
+	// mixtures of experts (ops_moe.go)
+	case opMulMatID:
+		return e.mulMatIDGGML(n)
+	case opArgsort:
+		return e.argsort(n)
+	case opSumRows:
+		e.sumRows(n)
+	case opClamp:
+		e.clamp(n)
+	case opDiv:
+		e.div(n)
 	default:
 		return fmt.Errorf("op %s is not implemented", n.op)
 	}
