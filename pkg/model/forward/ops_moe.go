@@ -21,8 +21,8 @@ import (
 //
 // Every x86 profile without repacked experts runs exactly these dots; the
 // CPU repack buffers give Q4_0, Q4_K, IQ4_NL (and with AVX-512 Q2_K)
-// experts their own GEMV (repack.cpp's forward_mul_mat_id), which is not
-// emulated, nor is the NEON profile's: both are refused with an error.
+// experts their own GEMV (mulMatIDRepack). The NEON profile's MUL_MAT_ID
+// is not emulated: refused with an error.
 func (e *executor) mulMatIDGGML(dst *node) error {
 	a, b, ids := dst.src[0], dst.src[1], dst.src[2]
 	if err := checkMulMatID(dst); err != nil {
@@ -31,8 +31,8 @@ func (e *executor) mulMatIDGGML(dst *node) error {
 	if e.k.neon {
 		return fmt.Errorf("%s: MUL_MAT_ID under the %s kernels is not emulated", dst.name, KernelsARM64NEON)
 	}
-	if e.k.repackedExperts(a) {
-		return fmt.Errorf("%s: MUL_MAT_ID with %s experts in the CPU repack buffer (repack.cpp forward_mul_mat_id) is not emulated", dst.name, a.typ)
+	if rk := e.k.repackedExperts(a); rk != repackNone {
+		return e.mulMatIDRepack(dst, rk)
 	}
 	ne00, ne01 := a.ne[0], a.ne[1]
 	ne11 := b.ne[1]
@@ -131,17 +131,67 @@ func checkMulMatID(dst *node) error {
 // repack buffers moves there (repack.cpp's supports_op for MUL_MAT_ID:
 // ggml_n_dims 3 and ggml_repack_get_optimal_repack_type, the rows of the
 // 2-D rule).
-func (ks kernels) repackedExperts(a *node) bool {
-	if !ks.repack || a.ne[1]%8 != 0 {
-		return false
+func (ks kernels) repackedExperts(a *node) repackKind {
+	if !ks.repack || a.weight == nil || a.ne[1]%8 != 0 {
+		return repackNone
 	}
 	switch a.typ {
-	case quant.Q4_0, quant.IQ4_NL, quant.Q4_K:
-		return true
+	case quant.Q4_0:
+		return repackQ4_0
+	case quant.IQ4_NL:
+		return repackIQ4NL
+	case quant.Q4_K:
+		return repackQ4_K
 	case quant.Q2_K:
-		return ks.lanes16
+		if ks.lanes16 {
+			return repackQ2_K
+		}
 	}
-	return false
+	return repackNone
+}
+
+// mulMatIDRepack is the repack buffer's forward_mul_mat_id: src1's rows
+// converted by from_float (not the 4-row ggml_quantize_mat_t), then every
+// selected expert's rows through the interleaved GEMV, one src1 row at a
+// time (repack.go's kernels with gemm false).
+func (e *executor) mulMatIDRepack(dst *node, kind repackKind) error {
+	a, b, ids := dst.src[0], dst.src[1], dst.src[2]
+	ne00, ne01, ne11 := a.ne[0], a.ne[1], b.ne[1]
+	vdt, nb := quant.Q8_0, int(ne00)/32
+	if kind == repackQ4_K || kind == repackQ2_K {
+		vdt, nb = quant.Q8_K, int(ne00)/256
+	}
+	rb, err := vdt.RowBytes(ne00)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dst.name, err)
+	}
+	ncols := ne11 * b.ne[2]
+	acts := make([]repackAct, ncols)
+	tmpf := make([]float32, ne00)
+	for c := int64(0); c < ncols; c++ {
+		q := make([]byte, rb)
+		if err := quant.QuantizeRow(vdt, b.rowF32(c%ne11, c/ne11, 0, tmpf), q, quant.QuantCPU); err != nil {
+			return fmt.Errorf("%s: quantizing %s: %w", dst.name, b.name, err)
+		}
+		acts[c] = newRepackAct(vdt, q)
+	}
+	out, off := dst.base()
+	nIDs, nTok := ids.ne[0], ids.ne[1]
+	parallelFor(int(nIDs*nTok), e.threads, func(lo, hi int) {
+		var w repackRow
+		w.init(kind, nb)
+		tmp := make([]int32, ne00/16)
+		for p := lo; p < hi; p++ {
+			s, i12 := int64(p)%nIDs, int64(p)/nIDs
+			x := int64(ids.at(s, i12, 0, 0))
+			y := &acts[s%ne11+ne11*i12]
+			for r := int64(0); r < ne01; r++ {
+				w.decode(kind, a.weightRow(r, x, 0))
+				out.f32[off+dst.elemOffset(r, s, i12, 0)] = w.dot(kind, y, false, tmp)
+			}
+		}
+	})
+	return nil
 }
 
 // argsort is ggml_compute_forward_argsort_f32: each row's indices 0..n-1
@@ -218,4 +268,28 @@ func (e *executor) div(dst *node) {
 			z[i] = x[i] / y[i%nb]
 		}
 	})
+}
+
+// injectI32 offers an I32 node's values to inj as float32 (exact for the
+// indices ARGSORT holds) and stores the replacement, which must be
+// integers in int32's range.
+func injectI32(inj Injector, info *Node, n *node) error {
+	vals := make([]float32, len(n.buf.i32))
+	for i, v := range n.buf.i32 {
+		vals[i] = float32(v)
+	}
+	data, ok := inj.Inject(info, vals)
+	if !ok {
+		return nil
+	}
+	if int64(len(data)) != n.nelements() {
+		return fmt.Errorf("forward: injected %d values into %q of %d elements", len(data), n.name, n.nelements())
+	}
+	for i, v := range data {
+		if v != float32(math.Trunc(float64(v))) || math.Abs(float64(v)) > math.MaxInt32 {
+			return fmt.Errorf("forward: injected %v at %d into the integer node %q", v, i, n.name)
+		}
+		n.buf.i32[i] = int32(v)
+	}
+	return nil
 }

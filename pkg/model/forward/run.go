@@ -108,7 +108,8 @@ type Recorder interface {
 // Injector may modify it in place) before the Recorder sees the node, and
 // returns the data the Recorder and later nodes get instead (len = the
 // node's element count), or ok = false to keep the computed value. Views and
-// F16 nodes are never offered.
+// F16 nodes are never offered; I32 nodes (ARGSORT) are offered as float32
+// values and must get integers back.
 type Injector interface {
 	Inject(n *Node, computed []float32) (data []float32, ok bool)
 }
@@ -365,6 +366,12 @@ func (e *executor) run(b *built, rec Recorder, inj Injector) error {
 					return fmt.Errorf("forward: injected %d values into %q of %d elements", len(data), n.name, n.nelements())
 				}
 				copy(n.buf.f32, data)
+			}
+		}
+		// I32 nodes (ARGSORT: an expert selection) as float32 values
+		if inj != nil && !info.View && n.viewSrc == nil && n.typ == quant.I32 {
+			if err := injectI32(inj, &info, n); err != nil {
+				return err
 			}
 		}
 		if rec != nil && rec.Want(&info) {
