@@ -56,7 +56,7 @@ type TokenSelection struct {
 // selSpec says how to judge a reference selection tensor: k and the keys
 // of the scores it ranks on each side ("" when absent).
 type selSpec struct {
-	k                   int
+	k                    int
 	refScore, otherScore string
 }
 
