@@ -1,5 +1,5 @@
-// Package forward runs LLaMA-family models (architectures llama, qwen2 and
-// qwen3) in Go, reproducing llama.cpp's CPU arithmetic bit for bit and naming
+// Package forward runs LLaMA-family models (architectures llama, qwen2,
+// qwen3 and qwen3moe, and llama's Mixtral-style mixtures of experts) in Go, reproducing llama.cpp's CPU arithmetic bit for bit and naming
 // every activation as llama.cpp's compute graph does.
 //
 // # Use
@@ -29,6 +29,14 @@
 // them; Archs reports it. Adding a family is its file, its line in the
 // registry, and (for tests and demos) its fixture in package fixture, laid
 // out the same way.
+//
+// A mixture of experts (qwen3moe; llama with llama.expert_count > 0) is
+// llama-graph.cpp's build_moe_ffn (graph_moe.go): the router's softmax,
+// ARGSORT and its top-k view (libstdc++'s std::sort, ties included), the
+// selected probabilities normalised (SUM_ROWS, CLAMP, DIV), MUL_MAT_ID for
+// the experts' gate, up and down projections (ggml-cpu's vec_dot per
+// column, or the repack buffers' GEMV), their SwiGLU, the weighting MUL and
+// the sum over the experts' views.
 //
 // # Numerics
 //
