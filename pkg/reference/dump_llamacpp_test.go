@@ -92,7 +92,12 @@ func checkDump(t *testing.T, out, model string, toks []int32, fa string) {
 	if stored == 0 {
 		t.Fatal("nothing stored")
 	}
-	for _, name := range []string{"inp_embd", "norm-0", "attn_norm-0", "Qcur-0", "Kcur-0", "Vcur-0", "kqv_out-0", "ffn_inp-0", "ffn_norm-0", "ffn_gate-0", "ffn_up-0", "ffn_swiglu-0", "ffn_out-0", "l_out-0", "l_out-1", "result_norm", "result_output"} {
+	ffn := []string{"ffn_gate-0", "ffn_up-0", "ffn_swiglu-0", "ffn_out-0"}
+	if seen["ffn_moe_logits-0"] { // a mixture of experts
+		ffn = []string{"ffn_moe_logits-0", "ffn_moe_probs-0", "ffn_moe_argsort-0", "ffn_moe_topk-0", "ffn_moe_weights_norm-0",
+			"ffn_moe_gate-0", "ffn_moe_up-0", "ffn_moe_weighted-0", "ffn_moe_down-0", "ffn_moe_out-0"}
+	}
+	for _, name := range append([]string{"inp_embd", "norm-0", "attn_norm-0", "Qcur-0", "Kcur-0", "Vcur-0", "kqv_out-0", "ffn_inp-0", "ffn_norm-0", "l_out-0", "l_out-1", "result_norm", "result_output"}, ffn...) {
 		if !seen[name] {
 			t.Errorf("no node %q in the dump", name)
 		}

@@ -74,7 +74,7 @@ type Node struct {
 	Op    string     // ggml_op_desc, e.g. "MUL_MAT", "SWIGLU", "FLASH_ATTN_EXT"
 	Layer int        // layer the node belongs to, -1 outside the layers
 	Ne    [4]int64   // shape in ggml order
-	Type  quant.Type // F32, or F16 for the KV cache nodes
+	Type  quant.Type // F32, F16 for the KV cache nodes, I32 for ARGSORT (expert selections)
 	View  bool       // RESHAPE, VIEW, PERMUTE, TRANSPOSE (data shared with a source)
 	// TokenDim is the dimension of Ne that indexes token positions, or -1
 	// (weights, KV cache): 1 for activations {n, T} and attention scores
