@@ -291,3 +291,18 @@ func selectionOf(ref, other Side, sel selSpec, a, b []float32, ne []int64, token
 	}
 	return measureSelection(a, b, w, k, tokenBase, rs, os, name)
 }
+
+// MeasureSelection compares two selection tensors of shape ne (rows of
+// ne[0] indices, one per token from token 0) on their first k indices
+// (k <= 0: all of them), without scores: for a Measure whose tolerance has
+// Selection (an isolation's recomputed ARGSORT).
+func MeasureSelection(ref, other []float32, ne []int64, k int) *Selection {
+	w := len(ref)
+	if len(ne) > 0 && ne[0] > 0 {
+		w = int(ne[0])
+	}
+	if k <= 0 || k > w {
+		k = w
+	}
+	return measureSelection(ref, other, w, k, 0, nil, nil, "")
+}
