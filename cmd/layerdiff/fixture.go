@@ -27,7 +27,10 @@ func fixtureCommand() *cli.Command {
 			&cli.IntFlag{Name: "heads", Value: d.Heads, Usage: "attention heads"},
 			&cli.IntFlag{Name: "kv-heads", Value: d.KVHeads, Usage: "key/value heads (GQA when fewer than heads)"},
 			&cli.IntFlag{Name: "head-dim", Value: 0, Usage: "head dimension (0: embd/heads)"},
-			&cli.IntFlag{Name: "ff", Value: d.FF, Usage: "feed-forward length"},
+			&cli.IntFlag{Name: "ff", Value: d.FF, Usage: "feed-forward length (mixtral: the experts' width)"},
+			&cli.IntFlag{Name: "experts", Value: 0, Usage: "qwen3moe, mixtral: number of experts (0: 4)"},
+			&cli.IntFlag{Name: "experts-used", Value: 0, Usage: "qwen3moe, mixtral: experts per token (0: 2)"},
+			&cli.IntFlag{Name: "ff-exp", Value: 0, Usage: "qwen3moe: the experts' width, expert_feed_forward_length (0: 256)"},
 			&cli.IntFlag{Name: "vocab-size", Value: d.VocabSize, Usage: "size of the built-in vocabulary"},
 			&cli.IntFlag{Name: "ctx", Value: d.Ctx, Usage: "context length"},
 			&cli.Float64Flag{Name: "rope-base", Value: float64(d.RopeBase), Usage: "RoPE frequency base"},
@@ -43,6 +46,7 @@ func fixtureCommand() *cli.Command {
 				Embd: c.Int("embd"), Layers: fixtureLayers(c.Int("layers"), c.String("arch")), Heads: c.Int("heads"), KVHeads: c.Int("kv-heads"),
 				HeadDim: c.Int("head-dim"), FF: c.Int("ff"), VocabSize: c.Int("vocab-size"), Ctx: c.Int("ctx"),
 				RopeBase: float32(c.Float64("rope-base")), RMSEps: float32(c.Float64("rms-eps")), Tied: c.Bool("tied"),
+				Experts: c.Int("experts"), ExpertsUsed: c.Int("experts-used"), FFExp: c.Int("ff-exp"),
 			}
 			typ := strings.ToLower(c.String("type"))
 			q, ok := fixture.QuantOf(typ)

@@ -229,6 +229,7 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	}
 
 	al := Align(refNodes, otherNodes, aliases)
+	sels := selectionSpecs(refNodes, otherNodes)
 	type job struct {
 		row    int // index in rep.Tensors
 		rn, on Node
@@ -291,9 +292,15 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 	for _, j := range jobs {
 		readers[j.on.Key]++
 	}
+	// The scores of the selections (the router probabilities) are read
+	// again when their selection is measured: kept until the end.
+	pinRef, pinOther := map[string]bool{}, map[string]bool{}
+	for _, sp := range sels {
+		pinRef[sp.refScore], pinOther[sp.otherScore] = true, true
+	}
 	if otherRel != nil {
 		for _, on := range otherNodes {
-			if readers[on.Key] == 0 {
+			if readers[on.Key] == 0 && !pinOther[on.Key] {
 				otherRel.Release(on.Key)
 			}
 		}
@@ -326,11 +333,11 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 			drop = append(drop, k)
 		}
 		for _, d := range drop {
-			if refRel != nil {
+			if refRel != nil && !pinRef[jobs[d].rn.Key] {
 				refRel.Release(jobs[d].rn.Key)
 			}
 			key := jobs[d].on.Key
-			if otherRel != nil && readers[key] == 0 && (keptFail < 0 || jobs[keptFail].on.Key != key) {
+			if otherRel != nil && readers[key] == 0 && !pinOther[key] && (keptFail < 0 || jobs[keptFail].on.Key != key) {
 				otherRel.Release(key)
 			}
 		}
@@ -345,7 +352,7 @@ func Compare(ref, other Side, opts Options) (*Report, error) {
 					return
 				}
 				j := &jobs[k]
-				j.out = measureRow(&rep.Tensors[j.row], ref, other, j.rn, j.on, T, pol, nWorst)
+				j.out = measureRow(&rep.Tensors[j.row], ref, other, j.rn, j.on, T, pol, nWorst, sels[j.rn.Key])
 				relMu.Lock()
 				done(k)
 				relMu.Unlock()
@@ -508,7 +515,7 @@ type rowOutcome struct {
 // measureRow fills a matched row: reads both tensors, plans the shape
 // correspondence, measures and judges. It touches nothing but row, so rows
 // can be measured concurrently.
-func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWorst int) rowOutcome {
+func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWorst int, sel selSpec) rowOutcome {
 	unmeasured := func(reason string) {
 		row.Status = Unmeasured
 		row.Reasons = append(row.Reasons, reason)
@@ -568,6 +575,9 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 				meas.Metrics.Logits = MeasureLogits(a, b, int(nv), plan.TokenBase, TieRule{Gap: float64(tol.NearTieGap), Explained: tol.NearTieExplained})
 			}
 		}
+		if tol.Selection {
+			meas.Metrics.Selection = selectionOf(ref, other, sel, a, b, plan.Ne, plan.TokenBase)
+		}
 	case rt.Data == nil && ot.Data != nil && plan.Kind == FirstCells:
 		row.Partial = true
 		unmeasured("the reference is partial; shape rule first-cells needs its full data")
@@ -602,6 +612,12 @@ func measureRow(row *Row, ref, other Side, rn, on Node, T int, pol *Policy, nWor
 	row.Notes = append(row.Notes, j.Notes...)
 	if j.Status != Fail {
 		return rowOutcome{}
+	}
+	if tol.Selection && row.Metrics.Selection != nil {
+		if ts := row.Metrics.Selection.Tokens; len(ts) > 0 {
+			row.FirstFailToken = ts[0].Token
+		}
+		return rowOutcome{diverged: true, worst: meas.Worst}
 	}
 	// Per-token verdicts.
 	logitFail := map[int]bool{}

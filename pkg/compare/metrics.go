@@ -93,6 +93,8 @@ type Metrics struct {
 
 	// Logits is set for tensors measured as logits (result_output).
 	Logits *Logits `json:"logits,omitempty"`
+	// Selection is set for tensors judged as selections (selection.go).
+	Selection *Selection `json:"selection,omitempty"`
 }
 
 // ULPStats summarizes float32 ULP distances. Percentiles use the

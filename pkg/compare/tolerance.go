@@ -74,6 +74,11 @@ type Tolerance struct {
 	// there, so it is a fact about the model or the input, reported as a
 	// warning, not a divergence between the engines.
 	FailSharedNonFinite bool `json:"fail_shared_nonfinite"`
+	// Selection judges the tensor as a selection (an ARGSORT of the
+	// router's probabilities in a mixture of experts; selection.go): per
+	// token the first k indices must agree; the numeric criteria 2-4 do
+	// not apply.
+	Selection bool `json:"selection,omitempty"`
 }
 
 // Override changes some fields of a Tolerance; nil fields keep the value
@@ -90,6 +95,7 @@ type Override struct {
 	NearTieExplained    *bool  `json:"near_tie_explained,omitempty"`
 	KLMax               *Float `json:"kl_max,omitempty"`
 	FailSharedNonFinite *bool  `json:"fail_shared_nonfinite,omitempty"`
+	Selection           *bool  `json:"selection,omitempty"`
 }
 
 // Apply returns t with o's set fields replacing t's.
@@ -115,6 +121,7 @@ func (o Override) Apply(t Tolerance) Tolerance {
 	setB(&t.NearTieExplained, o.NearTieExplained)
 	setF(&t.KLMax, o.KLMax)
 	setB(&t.FailSharedNonFinite, o.FailSharedNonFinite)
+	setB(&t.Selection, o.Selection)
 	return t
 }
 
@@ -152,6 +159,9 @@ func (o Override) merge(p Override) Override {
 	}
 	if p.FailSharedNonFinite != nil {
 		o.FailSharedNonFinite = p.FailSharedNonFinite
+	}
+	if p.Selection != nil {
+		o.Selection = p.Selection
 	}
 	return o
 }
@@ -226,6 +236,10 @@ func DefaultPolicy(mode string) (*Policy, error) {
 		p.Default = Tolerance{BitExact: true, KLMax: inf}
 	default:
 		return nil, fmt.Errorf("compare: unknown tolerance mode %q (want one of %s)", mode, strings.Join(Modes(), ", "))
+	}
+	if mode != ModeBitExact {
+		// mixtures of experts: the expert selection is judged as one
+		p.Ops["ARGSORT"] = Override{Selection: bp(true)}
 	}
 	return p, nil
 }
@@ -449,6 +463,17 @@ func Judge(m *Metrics, tol Tolerance) Judgement {
 		} else {
 			j.Notes = append(j.Notes, fmt.Sprintf("%d positions NaN/Inf on both sides (excluded from the metrics)", m.SharedNonFinite))
 		}
+	}
+	if tol.Selection && m.Selection != nil {
+		if m.Selection.Differ > 0 {
+			fail("%s", selectionReason(m.Selection))
+		}
+		if len(j.Reasons) > 0 {
+			j.Status = Fail
+		} else {
+			j.Status = Pass
+		}
+		return j
 	}
 	if tol.BitExact {
 		if partial {

@@ -3,6 +3,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -112,6 +113,20 @@ var perturbCases = []perturbCase{
 	{"fused ffn_up element", "phi3", "q8_0", "auto", scaleElement("blk.1.ffn_up.weight", 1023*256+5, 1.5), "ffn_up-1", "ffn_up-1", "MUL_MAT"},
 	{"rope_factors_short element", "phi3", "q8_0", "off", scaleElement("rope_factors_short.weight", 1, 1.5), "Qcur-0", "Qcur-0", "ROPE"},
 	{"rope attn_factor", "phi3", "f16", "auto", setMeta("rope.scaling.attn_factor", 1.25), "Qcur-0", "Qcur-0", "ROPE"},
+	// mixtures of experts: one row (2, a printed element) of one expert
+	// that the first token selects (checked in the clean dump: expertUse),
+	// and one router row
+	{"expert up row", "qwen3moe", "q8_0", "auto", scaleRow("blk.0.ffn_up_exps.weight", 3*256+2, 1.2), "ffn_moe_up-0", "ffn_moe_up-0", "MUL_MAT_ID"},
+	{"expert down row", "mixtral", "q8_0", "auto", scaleRow("blk.1.ffn_down_exps.weight", 3*256+2, 1.2), "ffn_moe_down-1", "ffn_moe_down-1", "MUL_MAT_ID"},
+	{"router row", "qwen3moe", "q8_0", "auto", scaleRow("blk.1.ffn_gate_inp.weight", 2, 1.05), "ffn_moe_logits-1", "ffn_moe_logits-1", "MUL_MAT"},
+}
+
+// expertUse is, for the expert perturbations, the layer and expert the
+// first token of the clean dump must select (else the change is never
+// read).
+var expertUse = map[string][2]int{
+	"expert up row":   {0, 3},
+	"expert down row": {1, 3},
 }
 
 // TestAcceptancePerturbed dumps the clean fixture with llama.cpp and checks
@@ -126,6 +141,9 @@ func TestAcceptancePerturbed(t *testing.T) {
 			clean := fixtureModel(t, c.arch, c.typ)
 			cd := dumpOf(t, clean, c.fa)
 			toks := cd.Manifest.Tokens
+			if u, ok := expertUse[c.name]; ok {
+				checkSelects(t, cd, u[0], u[1])
+			}
 			p := c.perturb(toks)
 			perturbed := fixtureModel(t, c.arch, c.typ, p)
 			opts := RunOptions{Threads: 2}
@@ -186,11 +204,26 @@ type knownIssue struct {
 	// at all, err then being part of the error.
 	key, err string
 	why      string
+	// cascade: key is the first divergence and the failures after it
+	// follow from it (an expert selection flipped at a near tie).
+	cascade bool
 }
 
 // knownIssues, measured with acceptPrompt.
 var knownIssues = []knownIssue{
 	{typ: "iq4_xs", err: "unsupported model", why: "layerdiff's forward pass does not load iq4_xs models (pkg/model/forward)"},
+	// Mixtures of experts in the f64 numerics: the router's probabilities,
+	// computed without ggml's activation quantization, put one token's
+	// experts in another order at a near tie (reference gap 0.002 to 0.005
+	// between the two: the report says so at the selection, with the
+	// probabilities); what follows from the selection differs by whole
+	// experts. The ggml numerics route every token as llama.cpp does.
+	{arch: "qwen3moe", typ: "q4_k_m", numerics: "f64", key: "ffn_moe_argsort-1", cascade: true,
+		why: "f64 routing: token 4 of layer 1 takes experts 1 and 2 in the other order (probabilities 0.287/0.290, a near tie)"},
+	{arch: "mixtral", typ: "q4_0", numerics: "f64", key: "ffn_moe_argsort-0", cascade: true,
+		why: "f64 routing: token 5 of layer 0 selects expert 2 for expert 1 (probabilities 0.2232/0.2228, a near tie)"},
+	{arch: "mixtral", typ: "q4_k_m", numerics: "f64", key: "ffn_moe_argsort-0", cascade: true,
+		why: "f64 routing: token 1 of layer 0 takes experts 0 and 1 in the other order (probabilities 0.428/0.431, a near tie)"},
 }
 
 func findKnown(arch, typ, fa, numerics string) *knownIssue {
@@ -233,7 +266,7 @@ func TestAcceptanceNoFalseAlarm(t *testing.T) {
 						if r.Meta.Mode != numerics {
 							t.Errorf("judged in mode %q", r.Meta.Mode)
 						}
-						if k != nil && k.key != "" && r.Verdict == compare.VerdictFail && r.Summary.Fail == 1 && r.FirstDivergence.Key == k.key {
+						if k != nil && k.key != "" && r.Verdict == compare.VerdictFail && (r.Summary.Fail == 1 || k.cascade) && r.FirstDivergence.Key == k.key {
 							t.Skipf("known issue: %s: %s", k.why, summary(r))
 						}
 						if k != nil && r.Verdict == compare.VerdictPass {
@@ -314,6 +347,22 @@ var injectCases = []injectCase{
 	{"phi3", "on", "ffn_swiglu-1:scale=1.001", "ffn_swiglu-1", "ffn_swiglu-1", "SWIGLU"},
 	{"phi3", "off", "ffn_up-0:swap", "ffn_up-0", "ffn_up-0", "MUL_MAT"},
 	{"phi3", "off", "node_28:scale=1.001", "node_28", "node_28", "ADD"},
+	// mixtures of experts (build_moe_ffn); CLAMP is in place (a view of
+	// its source) and is never offered to an injection
+	{"qwen3moe", "on", "ffn_moe_logits-0:scale=1.01", "ffn_moe_logits-0", "ffn_moe_logits-0", "MUL_MAT"},
+	{"qwen3moe", "on", "ffn_moe_probs-0:scale=1.001", "ffn_moe_probs-0", "ffn_moe_probs-0", "SOFT_MAX"},
+	{"qwen3moe", "on", "ffn_moe_argsort-0:swap", "ffn_moe_argsort-0", "ffn_moe_argsort-0", "ARGSORT"},
+	{"qwen3moe", "on", "ffn_moe_weights-0:scale=1.001", "ffn_moe_weights-0", "ffn_moe_weights-0", "GET_ROWS"},
+	{"qwen3moe", "on", "ffn_moe_weights_sum-0:scale=1.001", "ffn_moe_weights_sum-0", "ffn_moe_weights_sum-0", "SUM_ROWS"},
+	{"qwen3moe", "on", "ffn_moe_weights_norm-1:scale=1.001", "ffn_moe_weights_norm-1", "ffn_moe_weights_norm-1", "DIV"},
+	{"qwen3moe", "on", "ffn_moe_up-0:scale=1.001", "ffn_moe_up-0", "ffn_moe_up-0", "MUL_MAT_ID"},
+	{"qwen3moe", "off", "ffn_moe_gate-1:scale=1.001", "ffn_moe_gate-1", "ffn_moe_gate-1", "MUL_MAT_ID"},
+	{"qwen3moe", "on", "ffn_moe_weighted-0:scale=1.001", "ffn_moe_weighted-0", "ffn_moe_weighted-0", "SWIGLU"},
+	{"qwen3moe", "on", "node_48:scale=1.001", "node_48", "node_48", "MUL"},
+	{"qwen3moe", "on", "ffn_moe_out-1:add=0.001", "ffn_moe_out-1", "ffn_moe_out-1", "ADD"},
+	{"mixtral", "on", "ffn_moe_down-1:scale=1.001", "ffn_moe_down-1", "ffn_moe_down-1", "MUL_MAT_ID"},
+	{"mixtral", "off", "ffn_moe_argsort-1:swap", "ffn_moe_argsort-1", "ffn_moe_argsort-1", "ARGSORT"},
+	{"mixtral", "on", "node_44:scale=1.001", "node_44", "node_44", "MUL"},
 }
 
 // TestAcceptanceInject runs layerdiff with one --inject against llama.cpp's
@@ -344,4 +393,30 @@ func runInjected(t *testing.T, c injectCase, o RunOptions) *compare.Report {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// checkSelects fails unless the first token of dump d selects expert x in
+// layer il (ffn_moe_argsort-il's first n_expert_used indices).
+func checkSelects(t *testing.T, d *reference.Dump, il, x int) {
+	t.Helper()
+	key := fmt.Sprintf("ffn_moe_argsort-%d", il)
+	tt, err := d.Load(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := 0
+	for _, n := range d.Nodes() {
+		if n.Name == fmt.Sprintf("ffn_moe_topk-%d", il) && len(n.Ne) > 0 {
+			used = int(n.Ne[0])
+		}
+	}
+	if used == 0 || len(tt.Data) < used {
+		t.Fatalf("%s: no top-k view", key)
+	}
+	for _, v := range tt.Data[:used] {
+		if int(v) == x {
+			return
+		}
+	}
+	t.Fatalf("the first token selects experts %v in layer %d, not %d: the perturbed expert is never read", tt.Data[:used], il, x)
 }

@@ -117,6 +117,14 @@ func (b *isolationBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*
 		row := env.Rows[i]
 		tol := env.Policy.ResolveNode(row.Key, row.Name, row.Op)
 		met := compare.Measure(iso.refData[i], got, row.Ne, tol)
+		if tol.Selection {
+			// an expert selection: judged on the report's k experts
+			k := 0
+			if row.Metrics != nil && row.Metrics.Selection != nil {
+				k = row.Metrics.Selection.K
+			}
+			met.Selection = compare.MeasureSelection(iso.refData[i], got, row.Ne, k)
+		}
 		b.Isolated[i] = &met
 		j := compare.Judge(&met, tol)
 		if j.Status == compare.Fail && blamed < 0 {
@@ -130,7 +138,10 @@ func (b *isolationBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*
 	if blamed < 0 {
 		bl := &compare.Blame{Key: d.Key, Name: d.Name, Op: d.Op, Layer: d.Layer, By: "isolation"}
 		bl.Evidence = append(bl.Evidence, "every op up to the first divergence reproduces the reference from the reference's inputs: the divergence is accumulated drift, not one op's error")
-		if met, ok := b.Isolated[d.Row]; ok {
+		if met, ok := b.Isolated[d.Row]; ok && met.Selection != nil {
+			// an expert selection that reproduces: its scores moved it
+			bl.Evidence = append(bl.Evidence, fmt.Sprintf("%s from the reference's inputs: the same experts: the other selection comes from the other side's router probabilities, which are within tolerance (the selection row gives the gap between the experts involved)", d.Name))
+		} else if ok {
 			bl.Evidence = append(bl.Evidence, fmt.Sprintf("%s from the reference's inputs: nmse %s", d.Name, compare.FormatFloat(float64(met.NMSE), 3)))
 		} else {
 			bl.Evidence = append(bl.Evidence, fmt.Sprintf("%s could not be recomputed from the reference's inputs", d.Name))
@@ -141,7 +152,11 @@ func (b *isolationBlamer) Blame(d *compare.Divergence, env *compare.BlameEnv) (*
 	r := env.Rows[blamed]
 	met := b.Isolated[blamed]
 	bl := &compare.Blame{Key: r.Key, Name: r.Name, Op: r.Op, Layer: r.Layer, By: "isolation"}
-	bl.Evidence = append(bl.Evidence, fmt.Sprintf("fed the reference's inputs, layerdiff's %s (%s) still differs: nmse %s, max|Δ| %s", r.Name, r.Op, compare.FormatFloat(float64(met.NMSE), 3), compare.FormatFloat(float64(met.MaxAbs), 3)))
+	if met.Selection != nil {
+		bl.Evidence = append(bl.Evidence, fmt.Sprintf("fed the reference's inputs, layerdiff's %s (%s) still selects other experts, at %d tokens", r.Name, r.Op, met.Selection.Differ))
+	} else {
+		bl.Evidence = append(bl.Evidence, fmt.Sprintf("fed the reference's inputs, layerdiff's %s (%s) still differs: nmse %s, max|Δ| %s", r.Name, r.Op, compare.FormatFloat(float64(met.NMSE), 3), compare.FormatFloat(float64(met.MaxAbs), 3)))
+	}
 	for _, why := range blamedJ.Reasons {
 		bl.Evidence = append(bl.Evidence, "  "+why)
 	}

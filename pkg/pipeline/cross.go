@@ -184,7 +184,20 @@ func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, quant.Type,
 		return crossBound{n: kv, uacc: unitF32, extra: 4*unitF32 + score, flips: kv * unitF16 * score, flip: unitF16,
 			why: fmt.Sprintf("Q·K over %.0f, softmax and f16 V accumulation over up to %.0f cells", d, kv)}
 	case "SOFT_MAX":
+		if base, _ := tensor.SplitName(n.Name); base == "ffn_moe_probs" && len(n.Ne) > 0 {
+			// a mixture of experts' router: over the experts
+			return crossBound{n: float64(n.Ne[0]), uacc: unitF32, extra: 4 * unitF32, why: fmt.Sprintf("exp polynomial and a sum over %d experts", n.Ne[0])}
+		}
 		return crossBound{n: kv, uacc: unitF32, extra: 4 * unitF32, why: "exp polynomial and a sum over the cells"}
+	case "SUM_ROWS":
+		// (the MoE weights' sum: ggml adds in double, another kernel may not)
+		k := 1.0
+		if ne, _, ok := src(0); ok && len(ne) > 0 {
+			k = float64(ne[0])
+		}
+		return crossBound{n: k, uacc: unitF32, extra: unitF32, why: fmt.Sprintf("a sum of %.0f values", k)}
+	case "ARGSORT":
+		return crossBound{n: 1, uacc: unitF32, why: "an expert selection, judged as one (the first k indices per token)"}
 	case "RMS_NORM", "NORM", "L2_NORM":
 		k := 1.0
 		if len(n.Ne) > 0 {

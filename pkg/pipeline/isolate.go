@@ -11,6 +11,7 @@ import (
 	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
 	"github.com/layerdiff/layerdiff/pkg/reference"
+	"github.com/layerdiff/layerdiff/pkg/tensor"
 )
 
 // Isolation of any side (compare --model): layerdiff's forward pass runs
@@ -273,7 +274,18 @@ func floatBound(n forward.Node, lookup func(at int, name string) ([]int64, quant
 		return out(crossBound{n: math.Max(float64(T), 1), uacc: u, extra: 4*u + score, why: fmt.Sprintf("Q·K over %.0f, softmax and V over up to %d cells", d, T)})
 	case "SOFT_MAX":
 		// exp of a score x is off by |x|·u relative: scores reach ~10s
+		if base, _ := tensor.SplitName(n.Name); base == "ffn_moe_probs" {
+			return out(crossBound{n: math.Max(float64(n.Ne[0]), 1), uacc: u, extra: 16 * u, why: fmt.Sprintf("exp and a sum over %d experts", n.Ne[0])})
+		}
 		return out(crossBound{n: math.Max(float64(T), 1), uacc: u, extra: 16 * u, why: "exp and a sum over the cells"})
+	case "SUM_ROWS":
+		k := 1.0
+		if ne, ok := src(0); ok && len(ne) > 0 {
+			k = math.Max(float64(ne[0]), 1)
+		}
+		return out(crossBound{n: k, uacc: u, why: fmt.Sprintf("a sum of %.0f values", k)})
+	case "ARGSORT":
+		return out(crossBound{n: 1, uacc: u, why: "an expert selection, judged as one (the first k indices per token)"})
 	case "RMS_NORM", "NORM", "L2_NORM":
 		// The sum's relative error (a random walk of the partial sums'
 		// roundings, √k·u, with a safety factor of 2) scales the whole

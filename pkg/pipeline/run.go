@@ -316,7 +316,7 @@ func kernelHint(rep *compare.Report, kc KernelChoice) {
 		return
 	}
 	op := row.Op
-	reduces := strings.Contains(op, "MUL_MAT") || op == "FLASH_ATTN_EXT" || op == "SOFT_MAX" || strings.Contains(op, "GLU") || op == "RMS_NORM"
+	reduces := strings.Contains(op, "MUL_MAT") || op == "FLASH_ATTN_EXT" || op == "SOFT_MAX" || strings.Contains(op, "GLU") || op == "RMS_NORM" || op == "SUM_ROWS"
 	few := m.Mismatches*100 <= m.N
 	if !reduces && !few {
 		return

@@ -94,10 +94,14 @@ func checkDump(t *testing.T, arch, out, model string, toks []int32, fa string) {
 		t.Fatal("nothing stored")
 	}
 	names := []string{"inp_embd", "norm-0", "attn_norm-0", "Qcur-0", "Kcur-0", "Vcur-0", "kqv_out-0", "ffn_norm-0", "ffn_gate-0", "ffn_up-0", "ffn_out-0", "l_out-0", "l_out-1", "result_norm", "result_output"}
-	switch d.Manifest.Model.Architecture {
-	case "gemma2", "gemma3": // the residual is sa_out, the FFN GELU-gated
+	switch {
+	case seen["ffn_moe_logits-0"]: // a mixture of experts
+		names = slices.DeleteFunc(names, func(n string) bool { return n == "ffn_gate-0" || n == "ffn_up-0" || n == "ffn_out-0" })
+		names = append(names, "ffn_inp-0", "ffn_moe_logits-0", "ffn_moe_probs-0", "ffn_moe_argsort-0", "ffn_moe_topk-0", "ffn_moe_weights_norm-0",
+			"ffn_moe_gate-0", "ffn_moe_up-0", "ffn_moe_weighted-0", "ffn_moe_down-0", "ffn_moe_out-0")
+	case d.Manifest.Model.Architecture == "gemma2", d.Manifest.Model.Architecture == "gemma3": // the residual is sa_out, the FFN GELU-gated
 		names = append(names, "inp_scaled", "attn_post_norm-0", "sa_out-0", "ffn_geglu-0")
-	case "phi3": // the fused QKV and gate-up: no ffn_gate, and no ffn_inp name
+	case d.Manifest.Model.Architecture == "phi3": // the fused QKV and gate-up: no ffn_gate, and no ffn_inp name
 		names = slices.DeleteFunc(names, func(n string) bool { return n == "ffn_gate-0" })
 		names = append(names, "wqkv-0", "ffn_swiglu-0")
 	default:

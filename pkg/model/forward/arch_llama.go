@@ -5,21 +5,30 @@ import (
 )
 
 // ArchLlama is llama: TinyLlama, Llama 2/3/3.1/3.2, Mistral (GQA, RoPE
-// NORM, Llama 3.1's rope_freqs, optional biases).
+// NORM, Llama 3.1's rope_freqs, optional biases), and Mixtral's mixtures
+// of experts (llama.expert_count > 0: build_moe_ffn in every block).
 const ArchLlama Arch = "llama"
 
 // llama is llama.cpp's src/models/llama.cpp (llm_build_llama).
 var llama = &architecture{
 	name:     ArchLlama,
 	ropeType: RopeNorm,
+	experts:  true,
 	tensors: func(m *Model, il int) []tensorReq {
 		L, e, q, kv, ff := m.blockDims(il)
+		attnB := []tensorReq{
+			{&L.Bq, "attn_q.bias", true, false, []int64{q}},
+			{&L.Bk, "attn_k.bias", true, false, []int64{kv}},
+			{&L.Bv, "attn_v.bias", true, false, []int64{kv}},
+			{&L.Bo, "attn_output.bias", true, false, []int64{e}},
+		}
+		if n := m.Hparams.NExpert; n > 0 {
+			// Mixtral: the experts are n_ff wide
+			reqs := append(attnNormTensors(L, e, q, kv), attnB...)
+			return append(reqs, moeTensors(L, e, ff, int64(n))...)
+		}
 		reqs := decoderTensors(L, e, q, kv, ff)
-		return append(reqs,
-			tensorReq{&L.Bq, "attn_q.bias", true, false, []int64{q}},
-			tensorReq{&L.Bk, "attn_k.bias", true, false, []int64{kv}},
-			tensorReq{&L.Bv, "attn_v.bias", true, false, []int64{kv}},
-			tensorReq{&L.Bo, "attn_output.bias", true, false, []int64{e}},
+		return append(append(reqs, attnB...),
 			tensorReq{&L.FFNGateB, "ffn_gate.bias", true, false, []int64{ff}},
 			tensorReq{&L.FFNDownB, "ffn_down.bias", true, false, []int64{e}},
 			tensorReq{&L.FFNUpB, "ffn_up.bias", true, false, []int64{ff}},
@@ -54,15 +63,22 @@ type decoderStyle struct {
 // decoderTensors are the tensors of a pre-norm block with separate Q, K, V
 // projections and a gated FFN (llama, qwen2, qwen3).
 func decoderTensors(L *Layer, e, q, kv, ff int64) []tensorReq {
-	reqs := []tensorReq{{&L.AttnNorm, "attn_norm.weight", true, true, []int64{e}}}
-	reqs = append(reqs, attnTensors(L, e, q, kv)...)
-	reqs = append(reqs, tensorReq{&L.FFNNorm, "ffn_norm.weight", true, true, []int64{e}})
-	return append(reqs, gatedFFNTensors(L, e, ff)...)
+	return append(attnNormTensors(L, e, q, kv), gatedFFNTensors(L, e, ff)...)
 }
 
-// buildDecoder is the block of llm_build_llama, llm_build_qwen2 and
-// llm_build_qwen3: pre-norm attention with RoPE (biases when the model has
-// them), then a pre-norm SwiGLU FFN, each with its residual.
+// attnNormTensors are decoderTensors without the FFN: attn_norm, the Q,
+// K, V and output projections, ffn_norm.
+func attnNormTensors(L *Layer, e, q, kv int64) []tensorReq {
+	reqs := []tensorReq{{&L.AttnNorm, "attn_norm.weight", true, true, []int64{e}}}
+	reqs = append(reqs, attnTensors(L, e, q, kv)...)
+	return append(reqs, tensorReq{&L.FFNNorm, "ffn_norm.weight", true, true, []int64{e}})
+}
+
+// buildDecoder is the block of llm_build_llama, llm_build_qwen2,
+// llm_build_qwen3 and llm_build_qwen3moe: pre-norm attention with RoPE
+// (biases when the model has them), then a pre-norm SwiGLU FFN or, in a
+// block with a router (ffn_gate_inp), a mixture of experts, each with its
+// residual.
 func buildDecoder(c *buildCtx, s decoderStyle) *node {
 	g, h := c.g, c.h
 	inpL := c.inpEmbd()
@@ -102,8 +118,14 @@ func buildDecoder(c *buildCtx, s decoderStyle) *node {
 
 		cur = c.norm(ffnInp, c.w(L.FFNNorm), il)
 		g.cb(cur, "ffn_norm", il)
-		cur = c.b.buildFFN(cur, c.w(L.FFNUp), c.w(L.FFNUpB), c.w(L.FFNGate), c.w(L.FFNGateB), c.w(L.FFNDown), c.w(L.FFNDownB), il)
-		g.cb(cur, "ffn_out", il)
+		if L.FFNGateInp != nil {
+			// the MoE branch (graph_moe.go)
+			cur = c.moeFFN(cur, L, il)
+			g.cb(cur, "ffn_moe_out", il)
+		} else {
+			cur = c.b.buildFFN(cur, c.w(L.FFNUp), c.w(L.FFNUpB), c.w(L.FFNGate), c.w(L.FFNGateB), c.w(L.FFNDown), c.w(L.FFNDownB), il)
+			g.cb(cur, "ffn_out", il)
+		}
 		cur = g.add(cur, ffnInp)
 		if s.llamaNames {
 			g.cb(cur, "ffn_out", il)

@@ -11,10 +11,16 @@ var qwen3 = &architecture{
 	tensors: func(m *Model, il int) []tensorReq {
 		L, e, q, kv, ff := m.blockDims(il)
 		hd := int64(m.Hparams.HeadDimK)
-		return append(decoderTensors(L, e, q, kv, ff),
-			tensorReq{&L.QNorm, "attn_q_norm.weight", true, true, []int64{hd}},
-			tensorReq{&L.KNorm, "attn_k_norm.weight", true, true, []int64{hd}},
-		)
+		return append(decoderTensors(L, e, q, kv, ff), qkNormTensors(L, hd)...)
 	},
 	build: func(c *buildCtx) *node { return buildDecoder(c, decoderStyle{qkNorm: true}) },
+}
+
+// qkNormTensors are qwen3's per-head Q and K RMS norm weights (qwen3,
+// qwen3moe).
+func qkNormTensors(L *Layer, hd int64) []tensorReq {
+	return []tensorReq{
+		{&L.QNorm, "attn_q_norm.weight", true, true, []int64{hd}},
+		{&L.KNorm, "attn_k_norm.weight", true, true, []int64{hd}},
+	}
 }

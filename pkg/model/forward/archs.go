@@ -9,4 +9,5 @@ var architectures = []*architecture{
 	gemma2,
 	gemma3,
 	phi3,
+	qwen3moe, // issue #16: mixtures of experts
 }

@@ -1,7 +1,7 @@
 // Package forward runs LLaMA-family models (architectures llama, qwen2,
-// qwen3, gemma2, gemma3 and phi3) in Go, reproducing llama.cpp's CPU
-// arithmetic bit for bit and naming every activation as llama.cpp's compute
-// graph does.
+// qwen3, gemma2, gemma3, phi3 and qwen3moe, and llama's Mixtral-style
+// mixtures of experts) in Go, reproducing llama.cpp's CPU arithmetic bit for
+// bit and naming every activation as llama.cpp's compute graph does.
 //
 // # Use
 //
@@ -46,6 +46,14 @@
 // when the KV cache has more cells than rope.scaling.original_context_length,
 // rope_factors_long (llama_model::get_rope_factors). Its sliding window is
 // ignored, as llama.cpp ignores it.
+//
+// A mixture of experts (qwen3moe; llama with llama.expert_count > 0) is
+// llama-graph.cpp's build_moe_ffn (graph_moe.go): the router's softmax,
+// ARGSORT and its top-k view (libstdc++'s std::sort, ties included), the
+// selected probabilities normalised (SUM_ROWS, CLAMP, DIV), MUL_MAT_ID for
+// the experts' gate, up and down projections (ggml-cpu's vec_dot per
+// column, or the repack buffers' GEMV), their SwiGLU, the weighting MUL and
+// the sum over the experts' views.
 //
 // # Numerics
 //

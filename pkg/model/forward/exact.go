@@ -43,6 +43,18 @@ func (e *executor) computeExact(n *node) error {
 		e.tanhExact(n)
 	case opGeglu:
 		e.gegluExact(n)
+	// mixtures of experts (exact_moe.go; the selection, sums in double,
+	// clamp and division are the ggml ones: exact up to their one rounding)
+	case opMulMatID:
+		return e.mulMatIDExact(n)
+	case opArgsort:
+		return e.argsort(n)
+	case opSumRows:
+		e.sumRows(n)
+	case opClamp:
+		e.clamp(n)
+	case opDiv:
+		e.div(n)
 	default:
 		return fmt.Errorf("op %s is not implemented", n.op)
 	}

@@ -226,11 +226,12 @@ func TestFixturesMatchLlamaCpp(t *testing.T) {
 	worst := map[string]float64{}
 	for _, arch := range archs {
 		for _, ft := range types {
-			path := fixturePath(t, arch, ft.name, ft.ftype)
 			for _, fa := range []bool{true, false} {
 				for _, toks := range [][]int32{toks8, toks8[:1]} {
 					name := fmt.Sprintf("%s/%s/fa=%v/T=%d", arch, ft.name, fa, len(toks))
 					t.Run(name, func(t *testing.T) {
+						// (made here, so that -run filters skip the others)
+						path := fixturePath(t, arch, ft.name, ft.ftype)
 						opts := llamaOptions(t)
 						opts.FlashAttn = fa
 						opts.Threads = 2

@@ -39,6 +39,12 @@ const (
 	// gemma2, gemma3 (ops_gemma.go)
 	opTanh
 	opGeglu
+	// mixtures of experts (build_moe_ffn: qwen3moe, llama with experts)
+	opMulMatID
+	opArgsort
+	opSumRows
+	opClamp
+	opDiv
 )
 
 // opDesc is ggml_op_desc for each op: the op name, or the GLU/unary sub-op.
@@ -63,6 +69,12 @@ var opDesc = [...]string{
 	opScale:        "SCALE",
 	opTanh:         "TANH",
 	opGeglu:        "GEGLU",
+	// mixtures of experts
+	opMulMatID: "MUL_MAT_ID",
+	opArgsort:  "ARGSORT",
+	opSumRows:  "SUM_ROWS",
+	opClamp:    "CLAMP",
+	opDiv:      "DIV",
 }
 
 func (o opKind) String() string {
@@ -488,12 +500,14 @@ func (b *built) tokenDims() {
 		a := n.src[0]
 		switch n.op {
 		case opGetRows:
-			if n.src[1].tokDim == 0 {
-				n.tokDim = 1
+			// {a.ne[0], b.ne[0], b.ne[1], b.ne[2]}
+			if d := n.src[1].tokDim; d >= 0 && d < 3 {
+				n.tokDim = d + 1
 			}
-		case opRMSNorm, opMul, opAdd, opScale, opSwiglu, opRope, opCpy, opSoftMax, opTanh, opGeglu:
+		case opRMSNorm, opMul, opAdd, opScale, opSwiglu, opRope, opCpy, opSoftMax, opTanh, opGeglu,
+			opArgsort, opSumRows, opClamp, opDiv: // (the MoE ops: rows stay rows)
 			n.tokDim = a.tokDim
-		case opMulMat:
+		case opMulMat, opMulMatID:
 			if d := n.src[1].tokDim; d >= 1 {
 				n.tokDim = d
 			}
@@ -513,6 +527,15 @@ func (b *built) tokenDims() {
 					inner *= a.ne[d]
 				}
 				n.tokDim = reshapedDim(inner, a.ne[a.tokDim], n.ne)
+				if n.tokDim < 0 && n.op == opView {
+					// a strided view (a top-k selection, one expert's
+					// rows): the dimension with the token stride
+					for d := 0; d < 4; d++ {
+						if n.nb[d] == a.nb[a.tokDim] && n.ne[d] == a.ne[a.tokDim] {
+							n.tokDim = d
+						}
+					}
+				}
 			}
 		case opFlashAttnExt:
 			if a.tokDim == 1 {

@@ -59,6 +59,10 @@ type Hparams struct {
 	RopeScaleSWA float32 // RoPE frequency scale of the SWA layers, with RopeBaseSWA
 	// RopeFreqs is rope_freqs.weight (Llama 3.1 and later), nil if absent.
 	RopeFreqs []float32
+	// Mixtures of experts (0 experts: a dense FFN).
+	NExpert     int // {arch}.expert_count
+	NExpertUsed int // {arch}.expert_used_count
+	NFFExp      int // the experts' width: {arch}.expert_feed_forward_length (qwen3moe), NFF (llama)
 }
 
 // Layer holds the tensors of one block. Optional tensors are nil.
@@ -70,6 +74,9 @@ type Layer struct {
 	FFNGate, FFNUp, FFNDown  *gguf.TensorInfo
 	FFNGateB, FFNUpB         *gguf.TensorInfo
 	FFNDownB                 *gguf.TensorInfo
+	// mixtures of experts: the router {n_embd, n_expert} and the experts
+	// {n_embd, n_ff_exp, n_expert} (down: {n_ff_exp, n_embd, n_expert})
+	FFNGateInp, FFNGateExps, FFNUpExps, FFNDownExps *gguf.TensorInfo
 	// Extra holds every tensor of the block by its name without "blk.N."
 	// ("attn_post_norm.weight"): the fields above and the family-specific
 	// ones (Tensor).
@@ -278,6 +285,9 @@ func (m *Model) loadHparams(arch Arch) error {
 		h.AttnFactor = yarnAttnFactor(h.RopeScale) * h.AttnFactor
 	}
 	h.RopeType = m.arch.ropeType
+	if err := m.loadExperts(); err != nil {
+		return err
+	}
 	if m.arch.hparams != nil {
 		return m.arch.hparams(m)
 	}
@@ -380,11 +390,6 @@ func (m *Model) loadTensors() error {
 	for il := range m.Layers {
 		if err := m.loadLayer(il, m.arch.tensors(m, il)); err != nil {
 			return err
-		}
-	}
-	if m.File.Has(m.key("expert_count")) && !m.arch.experts {
-		if n, err := m.File.Uint(m.key("expert_count")); err == nil && n > 0 {
-			return fmt.Errorf("%s: mixture-of-experts models (%d experts): %w", m.File.Path, n, ErrUnsupported)
 		}
 	}
 	return nil

@@ -74,7 +74,7 @@ type Node struct {
 	Op    string     // ggml_op_desc, e.g. "MUL_MAT", "SWIGLU", "FLASH_ATTN_EXT"
 	Layer int        // layer the node belongs to, -1 outside the layers
 	Ne    [4]int64   // shape in ggml order
-	Type  quant.Type // F32, or F16 for the KV cache nodes
+	Type  quant.Type // F32, F16 for the KV cache nodes, I32 for ARGSORT (expert selections)
 	View  bool       // RESHAPE, VIEW, PERMUTE, TRANSPOSE (data shared with a source)
 	// TokenDim is the dimension of Ne that indexes token positions, or -1
 	// (weights, KV cache): 1 for activations {n, T} and attention scores
@@ -108,7 +108,8 @@ type Recorder interface {
 // Injector may modify it in place) before the Recorder sees the node, and
 // returns the data the Recorder and later nodes get instead (len = the
 // node's element count), or ok = false to keep the computed value. Views and
-// F16 nodes are never offered.
+// F16 nodes are never offered; I32 nodes (ARGSORT) are offered as float32
+// values and must get integers back.
 type Injector interface {
 	Inject(n *Node, computed []float32) (data []float32, ok bool)
 }
@@ -368,6 +369,12 @@ func (e *executor) run(b *built, rec Recorder, inj Injector) error {
 				copy(n.buf.f32, data)
 			}
 		}
+		// I32 nodes (ARGSORT: an expert selection) as float32 values
+		if inj != nil && !info.View && n.viewSrc == nil && n.typ == quant.I32 {
+			if err := injectI32(inj, &info, n); err != nil {
+				return err
+			}
+		}
 		if rec != nil && rec.Want(&info) {
 			// A node's own float32 buffer is written only by its own
 			// compute (other nodes write only the pinned KV caches, through
@@ -442,6 +449,17 @@ func (e *executor) compute(n *node) error {
 		e.tanhGGML(n)
 	case opGeglu:
 		e.gegluGGML(n)
+	// mixtures of experts (ops_moe.go)
+	case opMulMatID:
+		return e.mulMatIDGGML(n)
+	case opArgsort:
+		return e.argsort(n)
+	case opSumRows:
+		e.sumRows(n)
+	case opClamp:
+		e.clamp(n)
+	case opDiv:
+		e.div(n)
 	default:
 		return fmt.Errorf("op %s is not implemented", n.op)
 	}
