@@ -10,4 +10,5 @@ var architectures = []*architecture{
 	gemma3,
 	phi3,
 	qwen3moe, // issue #16: mixtures of experts
+	gptoss,   // issue #16: gpt-oss
 }

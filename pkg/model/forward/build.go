@@ -37,6 +37,9 @@ type built struct {
 	nSWA                          int
 	swaLayers                     []bool
 	attnSoftcap                   float32
+	// attnSinks are the attention sinks of the layer being built
+	// (gpt-oss's attn_sinks.weight), nil without
+	attnSinks *node
 }
 
 // weight returns the leaf of a model tensor, creating it once.
@@ -355,6 +358,7 @@ func (b *built) buildAttnMHA(q, k, v, kqMask *node, kqScale float32, il int) *no
 			v = g.cast(v, quant.F16)
 		}
 		cur = g.flashAttnExt(q, k, v, kqMask, kqScale, 0, b.attnSoftcap)
+		addSinks(cur, b.attnSinks)
 		g.cb(cur, "__fattn__", il)
 		cur = g.reshape(cur, cur.ne[0]*cur.ne[1], cur.ne[2]*cur.ne[3])
 	} else {
@@ -364,6 +368,7 @@ func (b *built) buildAttnMHA(q, k, v, kqMask *node, kqScale float32, il int) *no
 			kq = g.softcap(kq, b.attnSoftcap, [3]string{"kq_scaled_1", "kq_tanh", "kq_scaled_2"}, il)
 		}
 		kq = g.softMaxExt(kq, kqMask, kqScale, 0)
+		addSinks(kq, b.attnSinks)
 		g.cb(kq, "kq_soft_max", il)
 		if !vTrans {
 			v = g.cont(g.transpose(v), v.ne[1], v.ne[0], v.ne[2], v.ne[3])

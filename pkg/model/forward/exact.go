@@ -53,6 +53,10 @@ func (e *executor) computeExact(n *node) error {
 		e.sumRows(n)
 	case opClamp:
 		e.clamp(n)
+	case opSwigluOAI: // gpt-oss (exact_gptoss.go)
+		e.swigluOAIExact(n)
+	case opAddID: // one rounding per element
+		return e.addID(n)
 	case opDiv:
 		e.div(n)
 	default:
@@ -287,6 +291,7 @@ func (e *executor) flashAttnExact(dst *node) error {
 	DV := v.ne[0]
 	N, nHead := q.ne[1], q.ne[2]
 	nkv := k.ne[1]
+	sinks := sinkValues(dst) // gpt-oss
 	parallelFor(int(N*nHead*q.ne[3]), e.threads, func(lo, hi int) {
 		s := make([]float64, nkv)
 		acc := make([]float64, DV)
@@ -314,6 +319,10 @@ func (e *executor) flashAttnExact(dst *node) error {
 				acc[i] = 0
 			}
 			var sum float64
+			if sinks != nil { // a score without a value
+				max = math.Max(max, float64(sinks[iq2]))
+				sum = math.Exp(float64(sinks[iq2]) - max)
+			}
 			for ic := int64(0); ic < nkv; ic++ {
 				if math.IsInf(s[ic], -1) {
 					continue
@@ -343,6 +352,7 @@ func (e *executor) softMaxExact(dst *node) {
 	a, mask := dst.src[0], dst.src[1]
 	scale := float64(dst.fp[0])
 	w := make([]float64, a.ne[0])
+	sk := sinkValues(dst)
 	forEachRow(dst, func(i1, i2, i3 int64) {
 		x := a.rowF32(i1, i2, i3, nil)
 		var m []float32
@@ -358,6 +368,10 @@ func (e *executor) softMaxExact(dst *node) {
 			max = math.Max(max, w[i])
 		}
 		var sum float64
+		if sk != nil { // gpt-oss: the sink's logit joins the softmax
+			max = math.Max(max, float64(sk[i2]))
+			sum = math.Exp(float64(sk[i2]) - max)
+		}
 		for i := range w {
 			w[i] = math.Exp(w[i] - max)
 			sum += w[i]

@@ -45,6 +45,9 @@ const (
 	opSumRows
 	opClamp
 	opDiv
+	// gpt-oss (ops_gptoss.go)
+	opSwigluOAI
+	opAddID
 )
 
 // opDesc is ggml_op_desc for each op: the op name, or the GLU/unary sub-op.
@@ -70,11 +73,13 @@ var opDesc = [...]string{
 	opTanh:         "TANH",
 	opGeglu:        "GEGLU",
 	// mixtures of experts
-	opMulMatID: "MUL_MAT_ID",
-	opArgsort:  "ARGSORT",
-	opSumRows:  "SUM_ROWS",
-	opClamp:    "CLAMP",
-	opDiv:      "DIV",
+	opMulMatID:  "MUL_MAT_ID",
+	opArgsort:   "ARGSORT",
+	opSumRows:   "SUM_ROWS",
+	opClamp:     "CLAMP",
+	opDiv:       "DIV",
+	opSwigluOAI: "SWIGLU_OAI",
+	opAddID:     "ADD_ID",
 }
 
 func (o opKind) String() string {
@@ -108,7 +113,7 @@ type node struct {
 	typ  quant.Type
 	ne   [4]int64
 	nb   [4]int64 // byte strides
-	src  [4]*node
+	src  [5]*node // GGML_MAX_SRC sources (FLASH_ATTN_EXT's sinks are src[4])
 
 	// viewSrc is the tensor whose memory a view uses (always a non-view:
 	// chains of views are resolved when built), at byte offset viewOffs.
@@ -505,7 +510,8 @@ func (b *built) tokenDims() {
 				n.tokDim = d + 1
 			}
 		case opRMSNorm, opMul, opAdd, opScale, opSwiglu, opRope, opCpy, opSoftMax, opTanh, opGeglu,
-			opArgsort, opSumRows, opClamp, opDiv: // (the MoE ops: rows stay rows)
+			opArgsort, opSumRows, opClamp, opDiv, // (the MoE ops: rows stay rows)
+			opSwigluOAI, opAddID: // gpt-oss
 			n.tokDim = a.tokDim
 		case opMulMat, opMulMatID:
 			if d := n.src[1].tokDim; d >= 1 {

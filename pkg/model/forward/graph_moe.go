@@ -66,13 +66,40 @@ func (g *graph) div(a, b *node) *node { return g.binary(opDiv, a, b) }
 // by probability, their weights normalised to sum 1 (norm_w), no scaling,
 // SiLU-gated experts, the weighted experts' outputs added.
 func (c *buildCtx) moeFFN(cur *node, L *Layer, il int) *node {
+	return c.moeFFNWith(cur, L, il, moeStyle{normW: true})
+}
+
+// moeStyle are build_moe_ffn's arguments beyond the tensors.
+type moeStyle struct {
+	// softmaxWeight is LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT
+	// (gpt-oss): the experts are picked by their logits, and the picked
+	// logits' softmax weighs them; else LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX.
+	softmaxWeight bool
+	// swigluOAI is LLM_FFN_SWIGLU_OAI_MOE (gpt-oss), else LLM_FFN_SILU.
+	swigluOAI bool
+	normW     bool
+	// biases: ffn_gate_inp_b, ffn_{up,gate,down}_exps_b (gpt-oss), or nil
+	gateInpB, upB, gateB, downB *node
+}
+
+// moeFFNWith is llm_graph_context::build_moe_ffn with the gating, GLU,
+// normalisation and biases of s (no scaling, no selection bias, no
+// expert groups: llama.cpp's other options are not reproduced).
+func (c *buildCtx) moeFFNWith(cur *node, L *Layer, il int, s moeStyle) *node {
 	g, h := c.g, c.h
 	nEmbd, T := cur.ne[0], cur.ne[1]
 	nExp, nUsed := int64(h.NExpert), int64(h.NExpertUsed)
 
 	logits := g.mulMat(c.w(L.FFNGateInp), cur) // [n_expert, n_tokens]
 	g.cb(logits, "ffn_moe_logits", il)
-	probs := g.softMaxExt(logits, nil, 1, 0) // ggml_soft_max
+	if s.gateInpB != nil {
+		logits = g.add(logits, s.gateInpB)
+		g.cb(logits, "ffn_moe_logits_biased", il)
+	}
+	probs := logits
+	if !s.softmaxWeight {
+		probs = g.softMaxExt(logits, nil, 1, 0) // ggml_soft_max
+	}
 	g.cb(probs, "ffn_moe_probs", il)
 
 	selected := g.argsortTopK(probs, nUsed) // [n_expert_used, n_tokens]
@@ -83,28 +110,52 @@ func (c *buildCtx) moeFFN(cur *node, L *Layer, il int) *node {
 	weights := g.getRows(probs, selected) // [1, n_expert_used, n_tokens]
 	g.cb(weights, "ffn_moe_weights", il)
 
-	// norm_w
-	weights = g.reshape(weights, nUsed, T)
-	sum := g.sumRows(weights) // [1, n_tokens]
-	g.cb(sum, "ffn_moe_weights_sum", il)
-	// the smallest normal F16, against a division by zero
-	sum = g.clamp(sum, 6.103515625e-5, float32(math.Inf(1)))
-	g.cb(sum, "ffn_moe_weights_sum_clamped", il)
-	weights = g.div(weights, sum) // [n_expert_used, n_tokens]
-	g.cb(weights, "ffn_moe_weights_norm", il)
-	weights = g.reshape(weights, 1, nUsed, T)
+	if s.softmaxWeight {
+		weights = g.reshape(weights, nUsed, T)
+		weights = g.softMaxExt(weights, nil, 1, 0) // [n_expert_used, n_tokens]
+		weights = g.reshape(weights, 1, nUsed, T)
+		g.cb(weights, "ffn_moe_weights_softmax", il)
+	}
+	if s.normW {
+		weights = g.reshape(weights, nUsed, T)
+		sum := g.sumRows(weights) // [1, n_tokens]
+		g.cb(sum, "ffn_moe_weights_sum", il)
+		// the smallest normal F16, against a division by zero
+		sum = g.clamp(sum, 6.103515625e-5, float32(math.Inf(1)))
+		g.cb(sum, "ffn_moe_weights_sum_clamped", il)
+		weights = g.div(weights, sum) // [n_expert_used, n_tokens]
+		g.cb(weights, "ffn_moe_weights_norm", il)
+		weights = g.reshape(weights, 1, nUsed, T)
+	}
 	g.expand(weights) // "call early so that topk-moe can be used"
 
 	cur = g.reshape(cur, nEmbd, 1, T)
 	up := g.mulMatID(c.w(L.FFNUpExps), cur, selected) // [n_ff, n_expert_used, n_tokens]
 	g.cb(up, "ffn_moe_up", il)
+	if s.upB != nil {
+		up = g.addID(up, s.upB, selected)
+		g.cb(up, "ffn_moe_up_biased", il)
+	}
 	cur = g.mulMatID(c.w(L.FFNGateExps), cur, selected)
 	g.cb(cur, "ffn_moe_gate", il)
-	cur = g.swigluSplit(cur, up)
-	g.cb(cur, "ffn_moe_swiglu", il)
+	if s.gateB != nil {
+		cur = g.addID(cur, s.gateB, selected)
+		g.cb(cur, "ffn_moe_gate_biased", il)
+	}
+	if s.swigluOAI {
+		cur = g.swigluOAI(cur, up, gptossAlpha, gptossLimit)
+		g.cb(cur, "ffn_moe_swiglu_oai", il)
+	} else {
+		cur = g.swigluSplit(cur, up)
+		g.cb(cur, "ffn_moe_swiglu", il)
+	}
 
 	experts := g.mulMatID(c.w(L.FFNDownExps), cur, selected) // [n_embd, n_expert_used, n_tokens]
 	g.cb(experts, "ffn_moe_down", il)
+	if s.downB != nil {
+		experts = g.addID(experts, s.downB, selected)
+		g.cb(experts, "ffn_moe_down_biased", il)
+	}
 	experts = g.mul(experts, weights)
 	// build_moe_ffn names cur (the SwiGLU), not the product, here
 	g.cb(cur, "ffn_moe_weighted", il)

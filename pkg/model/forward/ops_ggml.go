@@ -241,6 +241,7 @@ func (e *executor) softMaxGGML(dst *node) {
 	m0 := Powf(2, -maxBias/float32(nHeadLog2))
 	m1 := Powf(2, -(maxBias/2)/float32(nHeadLog2))
 	ne00 := a.ne[0]
+	sk := sinkValues(dst) // gpt-oss
 	e.forRows(dst, func() func(i1, i2, i3 int64) {
 		wp := make([]float32, ne00)
 		var mtmp []float32
@@ -269,6 +270,9 @@ func (e *executor) softMaxGGML(dst *node) {
 				if v > max {
 					max = v
 				}
+			}
+			if sk != nil { // the sink joins the max
+				max = softMaxSinkMax(max, sk[i2])
 			}
 			y := dst.rowF32(i1, i2, i3, nil)
 			var sum float64
@@ -301,6 +305,9 @@ func (e *executor) softMaxGGML(dst *node) {
 				v := Expf(wp[i] - max)
 				sum += float64(v)
 				y[i] = v
+			}
+			if sk != nil { // and the sum
+				sum += float64(Expf(sk[i2] - max))
 			}
 			sum = 1.0 / sum
 			s := float32(sum)
@@ -433,6 +440,7 @@ func (e *executor) flashAttnGGML(dst *node) error {
 	if mask != nil {
 		mask.base() // not first in the goroutines
 	}
+	sinks := sinkValues(dst) // gpt-oss
 	parallelFor(int(rows), e.threads, func(lo, hi int) {
 		qq := make([]uint16, DK)
 		acc := make([]uint16, DV)
@@ -495,16 +503,22 @@ func (e *executor) flashAttnGGML(dst *node) error {
 				e.k.madF16(acc, v.rowF16(ic, iv2, iq3), vs)
 				S = fma32(S, ms, vs)
 			}
-			sInv := float32(0)
-			if S != 0 {
-				sInv = 1 / S
-			}
 			b, off := dst.base()
 			// permute(0, 2, 1, 3): output row (iq2, iq1).
 			o := off + dst.elemOffset(0, iq2, iq1, iq3)
 			out := b.f32[o : o+DV]
 			for i := range out {
-				out[i] = f16Table[acc[i]] * sInv
+				out[i] = f16Table[acc[i]]
+			}
+			if sinks != nil {
+				S = flashAttnSink(out, S, M, sinks[iq2])
+			}
+			sInv := float32(0)
+			if S != 0 {
+				sInv = 1 / S
+			}
+			for i := range out {
+				out[i] *= sInv
 			}
 		}
 	})

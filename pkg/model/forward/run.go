@@ -458,6 +458,10 @@ func (e *executor) compute(n *node) error {
 		e.sumRows(n)
 	case opClamp:
 		e.clamp(n)
+	case opSwigluOAI: // gpt-oss
+		e.swigluOAIGGML(n)
+	case opAddID:
+		return e.addID(n)
 	case opDiv:
 		e.div(n)
 	default:
