@@ -167,8 +167,10 @@ func (e *executor) swigluOAIExact(dst *node) {
 // flashAttnSink is ggml_compute_forward_flash_attn_ext_f16_one_chunk's
 // sink correction of one row, on the F32 accumulator vkq (already
 // converted from F16) with running sum S and max M: the sink s is one more
-// score without a value; returns the new sum S*ms + vs (contracted to an
-// FMA, as the loop's).
+// score without a value; returns the new sum S*ms + vs, rounded twice:
+// unlike the loop's, GCC does not contract this one into an FMA (the
+// contracted form differs from llama.cpp in the last bit on a few rows
+// of the fixtures; this one is bit-identical).
 func flashAttnSink(vkq []float32, S, M, s float32) float32 {
 	ms, vs := float32(1), float32(1)
 	if s > M {
@@ -179,5 +181,5 @@ func flashAttnSink(vkq []float32, S, M, s float32) float32 {
 	} else {
 		vs = Expf(s - M)
 	}
-	return fma32(S, ms, vs)
+	return float32(S*ms) + vs
 }
