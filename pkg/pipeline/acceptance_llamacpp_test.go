@@ -119,6 +119,12 @@ var perturbCases = []perturbCase{
 	{"expert up row", "qwen3moe", "q8_0", "auto", scaleRow("blk.0.ffn_up_exps.weight", 3*256+2, 1.2), "ffn_moe_up-0", "ffn_moe_up-0", "MUL_MAT_ID"},
 	{"expert down row", "mixtral", "q8_0", "auto", scaleRow("blk.1.ffn_down_exps.weight", 3*256+2, 1.2), "ffn_moe_down-1", "ffn_moe_down-1", "MUL_MAT_ID"},
 	{"router row", "qwen3moe", "q8_0", "auto", scaleRow("blk.1.ffn_gate_inp.weight", 2, 1.05), "ffn_moe_logits-1", "ffn_moe_logits-1", "MUL_MAT"},
+	// gpt-oss: an attention sink (the SWA layer with flash attention, the
+	// full layer without), the up experts' biases, the router's bias
+	{"attn_sinks element", "gpt-oss", "q8_0", "on", scaleElement("blk.0.attn_sinks.weight", 1, 1.5), "__fattn__-0", "__fattn__-0", "FLASH_ATTN_EXT"},
+	{"attn_sinks element fa off", "gpt-oss", "q8_0", "off", scaleElement("blk.1.attn_sinks.weight", 2, 1.5), "kq_soft_max-1", "kq_soft_max-1", "SOFT_MAX"},
+	{"expert up bias", "gpt-oss", "q8_0", "auto", scaleTensor("blk.0.ffn_up_exps.bias", 1.5), "ffn_moe_up_biased-0", "ffn_moe_up_biased-0", "ADD_ID"},
+	{"router bias", "gpt-oss", "q8_0", "auto", scaleTensor("blk.1.ffn_gate_inp.bias", 1.5), "ffn_moe_probs-1", "ffn_moe_probs-1", "ADD"},
 }
 
 // expertUse is, for the expert perturbations, the layer and expert the
@@ -363,6 +369,14 @@ var injectCases = []injectCase{
 	{"mixtral", "on", "ffn_moe_down-1:scale=1.001", "ffn_moe_down-1", "ffn_moe_down-1", "MUL_MAT_ID"},
 	{"mixtral", "off", "ffn_moe_argsort-1:swap", "ffn_moe_argsort-1", "ffn_moe_argsort-1", "ARGSORT"},
 	{"mixtral", "on", "node_44:scale=1.001", "node_44", "node_44", "MUL"},
+	// gpt-oss: attention with sinks (FLASH_ATTN_EXT on the SWA layer,
+	// SOFT_MAX on the full one), SWIGLU_OAI (named ffn_moe_weighted by
+	// build_moe_ffn's last callback), ADD_ID (expert biases)
+	{"gpt-oss", "on", "__fattn__-0:scale=0.99", "__fattn__-0", "__fattn__-0", "FLASH_ATTN_EXT"},
+	{"gpt-oss", "off", "kq_soft_max-1:scale=1.001", "kq_soft_max-1", "kq_soft_max-1", "SOFT_MAX"},
+	{"gpt-oss", "on", "ffn_moe_weighted-0:scale=1.001", "ffn_moe_weighted-0", "ffn_moe_weighted-0", "SWIGLU_OAI"},
+	{"gpt-oss", "on", "ffn_moe_up_biased-0:scale=1.001", "ffn_moe_up_biased-0", "ffn_moe_up_biased-0", "ADD_ID"},
+	{"gpt-oss", "off", "ffn_moe_down_biased-1:add=0.001", "ffn_moe_down_biased-1", "ffn_moe_down_biased-1", "ADD_ID"},
 }
 
 // TestAcceptanceInject runs layerdiff with one --inject against llama.cpp's

@@ -208,6 +208,8 @@ func crossBoundOf(n reference.NodeInfo, srcNe func(string) ([]int64, quant.Type,
 		return crossBound{n: 1, uacc: unitF32, extra: 4 * unitF32, why: "an exp/tanh polynomial"}
 	case "ROPE":
 		return crossBound{n: 1, uacc: unitF32, extra: 16 * unitF32, why: "sin/cos of the rotation angles"}
+	case "ADD_ID": // gpt-oss
+		return crossBound{n: 1, uacc: unitF32, extra: unitF32, why: "one addition per element (an expert's bias row)"}
 	}
 	return crossBound{n: 1, uacc: unitF32, extra: unitF32, why: "correctly rounded elementwise arithmetic"}
 }

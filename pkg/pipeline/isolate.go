@@ -292,13 +292,15 @@ func floatBound(n forward.Node, lookup func(at int, name string) ([]int64, quant
 		// row alike: 4·(k/4)·u² on the mean square (·16 below).
 		k := math.Max(float64(n.Ne[0]), 1)
 		return out(crossBound{n: k / 4, uacc: u, extra: 2 * u, why: fmt.Sprintf("a sum of %.0f squares, scaling its row", k)})
-	case "SWIGLU", "GEGLU", "SILU", "GELU", "GELU_ERF", "GEGLU_ERF", "EXP", "TANH", "SIGMOID":
+	case "SWIGLU", "GEGLU", "SILU", "GELU", "GELU_ERF", "GEGLU_ERF", "EXP", "TANH", "SIGMOID", "SWIGLU_OAI":
 		return out(crossBound{n: 1, uacc: u, extra: 4 * u, why: "an exp/tanh"})
 	case "ROPE":
 		// the angle pos·θ_i carries float32 round-off growing with the
 		// position (engines compute angles in float32 at least, whatever
 		// they store)
 		return out(crossBound{n: 1, uacc: u, extra: 2*u + unitF32*(14+4*float64(T)), why: fmt.Sprintf("sin/cos of angles up to %d radians", T)})
+	case "ADD_ID": // gpt-oss
+		return out(crossBound{n: 1, uacc: u, why: "one addition per element (an expert's bias row)"})
 	}
 	return out(crossBound{n: 1, uacc: u, why: "correctly rounded elementwise arithmetic"})
 }
