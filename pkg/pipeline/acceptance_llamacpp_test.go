@@ -198,7 +198,8 @@ var (
 	mainTypes = []string{"f32", "f16", "q8_0", "q4_0", "q4_k_m", "q6_k"}
 	allTypes  = []string{"bf16", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q5_k_m", "iq4_nl", "iq4_xs",
 		"iq3_s", "tq1_0", "tq2_0", "iq3_xxs", "mxfp4",
-		"iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m"}
+		"iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m",
+		"mxfp4_moe"} // gpt-oss: MXFP4 experts
 )
 
 // knownIssue is a combination that fails today for a reason outside the

@@ -34,6 +34,7 @@ var fixtureTypes = []struct {
 	{"q2_k", 10}, {"q3_k_m", 12}, {"q5_k_m", 17}, {"iq4_xs", 30},
 	{"iq3_s", 26}, {"tq1_0", 36}, {"tq2_0", 37}, {"iq3_xxs", -1}, {"mxfp4", -1},
 	{"iq2_xxs", 19}, {"iq2_xs", 20}, {"iq2_s", 29}, {"iq1_s", 24}, {"iq1_m", 31},
+	{"mxfp4_moe", 38}, // LLAMA_FTYPE_MOSTLY_MXFP4_MOE: MXFP4 experts, Q8_0 elsewhere (gpt-oss)
 }
 
 // iqBitExact are the types TestFixturesMatchLlamaCpp requires bit-identical
@@ -42,6 +43,7 @@ var fixtureTypes = []struct {
 var iqBitExact = map[string]bool{
 	"iq2_xxs": true, "iq2_xs": true, "iq2_s": true, "iq1_s": true, "iq1_m": true,
 	"iq3_xxs": true, "iq3_s": true, "tq1_0": true, "tq2_0": true, "mxfp4": true,
+	"mxfp4_moe": true,
 }
 
 var (
