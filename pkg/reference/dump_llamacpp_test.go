@@ -95,6 +95,13 @@ func checkDump(t *testing.T, arch, out, model string, toks []int32, fa string) {
 	}
 	names := []string{"inp_embd", "norm-0", "attn_norm-0", "Qcur-0", "Kcur-0", "Vcur-0", "kqv_out-0", "ffn_norm-0", "ffn_gate-0", "ffn_up-0", "ffn_out-0", "l_out-0", "l_out-1", "result_norm", "result_output"}
 	switch {
+	case d.Manifest.Model.Architecture == "gpt-oss": // attn_post_norm before the experts; softmax-weight gating, expert biases
+		names = slices.DeleteFunc(names, func(n string) bool {
+			return n == "ffn_norm-0" || n == "ffn_gate-0" || n == "ffn_up-0" || n == "ffn_out-0"
+		})
+		names = append(names, "attn_out-0", "ffn_inp-0", "attn_post_norm-0", "ffn_moe_logits-0", "ffn_moe_probs-0", "ffn_moe_argsort-0",
+			"ffn_moe_topk-0", "ffn_moe_weights_softmax-0", "ffn_moe_gate_biased-0", "ffn_moe_up_biased-0", "ffn_moe_weighted-0",
+			"ffn_moe_down_biased-0", "ffn_moe_out-0")
 	case seen["ffn_moe_logits-0"]: // a mixture of experts
 		names = slices.DeleteFunc(names, func(n string) bool { return n == "ffn_gate-0" || n == "ffn_up-0" || n == "ffn_out-0" })
 		names = append(names, "ffn_inp-0", "ffn_moe_logits-0", "ffn_moe_probs-0", "ffn_moe_argsort-0", "ffn_moe_topk-0", "ffn_moe_weights_norm-0",

@@ -1,6 +1,6 @@
 // Package forward runs LLaMA-family models (architectures llama, qwen2,
-// qwen3, gemma2, gemma3, phi3 and qwen3moe, and llama's Mixtral-style
-// mixtures of experts) in Go, reproducing llama.cpp's CPU arithmetic bit for
+// qwen3, gemma2, gemma3, phi3, qwen3moe and gpt-oss, and llama's
+// Mixtral-style mixtures of experts) in Go, reproducing llama.cpp's CPU arithmetic bit for
 // bit and naming every activation as llama.cpp's compute graph does.
 //
 // # Use
@@ -54,6 +54,14 @@
 // the experts' gate, up and down projections (ggml-cpu's vec_dot per
 // column, or the repack buffers' GEMV), their SwiGLU, the weighting MUL and
 // the sum over the experts' views.
+//
+// gpt-oss (arch_gptoss.go, llm_build_openai_moe_iswa) adds Q/K/V/output
+// biases, per-head attention sinks (ops_gptoss.go: SOFT_MAX's src[2],
+// FLASH_ATTN_EXT's src[4], one more logit in each row's softmax), iSWA
+// with sliding and full layers alternating, YaRN RoPE, and
+// build_moe_ffn's softmax-weight gating (experts picked by their biased
+// logits, weighed by the SOFT_MAX of the picked ones), ADD_ID expert
+// biases and the clamped SWIGLU_OAI (alpha 1.702, limit 7).
 //
 // # Numerics
 //
