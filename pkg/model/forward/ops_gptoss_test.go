@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/layerdiff/layerdiff/pkg/model/fixture"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
 )
 
@@ -172,5 +173,18 @@ func TestSoftMaxSinks(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestGptOssUnderNEONIsRefused checks that the arm64-neon profile, which
+// does not emulate MUL_MAT_ID, stops a gpt-oss run with an error naming
+// the op instead of computing something else.
+func TestGptOssUnderNEONIsRefused(t *testing.T) {
+	m := fixtureModel(t, fixture.Default("gpt-oss"))
+	o := DefaultOptions()
+	o.Kernels = KernelsARM64NEON
+	_, err := m.Run([]int32{1, 300, 301}, o, nil)
+	if err == nil || !strings.Contains(err.Error(), "MUL_MAT_ID") {
+		t.Fatalf("error %v, want one naming MUL_MAT_ID", err)
 	}
 }
