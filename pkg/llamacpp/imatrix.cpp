@@ -1,8 +1,9 @@
 // Importance matrices for llama.cpp's quantizer; see imatrix.h. The
 // collection follows llama-imatrix (tools/imatrix/imatrix.cpp,
-// IMatrixCollector::collect_imatrix, llama.cpp ec98e2002) for plain
-// MUL_MAT: float sums of x*x per column of src1 and a row count per
-// column; llama-quantize's loader divides the two.
+// IMatrixCollector::collect_imatrix, llama.cpp ec98e2002) for MUL_MAT and
+// MUL_MAT_ID (each expert's matrix summing the src1 rows routed to it):
+// float sums of x*x per column of src1 and a row count per column;
+// llama-quantize's loader divides the two.
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -26,8 +27,76 @@ extern "C" ld_imatrix *ld_imatrix_new(void) { return new ld_imatrix(); }
 
 extern "C" void ld_imatrix_free(ld_imatrix *im) { delete im; }
 
+// ld_host_data returns t's data readable from the CPU, copied into copy when
+// t lives in another backend's buffer.
+static const char *ld_host_data(const struct ggml_tensor *t, std::vector<char> &copy) {
+    if (t->buffer != NULL && !ggml_backend_buffer_is_host(t->buffer)) {
+        copy.resize(ggml_nbytes(t));
+        ggml_backend_tensor_get(t, copy.data(), 0, copy.size());
+        return copy.data();
+    }
+    return (const char *)t->data;
+}
+
+// ld_stats returns the statistics of weight name with n entries, made on
+// first use.
+static ld_imatrix_stats &ld_stats(ld_imatrix *im, const char *name, int64_t n) {
+    auto it = im->stats.find(name);
+    if (it == im->stats.end()) {
+        it = im->stats.emplace(name, ld_imatrix_stats()).first;
+        it->second.sums.assign(n, 0.0f);
+        it->second.counts.assign(n, 0);
+        im->order.push_back(name);
+    }
+    return it->second;
+}
+
+// ld_imatrix_cb_id collects a MUL_MAT_ID: for each expert ex, the src1 rows
+// of the (token, slot) pairs that ids routes to it (collect_imatrix's
+// MUL_MAT_ID branch; i11 = slot % src1->ne[1] covers the broadcast src1 of
+// the up and gate projections and the per-slot one of down).
+static bool ld_imatrix_cb_id(struct ggml_tensor *t, bool ask, ld_imatrix *im) {
+    const struct ggml_tensor *src0 = t->src[0];
+    const struct ggml_tensor *src1 = t->src[1];
+    const struct ggml_tensor *ids = t->src[2];
+    if (src0 == NULL || src1 == NULL || ids == NULL || strncmp(src0->name, "blk.", 4) != 0 ||
+        src1->type != GGML_TYPE_F32 || ids->type != GGML_TYPE_I32) {
+        return ask ? false : true;
+    }
+    if (ask) {
+        return true;
+    }
+    std::vector<char> c1, ci;
+    const char *data = ld_host_data(src1, c1);
+    const char *idd = ld_host_data(ids, ci);
+    if (data == NULL || idd == NULL) {
+        return true;
+    }
+    const int64_t n0 = src1->ne[0];
+    const int64_t n_as = src0->ne[2];
+    ld_imatrix_stats &e = ld_stats(im, src0->name, n0 * n_as);
+    for (int64_t it = 0; it < ids->ne[1]; ++it) {
+        for (int64_t id = 0; id < ids->ne[0]; ++id) {
+            const int32_t ex = *(const int32_t *)(idd + it * ids->nb[1] + id * ids->nb[0]);
+            if (ex < 0 || ex >= n_as) {
+                continue;
+            }
+            const int64_t i11 = id % src1->ne[1];
+            const float *x = (const float *)(data + i11 * src1->nb[1] + it * src1->nb[2]);
+            for (int64_t j = 0; j < n0; ++j) {
+                e.sums[ex * n0 + j] += x[j] * x[j];
+                e.counts[ex * n0 + j]++;
+            }
+        }
+    }
+    return true;
+}
+
 static bool ld_imatrix_cb(struct ggml_tensor *t, bool ask, void *user_data) {
     ld_imatrix *im = (ld_imatrix *)user_data;
+    if (t->op == GGML_OP_MUL_MAT_ID) {
+        return ld_imatrix_cb_id(t, ask, im);
+    }
     if (t->op != GGML_OP_MUL_MAT) {
         return ask ? false : true;
     }
@@ -40,26 +109,13 @@ static bool ld_imatrix_cb(struct ggml_tensor *t, bool ask, void *user_data) {
         return true;
     }
     std::vector<char> copy;
-    const char *data = (const char *)src1->data;
-    if (src1->buffer != NULL && !ggml_backend_buffer_is_host(src1->buffer)) {
-        copy.resize(ggml_nbytes(src1));
-        ggml_backend_tensor_get(src1, copy.data(), 0, copy.size());
-        data = copy.data();
-    }
+    const char *data = ld_host_data(src1, copy);
     if (data == NULL) {
         return true;
     }
     const int64_t n0 = src1->ne[0];
     const int64_t nmat = src0->ne[2] * src0->ne[3];
-    std::string name(src0->name);
-    auto it = im->stats.find(name);
-    if (it == im->stats.end()) {
-        it = im->stats.emplace(name, ld_imatrix_stats()).first;
-        it->second.sums.assign(n0 * nmat, 0.0f);
-        it->second.counts.assign(n0 * nmat, 0);
-        im->order.push_back(name);
-    }
-    ld_imatrix_stats &e = it->second;
+    ld_imatrix_stats &e = ld_stats(im, src0->name, n0 * nmat);
     for (int64_t i3 = 0; i3 < src1->ne[3]; ++i3) {
         for (int64_t i2 = 0; i2 < src1->ne[2]; ++i2) {
             // src0 broadcast over dims 2 and 3, as ggml_compute_forward_mul_mat

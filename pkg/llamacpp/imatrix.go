@@ -35,11 +35,11 @@ const imatrixPrompt = "The quick brown fox jumps over the lazy dog. " +
 const minImatrixTokens = 16
 
 // ComputeImatrix evaluates tokens on m in one batch, as llama-imatrix does
-// with its eval callback (IMatrixCollector::collect_imatrix, plain
-// MUL_MAT): for every matrix product whose weight is named "blk.*", the
-// float32 sum of x*x per column of the activations src1 over all rows,
-// divided by the number of rows. MUL_MAT_ID (mixture-of-experts) products
-// are not collected.
+// with its eval callback (IMatrixCollector::collect_imatrix): for every
+// matrix product whose weight is named "blk.*", the float32 sum of x*x per
+// column of the activations src1 over all rows, divided by the number of
+// rows; for a MUL_MAT_ID (mixture of experts), per expert, over the rows
+// routed to it.
 func ComputeImatrix(m *Model, tokens []int32, threads int) (Imatrix, error) {
 	Init()
 	if len(tokens) == 0 {
