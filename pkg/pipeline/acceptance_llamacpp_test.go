@@ -231,6 +231,17 @@ var knownIssues = []knownIssue{
 		why: "f64 routing: token 5 of layer 0 selects expert 2 for expert 1 (probabilities 0.2232/0.2228, a near tie)"},
 	{arch: "mixtral", typ: "q4_k_m", numerics: "f64", key: "ffn_moe_argsort-0", cascade: true,
 		why: "f64 routing: token 1 of layer 0 takes experts 0 and 1 in the other order (probabilities 0.428/0.431, a near tie)"},
+	// gpt-oss in the all-types matrix (LAYERDIFF_ACCEPT_ALL_TYPES=1): the
+	// same f64 routing near ties on the biased router logits of layer 1
+	// with the lowest-bit types, and one expert view past the f64 bound
+	{arch: "gpt-oss", typ: "iq3_s", fa: "off", numerics: "f64", key: "ffn_moe_argsort-1", cascade: true,
+		why: "f64 routing: token 2 of layer 1 takes experts 0 and 3 in the other order (reference gap 0.005)"},
+	{arch: "gpt-oss", typ: "iq3_xxs", fa: "off", numerics: "f64", key: "ffn_moe_argsort-1", cascade: true,
+		why: "f64 routing: token 10 of layer 1 selects expert 2 for expert 3 (reference gap 0.0014)"},
+	{arch: "gpt-oss", typ: "iq2_xxs", numerics: "f64", key: "ffn_moe_argsort-1", cascade: true,
+		why: "f64 routing: token 8 of layer 1 selects expert 2 for expert 3 (reference gap 0.017 to 0.018: IQ2_XXS's activation rounding)"},
+	{arch: "gpt-oss", typ: "iq2_s", fa: "on", numerics: "f64", key: "node_104 (view)",
+		why: "f64: one expert slot's view of layer 1's weighted experts (the MUL after ffn_moe_down_biased) at NMSE 1.03e-3, just past the 1e-3 bound (IQ2_S experts; the view inherits no MUL_MAT_ID bound)"},
 }
 
 func findKnown(arch, typ, fa, numerics string) *knownIssue {
