@@ -60,6 +60,7 @@ type layer struct {
 	q, k, v, mask    string            // keys in the wrapped source; mask "" when causal
 	scale            float64           // softmax scale
 	scaleHow         string            // how scale was chosen (kqScale)
+	sinks            bool              // the op adds attention sinks (src[4])
 	keys             map[string]string // derived node keys by base name
 	d, dv, nkv, t, h int64
 	hkv              int64
@@ -236,6 +237,9 @@ func (s *Source) planLayer(nodes []reference.NodeInfo, i int, hp map[string]floa
 			}
 		}
 	}
+	// attention sinks (gpt-oss: FLASH_ATTN_EXT's fifth source) add one
+	// score per head to every softmax row
+	ly.sinks = len(fa.Src) >= 5 && fa.Src[4] != ""
 	ly.scale, ly.scaleHow = kqScale(ly.d, hp, arch)
 	return ly, nil
 }
@@ -254,8 +258,10 @@ func (s *Source) addLayer(ly *layer, hp map[string]float64, keys map[string]bool
 	// a sliding window needs the op's own mask: the causal one is wrong
 	swaNoMask := hp["attention.sliding_window"] > 0 && ly.mask == ""
 	switch {
-	case !softcap && !alibi && !swaNoMask:
+	case !softcap && !alibi && !swaNoMask && !ly.sinks:
 		bases = append(bases, KQSoftMax, KQV)
+	case ly.sinks:
+		s.warn = append(s.warn, fmt.Sprintf("layer %d: only kq-%d derived: the model's softmax adds attention sinks, which the derivation does not reproduce", ly.l, ly.l))
 	case swaNoMask && !softcap && !alibi:
 		s.warn = append(s.warn, fmt.Sprintf("layer %d: only kq-%d derived: the model attends through a sliding window and the op's mask has no data", ly.l, ly.l))
 	default:

@@ -240,3 +240,28 @@ func TestDeriveSelection(t *testing.T) {
 		t.Errorf("no K data: %T, %q", src, warn)
 	}
 }
+
+// TestDeriveSinks: a flash-attention op with attention sinks (a fifth
+// source, gpt-oss) gets kq only, with a warning, since its softmax rows
+// carry the sinks' share.
+func TestDeriveSinks(t *testing.T) {
+	m := faGraph("__fattn__-0", true)
+	for i := range m.nodes {
+		if m.nodes[i].Op == "FLASH_ATTN_EXT" {
+			m.nodes[i].Src = append(m.nodes[i].Src, "blk.0.attn_sinks.weight")
+		}
+	}
+	src, warn := Derive(m, nil)
+	if len(warn) != 1 || !strings.Contains(warn[0], "attention sinks") {
+		t.Errorf("warnings %q", warn)
+	}
+	var keys []string
+	for _, n := range src.Nodes() {
+		if src.(*Source).DerivedNote(n.Key) != "" {
+			keys = append(keys, n.Key)
+		}
+	}
+	if !slices.Equal(keys, []string{"kq-0"}) {
+		t.Errorf("derived %v, want kq-0 only", keys)
+	}
+}

@@ -65,8 +65,8 @@ func Archs() []Arch {
 	return out
 }
 
-// archList is the supported architectures for error messages: "llama,
-// qwen2, qwen3".
+// archList is the supported architectures for error messages, in
+// registry order ("llama, qwen2, qwen3, ...").
 func archList() string {
 	var s []string
 	for _, a := range Archs() {

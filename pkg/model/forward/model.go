@@ -3,6 +3,7 @@ package forward
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/layerdiff/layerdiff/pkg/model/gguf"
 	"github.com/layerdiff/layerdiff/pkg/model/quant"
@@ -35,7 +36,7 @@ type Hparams struct {
 	HeadDimV    int     // {arch}.attention.value_length, default NEmbd/NHead
 	NRot        int     // {arch}.rope.dimension_count, default HeadDimK
 	NormRMSEps  float32 // {arch}.attention.layer_norm_rms_epsilon (required)
-	RopeType    int     // RopeNorm (llama) or RopeNeox (qwen2, qwen3)
+	RopeType    int     // RopeNorm (llama) or RopeNeox (the others): the architecture's
 	RopeBase    float32 // {arch}.rope.freq_base, default 10000
 	RopeScale   float32 // 1/{arch}.rope.scaling.factor (linear), default 1
 	RopeScaling string  // {arch}.rope.scaling.type, default "linear"
@@ -101,6 +102,9 @@ type Model struct {
 	variant *Variant // set on the copy withVariant makes
 }
 
+// maxLayers is LLAMA_MAX_LAYERS: llama.cpp refuses more blocks.
+const maxLayers = 512
+
 // maxDim bounds every hyperparameter so that products stay far from int
 // overflow; real models are orders of magnitude smaller.
 const maxDim = 1 << 24
@@ -149,6 +153,13 @@ func (m *Model) getUint(k string, dst *int, required bool) error {
 		vs, aerr := m.File.Int32s(key)
 		if aerr != nil || len(vs) == 0 {
 			return fmt.Errorf("%s: metadata %s: %w", m.File.Path, key, err)
+		}
+		if n := m.Hparams.NLayer; n > 0 && len(vs) != n {
+			// llama.cpp's get_key_or_arr: one value per layer
+			return fmt.Errorf("%s: metadata %s has %d values for %d layers", m.File.Path, key, len(vs), n)
+		}
+		if vs[0] < 0 {
+			return fmt.Errorf("%s: metadata %s = %d is negative", m.File.Path, key, vs[0])
 		}
 		for _, x := range vs {
 			if x != vs[0] {
@@ -208,6 +219,9 @@ func (m *Model) loadHparams(arch Arch) error {
 	if h.NHeadKV <= 0 || h.NHead%h.NHeadKV != 0 {
 		return fmt.Errorf("%s: %d heads are not a multiple of %d KV heads", m.File.Path, h.NHead, h.NHeadKV)
 	}
+	if h.NLayer > maxLayers {
+		return fmt.Errorf("%s: %s = %d: more than llama.cpp's %d layers", m.File.Path, m.key("block_count"), h.NLayer, maxLayers)
+	}
 	if h.NEmbd <= 0 || h.NLayer <= 0 {
 		return fmt.Errorf("%s: embedding length %d, block count %d", m.File.Path, h.NEmbd, h.NLayer)
 	}
@@ -223,7 +237,7 @@ func (m *Model) loadHparams(arch Arch) error {
 	if err := m.getUint("rope.dimension_count", &h.NRot, false); err != nil {
 		return err
 	}
-	// llm_build_llama/qwen2/qwen3 assert these.
+	// every builder here assumes these (llama.cpp's assert them).
 	if h.HeadDimK != h.HeadDimV || h.NRot != h.HeadDimK {
 		return fmt.Errorf("%s: key length %d, value length %d, rope dimensions %d differ: %w", m.File.Path, h.HeadDimK, h.HeadDimV, h.NRot, ErrUnsupported)
 	}
@@ -259,6 +273,9 @@ func (m *Model) loadHparams(arch Arch) error {
 			return err
 		}
 	}
+	if !(ropeScale >= 0) || math.IsInf(float64(ropeScale), 0) {
+		return fmt.Errorf("%s: rope scaling factor %g is not a positive number", m.File.Path, ropeScale)
+	}
 	h.RopeScale = 1
 	if ropeScale != 0 {
 		h.RopeScale = 1 / ropeScale
@@ -280,7 +297,8 @@ func (m *Model) loadHparams(arch Arch) error {
 	h.YarnBetaFast, h.YarnBetaSlow = 32, 1
 	if h.RopeScaling == "yarn" {
 		// llama_context: yarn_ext_factor 1, yarn_attn_factor from the
-		// scale (no model here sets rope.scaling.yarn_log_multiplier)
+		// scale (llama.cpp reads rope.scaling.yarn_log_multiplier only for
+		// DeepSeek-2-like architectures, none of these)
 		h.RopeExtFactor = 1
 		h.AttnFactor = yarnAttnFactor(h.RopeScale) * h.AttnFactor
 	}
@@ -382,7 +400,7 @@ func (m *Model) loadTensors() error {
 	}
 	if h.NFF <= 0 {
 		// llama.cpp reads n_ff from the tensor when the key is absent
-		if t, ok := m.File.Tensor("blk.0.ffn_up.weight"); ok && len(t.Ne) >= 2 {
+		if t, ok := m.File.Tensor("blk.0.ffn_up.weight"); ok && len(t.Ne) >= 2 && t.Ne[1] > 0 && t.Ne[1] <= maxDim {
 			h.NFF = int(t.Ne[1])
 		}
 	}

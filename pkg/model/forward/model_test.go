@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -411,5 +412,46 @@ func TestMicroBatches(t *testing.T) {
 	}
 	if nodes[0].Ne[1] != 3 || nodes[2*perGraph].Ne[1] != 1 {
 		t.Errorf("inp_embd shapes %v, %v: want 3 and 1 tokens", nodes[0].Ne, nodes[2*perGraph].Ne)
+	}
+}
+
+// TestLoadHostileHparams: values a crafted header could carry are refused
+// with an error naming the key, before anything is allocated for them.
+func TestLoadHostileHparams(t *testing.T) {
+	f := parseTiny(t, tinyGGUF(t, defaultTiny("llama")))
+	var ts []gguf.WriteTensor
+	for i := range f.Tensors {
+		ti := &f.Tensors[i]
+		data, err := f.TensorData(ti)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
+	}
+	with := func(key string, v any) []gguf.KV {
+		kvs := append([]gguf.KV(nil), f.KVs...)
+		for i := range kvs {
+			if kvs[i].Key == key {
+				kvs[i] = gguf.NewKV(key, v)
+				return kvs
+			}
+		}
+		return append(kvs, gguf.NewKV(key, v))
+	}
+	for _, c := range []struct {
+		key  string
+		v    any
+		want string
+	}{
+		{"llama.block_count", uint32(1 << 20), "more than llama.cpp's 512 layers"},
+		{"llama.attention.head_count", []int32{4, 4, 4}, "has 3 values for 2 layers"},
+		{"llama.feed_forward_length", []int32{-5, -5}, "is negative"},
+		{"llama.rope.scaling.factor", float32(-2), "rope scaling factor -2 is not a positive number"},
+		{"llama.rope.scaling.factor", float32(math.NaN()), "is not a positive number"},
+	} {
+		_, err := Load(writeGGUF(t, with(c.key, c.v), ts))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s = %v: %v, want %q", c.key, c.v, err, c.want)
+		}
 	}
 }
