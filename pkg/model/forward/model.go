@@ -63,7 +63,7 @@ type Hparams struct {
 	// Mixtures of experts (0 experts: a dense FFN).
 	NExpert     int // {arch}.expert_count
 	NExpertUsed int // {arch}.expert_used_count
-	NFFExp      int // the experts' width: {arch}.expert_feed_forward_length (qwen3moe), NFF (llama)
+	NFFExp      int // the experts' width: {arch}.expert_feed_forward_length (qwen3moe, gpt-oss), {arch}.feed_forward_length (llama, required there)
 }
 
 // Layer holds the tensors of one block. Optional tensors are nil.

@@ -38,7 +38,12 @@ func (m *Model) loadExperts() error {
 	if groups > 1 {
 		return fmt.Errorf("%s: %d expert groups (DeepSeek-V3 group selection): %w", m.File.Path, groups, ErrUnsupported)
 	}
+	// llama's experts are feed_forward_length wide (qwen3moe and gpt-oss
+	// read expert_feed_forward_length in their hparams hooks, after this)
 	h.NFFExp = h.NFF
+	if h.Arch == ArchLlama && h.NFF <= 0 {
+		return fmt.Errorf("%s: a mixture of experts without %s (the experts' width)", m.File.Path, m.key("feed_forward_length"))
+	}
 	return nil
 }
 

@@ -29,6 +29,7 @@ func TestLoadExperts(t *testing.T) {
 		{"expert groups", "qwen3moe", map[string]any{"qwen3moe.expert_group_count": uint32(2)}, true, "expert groups", [3]int{}},
 		{"too many experts", "mixtral", map[string]any{"llama.expert_count": uint32(513)}, false, "more than llama.cpp's 512", [3]int{}},
 		{"experts of another count", "mixtral", map[string]any{"llama.expert_count": uint32(8)}, false, "ffn_gate_inp.weight", [3]int{}},
+		{"mixtral without feed_forward_length", "mixtral", map[string]any{"llama.feed_forward_length": nil}, false, "without llama.feed_forward_length", [3]int{}},
 		// gpt-oss: expert_feed_forward_length and the sliding window are required
 		{"gpt-oss", "gpt-oss", nil, false, "", [3]int{4, 2, 256}},
 		{"gpt-oss without expert_feed_forward_length", "gpt-oss", map[string]any{"gpt-oss.expert_feed_forward_length": nil}, false, "expert_feed_forward_length", [3]int{}},
