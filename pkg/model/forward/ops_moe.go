@@ -135,19 +135,7 @@ func (ks kernels) repackedExperts(a *node) repackKind {
 	if !ks.repack || a.weight == nil || a.ne[1]%8 != 0 {
 		return repackNone
 	}
-	switch a.typ {
-	case quant.Q4_0:
-		return repackQ4_0
-	case quant.IQ4_NL:
-		return repackIQ4NL
-	case quant.Q4_K:
-		return repackQ4_K
-	case quant.Q2_K:
-		if ks.lanes16 {
-			return repackQ2_K
-		}
-	}
-	return repackNone
+	return ks.repackType(a.typ)
 }
 
 // mulMatIDRepack is the repack buffer's forward_mul_mat_id: src1's rows

@@ -60,7 +60,13 @@ func (ks kernels) repackOf(a, b *node) repackKind {
 	if a.ne[2] != 1 || a.ne[3] != 1 || a.ne[1]%8 != 0 {
 		return repackNone
 	}
-	switch a.typ {
+	return ks.repackType(a.typ)
+}
+
+// repackType is ggml_repack_get_optimal_repack_type on this profile: the
+// layout weights of type t are repacked to, or repackNone.
+func (ks kernels) repackType(t quant.Type) repackKind {
+	switch t {
 	case quant.Q4_0:
 		return repackQ4_0
 	case quant.IQ4_NL:
