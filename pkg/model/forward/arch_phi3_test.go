@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -65,7 +64,7 @@ func TestPhi3RopeFactorChoice(t *testing.T) {
 // rope.scaling.original_context_length n.
 func phi3WithOrigCtx(t *testing.T, n uint32) *Model {
 	t.Helper()
-	m, err := loadPhi3(t, func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
+	m, err := loadEdited(t, "phi3", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 		return setKV(kvs, "phi3.rope.scaling.original_context_length", n), ts
 	})
 	if err != nil {
@@ -87,7 +86,7 @@ func setKV(kvs []gguf.KV, key string, v any) []gguf.KV {
 // phi3Without loads the phi3 fixture without the tensors or keys drop.
 func phi3Without(t *testing.T, drop ...string) *Model {
 	t.Helper()
-	m, err := loadPhi3(t, func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
+	m, err := loadEdited(t, "phi3", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 		kvs = slices.DeleteFunc(kvs, func(kv gguf.KV) bool { return slices.Contains(drop, kv.Key) })
 		ts = slices.DeleteFunc(ts, func(w gguf.WriteTensor) bool { return slices.Contains(drop, w.Name) })
 		return kvs, ts
@@ -96,26 +95,6 @@ func phi3Without(t *testing.T, drop ...string) *Model {
 		t.Fatal(err)
 	}
 	return m
-}
-
-// loadPhi3 loads the phi3 fixture after edit changes its metadata or
-// tensors.
-func loadPhi3(t *testing.T, edit func([]gguf.KV, []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor)) (*Model, error) {
-	t.Helper()
-	kvs, ts, err := fixture.Build(fixture.Default("phi3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kvs, ts = edit(kvs, ts)
-	var buf bytes.Buffer
-	if err := gguf.Write(&buf, kvs, ts, 32); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Parse(bytes.NewReader(buf.Bytes()), int64(buf.Len()), "phi3.gguf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Load(f)
 }
 
 // TestPhi3LoadErrors checks the models Load refuses: without the fused
@@ -158,7 +137,7 @@ func TestPhi3LoadErrors(t *testing.T) {
 		}, "phi3 head dimension 64 * 8 heads != embedding length 256", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadPhi3(t, tc.edit)
+			_, err := loadEdited(t, "phi3", tc.edit)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Load: %v, want an error containing %q", err, tc.want)
 			}
@@ -175,7 +154,7 @@ func TestPhi3LoadErrors(t *testing.T) {
 func TestPhi3KernelProfiles(t *testing.T) {
 	toks := []int32{1, 300, 301, 302, 303}
 	for _, typ := range []quant.Type{quant.F32, quant.F16, quant.Q8_0} {
-		m, err := loadPhi3(t, func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
+		m, err := loadEdited(t, "phi3", func(kvs []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 			for i := range ts {
 				if len(ts[i].Ne) != 2 || typ == quant.F32 {
 					continue

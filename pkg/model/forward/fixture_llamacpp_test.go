@@ -425,15 +425,7 @@ func TestRopeFreqsAndTiedOutputMatchLlamaCpp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var ts []gguf.WriteTensor
-	for i := range f.Tensors {
-		ti := &f.Tensors[i]
-		data, err := f.TensorData(ti)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
-	}
+	ts := tensorsOf(t, f)
 	if _, ok := f.Tensor("output.weight"); ok {
 		t.Fatal("fixture with Tied has output.weight")
 	}
@@ -492,15 +484,7 @@ func TestYaRNMatchesLlamaCpp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ts []gguf.WriteTensor
-		for i := range f.Tensors {
-			ti := &f.Tensors[i]
-			data, err := f.TensorData(ti)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ts = append(ts, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
-		}
+		ts := tensorsOf(t, f)
 		kvs := append(append([]gguf.KV(nil), f.KVs...),
 			gguf.NewKV(arch+".rope.scaling.type", "yarn"),
 			gguf.NewKV(arch+".rope.scaling.factor", c.factor),

@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"bytes"
 	"errors"
 	"math"
 	"slices"
@@ -24,15 +23,7 @@ func loadEdited(t *testing.T, arch string, edit func(kvs []gguf.KV, ts []gguf.Wr
 	if edit != nil {
 		kvs, ts = edit(kvs, ts)
 	}
-	var buf bytes.Buffer
-	if err := gguf.Write(&buf, kvs, ts, 32); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Parse(bytes.NewReader(buf.Bytes()), int64(buf.Len()), arch+"-edited.gguf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Load(f)
+	return Load(writeGGUF(t, kvs, ts))
 }
 
 func withKV(key string, v any) func([]gguf.KV, []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {

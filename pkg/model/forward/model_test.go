@@ -106,6 +106,22 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// tensorsOf returns f's tensors, to be written again (their data stays
+// f's mapping).
+func tensorsOf(t *testing.T, f *gguf.File) []gguf.WriteTensor {
+	t.Helper()
+	var ts []gguf.WriteTensor
+	for i := range f.Tensors {
+		ti := &f.Tensors[i]
+		data, err := f.TensorData(ti)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
+	}
+	return ts
+}
+
 // writeGGUF writes kvs and tensors to memory and parses them.
 func writeGGUF(t *testing.T, kvs []gguf.KV, ts []gguf.WriteTensor) *gguf.File {
 	t.Helper()
@@ -419,25 +435,7 @@ func TestMicroBatches(t *testing.T) {
 // with an error naming the key, before anything is allocated for them.
 func TestLoadHostileHparams(t *testing.T) {
 	f := parseTiny(t, tinyGGUF(t, defaultTiny("llama")))
-	var ts []gguf.WriteTensor
-	for i := range f.Tensors {
-		ti := &f.Tensors[i]
-		data, err := f.TensorData(ti)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, gguf.WriteTensor{Name: ti.Name, Ne: ti.Ne, Type: ti.Type, Data: data})
-	}
-	with := func(key string, v any) []gguf.KV {
-		kvs := append([]gguf.KV(nil), f.KVs...)
-		for i := range kvs {
-			if kvs[i].Key == key {
-				kvs[i] = gguf.NewKV(key, v)
-				return kvs
-			}
-		}
-		return append(kvs, gguf.NewKV(key, v))
-	}
+	ts := tensorsOf(t, f)
 	for _, c := range []struct {
 		key  string
 		v    any
@@ -449,7 +447,8 @@ func TestLoadHostileHparams(t *testing.T) {
 		{"llama.rope.scaling.factor", float32(-2), "rope scaling factor -2 is not a positive number"},
 		{"llama.rope.scaling.factor", float32(math.NaN()), "is not a positive number"},
 	} {
-		_, err := Load(writeGGUF(t, with(c.key, c.v), ts))
+		kvs, ts := withKV(c.key, c.v)(append([]gguf.KV(nil), f.KVs...), ts)
+		_, err := Load(writeGGUF(t, kvs, ts))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s = %v: %v, want %q", c.key, c.v, err, c.want)
 		}
